@@ -1,0 +1,46 @@
+# The project's entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KAFKA_LOCAL := tools/kafka/kafka-local
+
+.PHONY: install lint typecheck test test-unit demo bench kafka-start kafka-stop clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==26.3"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# Runs lint, mypy and the whole suite against a real broker: the one started here by kafka-local
+# (stopped again afterwards, also on failure) unless KAFKA_BOOTSTRAP_SERVERS points at a cluster.
+test: install
+	@bash tools/run-tests.sh
+
+test-unit: install
+	$(VENV)/bin/pytest -m unit -q
+
+demo: install
+	$(VENV)/bin/us-shareholders demo
+
+bench: install
+	@bash bench/run.sh
+
+kafka-start:
+	$(KAFKA_LOCAL) start
+
+kafka-stop:
+	$(KAFKA_LOCAL) stop
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
