@@ -1,0 +1,67 @@
+"""streamtable: Kafka Streams' table semantics for Python, on a real Kafka cluster.
+
+Example::
+
+    import streamtable as st
+
+    builder = st.StreamsBuilder()
+    positions = builder.table("share-holders", key_serde=st.serde.STRING,
+                              value_serde=st.serde.JSON, store="share-holder-store")
+    holders = (positions
+        .filter(lambda key, pos: pos["exchange"] in {"NASDAQ", "NYSE"})
+        .group_by(lambda key, pos: (pos["client"], frozenset({key})))
+        .reduce(adder=lambda agg, v: agg | v,
+                subtractor=lambda agg, v: (agg - v) or None,
+                store="us-share-holders"))
+    topology = builder.build()
+"""
+
+from streamtable import errors, serde
+from streamtable.dsl import (
+    GlobalKTable,
+    KGroupedStream,
+    KGroupedTable,
+    KStream,
+    KTable,
+    StreamsBuilder,
+)
+from streamtable.errors import (
+    ConfigError,
+    CoPartitioningError,
+    SerializationError,
+    StoreNotFound,
+    StoreNotReady,
+    StreamTableError,
+    TopologyError,
+)
+from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
+from streamtable.state import ReadOnlyKeyValueStore
+from streamtable.testing import TopologyTestDriver
+from streamtable.topology import Topology
+
+__all__ = [
+    "ConfigError",
+    "CoPartitioningError",
+    "GlobalKTable",
+    "KGroupedStream",
+    "KGroupedTable",
+    "KStream",
+    "KTable",
+    "Processor",
+    "ProcessorContext",
+    "PunctuationType",
+    "ReadOnlyKeyValueStore",
+    "Record",
+    "SerializationError",
+    "StoreNotFound",
+    "StoreNotReady",
+    "StreamTableError",
+    "StreamsBuilder",
+    "Topology",
+    "TopologyError",
+    "TopologyTestDriver",
+    "errors",
+    "serde",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,10 @@
+"""The DSL: StreamsBuilder, KTable, KGroupedTable, KStream, KGroupedStream, GlobalKTable.
+
+DSL objects only describe; ``StreamsBuilder.build()`` turns the description into a Topology.
+"""
+
+from streamtable.dsl._builder import StreamsBuilder
+from streamtable.dsl._stream import GlobalKTable, KGroupedStream, KStream
+from streamtable.dsl._table import KGroupedTable, KTable
+
+__all__ = ["GlobalKTable", "KGroupedStream", "KGroupedTable", "KStream", "KTable", "StreamsBuilder"]

@@ -1,0 +1,98 @@
+"""The exceptions streamtable raises, under one root.
+
+Hierarchy::
+
+    StreamTableError                  root; never raised itself
+    ├── TopologyError                 a topology cannot be built or run as described (no retry)
+    │   └── CoPartitioningError       joined topics have different partition counts (no retry)
+    ├── ConfigError                   a setting has a bad value; names the setting (no retry)
+    ├── SerializationError            bytes could not be turned into a value or back (no retry
+    │                                 for the same record: it goes to the dead-letter topic)
+    ├── ProcessingError               user code raised while processing a record (no retry for
+    │                                 the same record)
+    ├── StoreError                    a state store cannot serve a request
+    │   ├── StoreNotReady             the store is restoring, rebalancing or not yet assigned
+    │   │                             here: RETRY after a short wait
+    │   ├── StoreNotFound             no store of that name in the topology (no retry)
+    │   └── StateDirLocked            another process owns the state directory (no retry)
+    ├── TaskMigrated                  a task moved to another instance mid-operation (retry after
+    │                                 the rebalance settles)
+    └── KafkaError                    the Kafka client reported a fatal error (no retry)
+
+Every exception carries enough context (names, topics, partitions) to act on without a debugger.
+"""
+
+from __future__ import annotations
+
+
+class StreamTableError(Exception):
+    """Root of every exception streamtable raises."""
+
+    retriable: bool = False
+
+
+class TopologyError(StreamTableError):
+    """The topology is invalid: duplicate names, unknown stores, unsupported shapes."""
+
+
+class CoPartitioningError(TopologyError):
+    """Topics that must be co-partitioned (joins) have different partition counts."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        listing = ", ".join(f"{t}={n}" for t, n in sorted(topics.items()))
+        super().__init__(f"topics must have the same number of partitions to be joined: {listing}")
+        self.topics = dict(topics)
+
+
+class ConfigError(StreamTableError):
+    """A configuration value is invalid. ``setting`` names it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class SerializationError(StreamTableError):
+    """A key or value could not be (de)serialized with the configured serde."""
+
+
+class ProcessingError(StreamTableError):
+    """User code (a predicate, mapper, joiner, reducer...) raised while processing a record."""
+
+
+class StoreError(StreamTableError):
+    """A state store cannot serve the request."""
+
+
+class StoreNotReady(StoreError):
+    """The store exists but is restoring, rebalancing or not hosted here yet. Retry."""
+
+    retriable = True
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"store {store!r} is not ready: {reason}")
+        self.store = store
+        self.reason = reason
+
+
+class StoreNotFound(StoreError):
+    """No store of that name exists in the topology."""
+
+    def __init__(self, store: str, known: list[str] | None = None) -> None:
+        hint = f" (known stores: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"no store named {store!r}{hint}")
+        self.store = store
+
+
+class StateDirLocked(StoreError):
+    """Another process holds the lock on this application's state directory."""
+
+
+class TaskMigrated(StreamTableError):
+    """The task moved to another instance while an operation was under way. Retry later."""
+
+    retriable = True
+
+
+class KafkaError(StreamTableError):
+    """A fatal error reported by the Kafka client."""

@@ -1,0 +1,150 @@
+"""What every operator is built on: nodes that forward, the task context, value getters.
+
+The per-record path is a chain of bound method calls: ``process(key, value, timestamp)`` on a
+node, which calls ``forward`` to its children. For table operators ``value`` is a change
+``(new, old)``: a plain tuple, cheap to build. ``old`` is ``None`` unless the node was asked to
+send old values (``send_old_values``), exactly as Kafka Streams only sends old values
+downstream when an operator there needs them (re-grouping, joins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from streamtable.state import CachingStore, KeyValueStore
+
+Change = tuple[Any, Any]
+"""A table change ``(new, old)``; ``None`` on either side means "no row"."""
+
+Forward = Callable[[Any, Any, int], None]
+
+
+class PunctuationType(Enum):
+    """When a punctuator fires: on stream time (record timestamps) or on the wall clock."""
+
+    STREAM_TIME = "stream_time"
+    WALL_CLOCK_TIME = "wall_clock_time"
+
+
+class TaskContext(Protocol):
+    """What a task offers its processors (implemented by the runtime and the test driver)."""
+
+    task_id: str
+    partition: int
+    topic: str | None
+    offset: int
+    headers: list[tuple[str, bytes | None]] | None
+
+    def store(self, name: str) -> Any: ...
+
+    def emit(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        partition: int | None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> None: ...
+
+    def schedule(
+        self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]
+    ) -> Callable[[], None]: ...
+
+    def internal_topic(self, suffix: str) -> str: ...
+
+    def partitions_of(self, topic: str) -> int: ...
+
+
+class Node:
+    """A processor node. Subclasses override ``process``; ``init`` resolves stores and getters."""
+
+    send_old_values: bool = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.children: list[Forward] = []
+
+    def init(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        raise NotImplementedError
+
+    def forward(self, key: Any, value: Any, timestamp: int) -> None:
+        for child in self.children:
+            child(key, value, timestamp)
+
+    def close(self) -> None:
+        pass
+
+
+class TableMaterializer:
+    """Writes a table operator's result to its store and forwards the change.
+
+    With a caching store, forwarding happens when the cache flushes (one change per key per
+    commit, ``old`` as of the previous flush); without, it happens at once. Either way a change
+    from "no row" to "no row" is not forwarded by a cached store, as in Kafka Streams.
+    """
+
+    __slots__ = ("_cached", "_node", "_store")
+
+    def __init__(self, node: Node, store: KeyValueStore | CachingStore) -> None:
+        self._node = node
+        self._store = store
+        self._cached = isinstance(store, CachingStore)
+        if isinstance(store, CachingStore):
+            send_old = node.send_old_values
+            forward = node.forward
+
+            def on_flush(key: Any, new: Any, old: Any, ts: int) -> None:
+                forward(key, (new, old if send_old else None), ts)
+
+            store.listener = on_flush
+
+    def put_and_forward(self, key: Any, new: Any, old: Any, timestamp: int) -> None:
+        self._store.put(key, new, timestamp)
+        if not self._cached:
+            self._node.forward(key, (new, old if self._node.send_old_values else None), timestamp)
+
+
+ValueStep = Callable[[Any, Any], Any]
+"""A step of a value getter: ``(key, value) -> value or None``."""
+
+
+@dataclass(frozen=True)
+class GetterSpec:
+    """How to read a KTable's current value for a key: a store, then stateless steps.
+
+    A filtered or mapped table that is not materialized is read through its materialized
+    ancestor, applying the filters and mappers on the way (Kafka Streams' value getters).
+    """
+
+    store: str
+    steps: tuple[ValueStep, ...] = ()
+
+    def then(self, step: ValueStep) -> GetterSpec:
+        return GetterSpec(self.store, (*self.steps, step))
+
+    def bind(self, ctx: TaskContext) -> Callable[[Any], tuple[Any, int] | None]:
+        store = ctx.store(self.store)
+        get = store.get_with_timestamp
+        steps = self.steps
+        if not steps:
+            return get  # type: ignore[no-any-return]
+
+        def getter(key: Any) -> tuple[Any, int] | None:
+            found = get(key)
+            if found is None:
+                return None
+            value, ts = found
+            for step in steps:
+                value = step(key, value)
+                if value is None:
+                    return None
+            return value, ts
+
+        return getter

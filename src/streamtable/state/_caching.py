@@ -1,0 +1,188 @@
+"""The record cache: per-key deduplication of writes between commits.
+
+Between two flushes, successive writes to a key overwrite each other in the cache; ``flush()``
+writes the survivors to the store below in one batch and tells the flush listener
+``(key, new, old, timestamp)`` for each, where ``old`` is the value as of the previous flush.
+So downstream sees one change per key per commit, as with Kafka Streams' record cache. A change
+from nothing to nothing (a delete of an absent key) is neither written nor forwarded.
+
+All caches of a task share one :class:`CacheBudget` (``cache_max_bytes``); a write that takes the
+budget over evicts, i.e. flushes, the oldest dirty entries of the store written to.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from streamtable.state._kv import SerdeStore, _prefix_upper_bound
+
+FlushListener = Callable[[Any, Any, Any, int], None]
+
+_ENTRY_OVERHEAD = 96  # dict slot + tuple + bookkeeping, in bytes (estimate)
+_ABSENT = object()
+
+
+class CacheBudget:
+    """Bytes of cache shared by the stores of one task (an estimate of Python object sizes)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+
+def _size(key: Any, value: Any) -> int:
+    return _ENTRY_OVERHEAD + sys.getsizeof(key) + sys.getsizeof(value)
+
+
+class CachingStore:
+    """A write-back cache over a :class:`SerdeStore`."""
+
+    def __init__(self, inner: SerdeStore, budget: CacheBudget) -> None:
+        self.name = inner.name
+        self.inner = inner
+        self._budget = budget
+        # key -> (value or None, timestamp, size); insertion order = eviction order
+        self._dirty: dict[Any, tuple[Any, int, int]] = {}
+        self.listener: FlushListener | None = None
+
+    @property
+    def key_serde(self) -> Any:
+        return self.inner.key_serde
+
+    @property
+    def value_serde(self) -> Any:
+        return self.inner.value_serde
+
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        entry = self._dirty.get(key)
+        if entry is None:
+            return self.inner.get_with_timestamp(key)
+        if entry[0] is None:
+            return None
+        return entry[0], entry[1]
+
+    def get(self, key: Any) -> Any:
+        entry = self._dirty.get(key)
+        if entry is None:
+            return self.inner.get(key)
+        return entry[0]
+
+    def put(self, key: Any, value: Any, timestamp: int) -> None:
+        dirty = self._dirty
+        size = _size(key, value)
+        previous = dirty.pop(key, None)
+        budget = self._budget
+        if previous is not None:
+            budget.used -= previous[2]
+        dirty[key] = (value, timestamp, size)
+        budget.used += size
+        if budget.used > budget.max_bytes:
+            self._evict()
+
+    def delete(self, key: Any) -> None:
+        self.put(key, None, 0)
+
+    def _evict(self) -> None:
+        budget = self._budget
+        evicted: list[tuple[Any, tuple[Any, int, int]]] = []
+        while budget.used > budget.max_bytes and self._dirty:
+            key = next(iter(self._dirty))
+            entry = self._dirty.pop(key)
+            budget.used -= entry[2]
+            evicted.append((key, entry))
+        self._write(evicted)
+
+    def flush(self) -> None:
+        """Write every dirty entry below and forward the changes to the listener.
+
+        The engine itself is not flushed to disk here (that is the checkpoint's job).
+        """
+        if self._dirty:
+            entries = list(self._dirty.items())
+            self._dirty = {}
+            self._budget.used -= sum(e[2] for _, e in entries)
+            self._write(entries)
+
+    def has_dirty(self) -> bool:
+        return bool(self._dirty)
+
+    def _write(self, entries: list[tuple[Any, tuple[Any, int, int]]]) -> None:
+        listener = self.listener
+        if listener is None:
+            self.inner.put_all((k, e[0], e[1]) for k, e in entries)
+            return
+        inner_get = self.inner.get
+        changes = []
+        writes = []
+        for key, (value, ts, _) in entries:
+            old = inner_get(key)
+            if value is None and old is None:
+                continue
+            writes.append((key, value, ts))
+            changes.append((key, value, old, ts))
+        self.inner.put_all(writes)
+        for key, value, old, ts in changes:
+            listener(key, value, old, ts)
+
+    def discard(self) -> None:
+        """Drop dirty entries without writing them (a transaction was aborted)."""
+        self._budget.used -= sum(e[2] for e in self._dirty.values())
+        self._dirty = {}
+
+    # -- scans merge the dirty entries over the store below ------------------------------------
+    def _overlay(
+        self, lo: bytes | None, hi: bytes | None, prefix: bytes | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        ks = self.inner.key_serde.serialize
+        pending = []
+        for key, (value, _, _) in list(self._dirty.items()):
+            kb = ks(key)
+            if (lo is not None and kb < lo) or (hi is not None and kb > hi):
+                continue
+            if prefix is not None and not kb.startswith(prefix):
+                continue
+            pending.append((kb, key, value))
+        pending.sort(key=lambda item: item[0])
+        below = self.inner.range_raw(lo, hi)
+        kd = self.inner.key_serde.deserialize
+        vd = self.inner.value_serde.deserialize
+        i = 0
+        for kb, vb in below:
+            if prefix is not None and not kb.startswith(prefix):
+                continue
+            while i < len(pending) and pending[i][0] < kb:
+                _, key, value = pending[i]
+                i += 1
+                if value is not None:
+                    yield key, value
+            if i < len(pending) and pending[i][0] == kb:
+                _, key, value = pending[i]
+                i += 1
+                if value is not None:
+                    yield key, value
+                continue
+            yield kd(kb), vd(vb[8:])
+        for _, key, value in pending[i:]:
+            if value is not None:
+                yield key, value
+
+    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
+        ks = self.inner.key_serde.serialize
+        return self._overlay(None if lo is None else ks(lo), None if hi is None else ks(hi))
+
+    def all(self) -> Iterator[tuple[Any, Any]]:
+        return self._overlay(None, None)
+
+    def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
+        return self.prefix_scan_bytes(self.inner.key_serde.serialize(prefix))
+
+    def prefix_scan_bytes(self, prefix: bytes) -> Iterator[tuple[Any, Any]]:
+        return self._overlay(prefix, _prefix_upper_bound(prefix), prefix=prefix)
+
+    def approximate_num_entries(self) -> int:
+        return self.inner.approximate_num_entries() + len(self._dirty)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,177 @@
+"""Typed key-value stores: the serde layer over a byte engine, with optional changelogging.
+
+A stored value is ``(value, timestamp)``; on disk it is ``8-byte big-endian timestamp + value
+bytes`` (like Kafka Streams' timestamped stores). Iteration order is the order of serialized key
+bytes, so range scans agree with Kafka Streams for the same serdes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from streamtable.serde import Serde
+from streamtable.state._bytes import BytesStore
+
+_TS = struct.Struct(">q")
+_TS_SIZE = _TS.size
+
+
+class ChangelogWriter(Protocol):
+    """Where a store sends its changes (a Kafka producer in the runtime; a list in tests)."""
+
+    def send_changelog(
+        self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
+    ) -> None: ...
+
+
+class ReadableStore(Protocol):
+    """The read side every store and view offers."""
+
+    name: str
+
+    def get(self, key: Any) -> Any: ...
+
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None: ...
+
+    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]: ...
+
+    def all(self) -> Iterator[tuple[Any, Any]]: ...
+
+    def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]: ...
+
+    def approximate_num_entries(self) -> int: ...
+
+
+class KeyValueStore(ReadableStore, Protocol):
+    """A writable store, as processors see it."""
+
+    def put(self, key: Any, value: Any, timestamp: int) -> None: ...
+
+    def delete(self, key: Any) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: unbounded)."""
+    raw = bytearray(prefix)
+    while raw:
+        if raw[-1] < 0xFF:
+            raw[-1] += 1
+            return bytes(raw)
+        raw.pop()
+    return None
+
+
+class SerdeStore:
+    """Serializes keys and values onto a :class:`BytesStore`; logs each write if asked to.
+
+    ``changelog`` is ``(writer, topic, partition)``; ``None`` for stores whose changelog is their
+    source topic (table sources) or that are not logged.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        engine: BytesStore,
+        key_serde: Serde[Any],
+        value_serde: Serde[Any],
+        changelog: tuple[ChangelogWriter, str, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._changelog = changelog
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        raw = self.engine.get(self.key_serde.serialize(key))
+        if raw is None:
+            return None
+        return self.value_serde.deserialize(raw[_TS_SIZE:]), _TS.unpack_from(raw)[0]
+
+    def get(self, key: Any) -> Any:
+        raw = self.engine.get(self.key_serde.serialize(key))
+        if raw is None:
+            return None
+        return self.value_serde.deserialize(raw[_TS_SIZE:])
+
+    def range_raw(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        return self.engine.range(lo, hi)
+
+    def _decode(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[Any, Any]]:
+        kd = self.key_serde.deserialize
+        vd = self.value_serde.deserialize
+        for kb, vb in items:
+            yield kd(kb), vd(vb[_TS_SIZE:])
+
+    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
+        ks = self.key_serde.serialize
+        return self._decode(
+            self.engine.range(None if lo is None else ks(lo), None if hi is None else ks(hi))
+        )
+
+    def all(self) -> Iterator[tuple[Any, Any]]:
+        return self._decode(self.engine.range(None, None))
+
+    def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
+        return self.prefix_scan_bytes(self.key_serde.serialize(prefix))
+
+    def prefix_scan_bytes(self, prefix: bytes) -> Iterator[tuple[Any, Any]]:
+        """Entries whose serialized key starts with ``prefix``."""
+        kd = self.key_serde.deserialize
+        vd = self.value_serde.deserialize
+        for kb, vb in self.engine.range(prefix, _prefix_upper_bound(prefix)):
+            if kb.startswith(prefix):
+                yield kd(kb), vd(vb[_TS_SIZE:])
+
+    def approximate_num_entries(self) -> int:
+        return self.engine.approximate_num_entries()
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, key: Any, value: Any, timestamp: int) -> None:
+        kb = self.key_serde.serialize(key)
+        vb = None if value is None else self.value_serde.serialize(value)
+        self.engine.put(kb, None if vb is None else _TS.pack(timestamp) + vb)
+        if self._changelog is not None:
+            writer, topic, partition = self._changelog
+            writer.send_changelog(topic, partition, kb, vb, timestamp)
+
+    def put_all(self, entries: Iterable[tuple[Any, Any, int]]) -> None:
+        """Write many entries in one engine batch (RocksDB ``WriteBatch``), logging each."""
+        ks = self.key_serde.serialize
+        vs = self.value_serde.serialize
+        pack = _TS.pack
+        batch: list[tuple[bytes, bytes | None]] = []
+        logged: list[tuple[bytes, bytes | None, int]] = []
+        for key, value, ts in entries:
+            kb = ks(key)
+            vb = None if value is None else vs(value)
+            batch.append((kb, None if vb is None else pack(ts) + vb))
+            logged.append((kb, vb, ts))
+        self.engine.write_batch(batch)
+        if self._changelog is not None:
+            writer, topic, partition = self._changelog
+            for kb, vb, ts in logged:
+                writer.send_changelog(topic, partition, kb, vb, ts)
+
+    def delete(self, key: Any) -> None:
+        self.put(key, None, 0)
+
+    def restore_batch(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> None:
+        """Apply changelog records (key bytes, value bytes or None, timestamp) without logging."""
+        pack = _TS.pack
+        self.engine.write_batch(
+            (kb, None if vb is None else pack(ts) + vb) for kb, vb, ts in records
+        )
+
+    def flush(self) -> None:
+        self.engine.flush()
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,31 @@
+"""Topologies: immutable graphs of sources, processors, sinks and stores, split into
+sub-topologies at repartition topics, and the task engine that runs one of them."""
+
+from streamtable.topology._nodes import (
+    ChangeSerde,
+    GlobalTableSpec,
+    InternalTopicSpec,
+    ProcessorSpec,
+    SinkSpec,
+    SourceSpec,
+    StoreSpec,
+)
+from streamtable.topology._partitioner import murmur2, partition_for
+from streamtable.topology._task import RecordCollector, TaskCore
+from streamtable.topology._topology import SubTopology, Topology
+
+__all__ = [
+    "ChangeSerde",
+    "GlobalTableSpec",
+    "InternalTopicSpec",
+    "ProcessorSpec",
+    "RecordCollector",
+    "SinkSpec",
+    "SourceSpec",
+    "StoreSpec",
+    "SubTopology",
+    "TaskCore",
+    "Topology",
+    "murmur2",
+    "partition_for",
+]

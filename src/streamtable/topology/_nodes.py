@@ -1,0 +1,123 @@
+"""The parts of a topology: immutable descriptions of sources, processors, sinks and stores."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from streamtable.errors import SerializationError
+from streamtable.processors import Node
+from streamtable.processors.sink import Partitioner
+from streamtable.serde import Serde
+
+StoreKind = Literal["default", "rocksdb", "memory"]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A key-value store. Its changelog is ``source_topic`` when set (table sources reuse their
+    input topic), else ``<application.id>-<name>-changelog`` when ``logged``."""
+
+    name: str
+    key_serde: Serde[Any]
+    value_serde: Serde[Any]
+    source_topic: str | None = None
+    logged: bool = True
+    cached: bool = True
+    kind: StoreKind = "default"
+    is_global: bool = False
+
+    def changelog_topic(self, application_id: str) -> str | None:
+        if self.source_topic is not None:
+            return self.source_topic
+        if not self.logged:
+            return None
+        return f"{application_id}-{self.name}-changelog"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Reads one topic. ``internal`` topics are named ``<application.id>-<topic>``."""
+
+    name: str
+    topic: str
+    key_serde: Serde[Any]
+    value_serde: Serde[Any]
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """One operator: ``factory()`` makes a fresh node per task."""
+
+    name: str
+    parents: tuple[str, ...]
+    factory: Callable[[], Node]
+    stores: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    name: str
+    parent: str
+    topic: str
+    key_serde: Serde[Any]
+    value_serde: Serde[Any]
+    internal: bool = False
+    partitioner: Partitioner | None = None
+
+
+@dataclass(frozen=True)
+class GlobalTableSpec:
+    """A topic replicated in full into ``store`` on every instance."""
+
+    source: SourceSpec
+    store: str
+
+
+@dataclass(frozen=True)
+class InternalTopicSpec:
+    """A topic the runtime creates: ``<application.id>-<suffix>``.
+
+    Its partition count is the largest of ``partitions_like`` (source topics, internal ones by
+    suffix), as Kafka Streams sizes repartition topics after their upstream sources.
+    """
+
+    suffix: str
+    purpose: Literal["repartition", "subscription", "response"]
+    partitions_like: tuple[str, ...]
+
+
+class ChangeSerde:
+    """Wire format of a table change ``(new, old)`` on a repartition topic.
+
+    ``flags | len(new) | new | old``: with KIP-904 one record carries both sides when the
+    grouping key did not change.
+    """
+
+    _HEAD = struct.Struct(">Bi")
+
+    def __init__(self, inner: Serde[Any]) -> None:
+        self.inner = inner
+
+    def serialize(self, value: tuple[Any, Any]) -> bytes:
+        new, old = value
+        nb = b"" if new is None else self.inner.serialize(new)
+        ob = b"" if old is None else self.inner.serialize(old)
+        flags = (new is not None) | ((old is not None) << 1)
+        return self._HEAD.pack(flags, len(nb)) + nb + ob
+
+    def deserialize(self, data: bytes) -> tuple[Any, Any]:
+        if len(data) < self._HEAD.size:
+            raise SerializationError("truncated change record")
+        flags, size = self._HEAD.unpack_from(data)
+        at = self._HEAD.size
+        new = self.inner.deserialize(data[at : at + size]) if flags & 1 else None
+        old = self.inner.deserialize(data[at + size :]) if flags & 2 else None
+        return new, old
+
+    def __repr__(self) -> str:
+        return f"Change({self.inner!r})"

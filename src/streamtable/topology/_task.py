@@ -1,0 +1,221 @@
+"""The engine of one task: the nodes of a sub-topology for one partition, wired and running.
+
+Shared by the test driver and the Kafka runtime, which differ only in where records come from,
+where emitted records go (a :class:`RecordCollector`) and which stores they hand in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from streamtable.errors import SerializationError, StoreNotFound
+from streamtable.processors import Node, PunctuationType
+from streamtable.state import CachingStore
+from streamtable.topology._nodes import SourceSpec
+from streamtable.topology._topology import SubTopology, Topology
+
+Headers = list[tuple[str, bytes | None]] | None
+
+
+class RecordCollector(Protocol):
+    """Receives what a task emits: sink records and changelog records."""
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        partition: int | None,
+        headers: Headers,
+    ) -> None: ...
+
+    def partitions_of(self, topic: str) -> int: ...
+
+
+class _Punctuator:
+    __slots__ = ("callback", "cancelled", "interval", "kind", "next_time")
+
+    def __init__(
+        self, interval: int, kind: PunctuationType, callback: Callable[[int], None], start: int
+    ) -> None:
+        self.interval = interval
+        self.kind = kind
+        self.callback = callback
+        self.next_time = start + interval
+        self.cancelled = False
+
+
+class TaskCore:
+    """Runs one (sub-topology, partition). Implements the processors' ``TaskContext``."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        sub: SubTopology,
+        partition: int,
+        application_id: str,
+        stores: Mapping[str, Any],
+        global_stores: Mapping[str, Any],
+        collector: RecordCollector,
+        wall_clock_ms: Callable[[], int],
+    ) -> None:
+        self.topology = topology
+        self.sub = sub
+        self.partition = partition
+        self.application_id = application_id
+        self.task_id = f"{sub.id}_{partition}"
+        self._stores = dict(stores)
+        self._global_stores = global_stores
+        self.collector = collector
+        self._wall_clock_ms = wall_clock_ms
+        self.topic: str | None = None
+        self.offset = -1
+        self.headers: Headers = None
+        self.stream_time = -1
+        self._punctuators: list[_Punctuator] = []
+
+        nodes: dict[str, Node] = {}
+        for proc in sub.processors:
+            node = proc.factory()
+            node.name = proc.name
+            node.send_old_values = proc.name in topology.old_value_nodes
+            nodes[proc.name] = node
+        from streamtable.processors.sink import Sink
+
+        for sink_spec in sub.sinks:
+            nodes[sink_spec.name] = Sink(
+                sink_spec.name,
+                sink_spec.topic,
+                sink_spec.key_serde,
+                sink_spec.value_serde,
+                sink_spec.internal,
+                sink_spec.partitioner,
+            )
+        children: dict[str, list[Node]] = {}
+        for proc in sub.processors:
+            for parent in proc.parents:
+                children.setdefault(parent, []).append(nodes[proc.name])
+        for sink_spec in sub.sinks:
+            children.setdefault(sink_spec.parent, []).append(nodes[sink_spec.name])
+        for name, node in nodes.items():
+            node.children = [child.process for child in children.get(name, [])]
+        self._nodes = nodes
+        # topic -> (source spec, entry points)
+        self._sources: dict[str, tuple[SourceSpec, list[Any]]] = {}
+        for src in sub.sources:
+            topic = self.internal_topic(src.topic) if src.internal else src.topic
+            entry = [child.process for child in children.get(src.name, [])]
+            self._sources[topic] = (src, entry)
+        # Caching stores flush upstream-first so changes cascade within one flush.
+        self._caches = [
+            s for name in sub.stores if isinstance(s := self._stores.get(name), CachingStore)
+        ]
+        for node in nodes.values():
+            node.init(self)
+
+    # -- TaskContext ------------------------------------------------------------------------
+    def store(self, name: str) -> Any:
+        found = self._stores.get(name)
+        if found is None:
+            found = self._global_stores.get(name)
+        if found is None:
+            raise StoreNotFound(name, [*self._stores, *self._global_stores])
+        return found
+
+    def emit(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        partition: int | None,
+        headers: Headers = None,
+    ) -> None:
+        self.collector.send(topic, key, value, timestamp, partition, headers)
+
+    def schedule(
+        self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]
+    ) -> Callable[[], None]:
+        if interval_ms <= 0:
+            raise ValueError("punctuation interval must be positive")
+        start = (
+            self._wall_clock_ms()
+            if kind is PunctuationType.WALL_CLOCK_TIME
+            else max(self.stream_time, 0)
+        )
+        punctuator = _Punctuator(interval_ms, kind, callback, start)
+        self._punctuators.append(punctuator)
+
+        def cancel() -> None:
+            punctuator.cancelled = True
+
+        return cancel
+
+    def internal_topic(self, suffix: str) -> str:
+        return f"{self.application_id}-{suffix}"
+
+    def partitions_of(self, topic: str) -> int:
+        return self.collector.partitions_of(topic)
+
+    # -- driving the task -------------------------------------------------------------------
+    @property
+    def topics(self) -> list[str]:
+        return list(self._sources)
+
+    def process(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        offset: int = -1,
+        headers: Headers = None,
+    ) -> None:
+        """Deserialize one input record and run it through the sub-topology."""
+        src, entry = self._sources[topic]
+        try:
+            k = None if key is None else src.key_serde.deserialize(key)
+            v = None if value is None else src.value_serde.deserialize(value)
+        except SerializationError as exc:
+            raise SerializationError(f"{topic}[{self.partition}]@{offset}: {exc}") from exc
+        self.topic = topic
+        self.offset = offset
+        self.headers = headers
+        for process in entry:
+            process(k, v, timestamp)
+        if timestamp > self.stream_time:
+            self.stream_time = timestamp
+            self._punctuate(PunctuationType.STREAM_TIME, timestamp)
+
+    def punctuate_wall_clock(self) -> None:
+        self._punctuate(PunctuationType.WALL_CLOCK_TIME, self._wall_clock_ms())
+
+    def _punctuate(self, kind: PunctuationType, now: int) -> None:
+        if not self._punctuators:
+            return
+        self._punctuators = [p for p in self._punctuators if not p.cancelled]
+        for p in list(self._punctuators):
+            if p.kind is kind and not p.cancelled and now >= p.next_time:
+                # Fire once, then schedule the next slot after now (no burst of catch-up calls).
+                p.next_time += ((now - p.next_time) // p.interval + 1) * p.interval
+                self.topic, self.offset, self.headers = None, -1, None
+                p.callback(now)
+
+    def flush(self) -> None:
+        """Flush every record cache (forwarding their changes), until nothing is dirty."""
+        for _ in range(100):
+            for cache in self._caches:
+                cache.flush()
+            if not any(cache.has_dirty() for cache in self._caches):
+                return
+        raise RuntimeError(f"task {self.task_id}: caches did not settle after 100 flushes")
+
+    def discard_caches(self) -> None:
+        for cache in self._caches:
+            cache.discard()
+
+    def close(self) -> None:
+        for node in self._nodes.values():
+            node.close()

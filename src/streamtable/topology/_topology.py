@@ -1,0 +1,107 @@
+"""The built topology: sub-topologies split at repartition topics, stores, internal topics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from streamtable.topology._nodes import (
+    GlobalTableSpec,
+    InternalTopicSpec,
+    ProcessorSpec,
+    SinkSpec,
+    SourceSpec,
+    StoreSpec,
+)
+
+
+@dataclass(frozen=True)
+class SubTopology:
+    """Sources, processors (parents before children), sinks and stores run together by a task.
+
+    A task is (sub-topology, partition): it reads partition ``p`` of every source topic.
+    ``copartition_groups`` lists source topics that must have equal partition counts (joins).
+    """
+
+    id: int
+    sources: tuple[SourceSpec, ...]
+    processors: tuple[ProcessorSpec, ...]
+    sinks: tuple[SinkSpec, ...]
+    stores: tuple[str, ...]
+    copartition_groups: tuple[tuple[str, ...], ...] = ()
+
+    def source_topics(self, application_id: str) -> list[str]:
+        return [f"{application_id}-{s.topic}" if s.internal else s.topic for s in self.sources]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What ``StreamsBuilder.build()`` returns: immutable; run it with ``StreamsApp`` or
+    ``TopologyTestDriver``. ``describe()`` prints it like Kafka Streams' TopologyDescription."""
+
+    subtopologies: tuple[SubTopology, ...]
+    global_tables: tuple[GlobalTableSpec, ...]
+    stores: Mapping[str, StoreSpec]
+    internal_topics: Mapping[str, InternalTopicSpec]
+    old_value_nodes: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stores", MappingProxyType(dict(self.stores)))
+        object.__setattr__(self, "internal_topics", MappingProxyType(dict(self.internal_topics)))
+
+    def store_names(self) -> list[str]:
+        return sorted(self.stores)
+
+    def subtopology_of_store(self, store: str) -> SubTopology | None:
+        for sub in self.subtopologies:
+            if store in sub.stores:
+                return sub
+        return None
+
+    def describe(self) -> str:
+        lines = ["Topologies:"]
+        for sub in self.subtopologies:
+            lines.append(f"   Sub-topology: {sub.id}")
+            children: dict[str, list[str]] = {}
+            for proc in sub.processors:
+                for parent in proc.parents:
+                    children.setdefault(parent, []).append(proc.name)
+            for sink in sub.sinks:
+                children.setdefault(sink.parent, []).append(sink.name)
+            for src in sub.sources:
+                topic = f"<application.id>-{src.topic}" if src.internal else src.topic
+                lines.append(f"    Source: {src.name} (topics: [{topic}])")
+                lines.append(f"      --> {', '.join(children.get(src.name, [])) or 'none'}")
+            for proc in sub.processors:
+                stores = f" (stores: [{', '.join(proc.stores)}])" if proc.stores else ""
+                lines.append(f"    Processor: {proc.name}{stores}")
+                lines.append(f"      --> {', '.join(children.get(proc.name, [])) or 'none'}")
+                lines.append(f"      <-- {', '.join(proc.parents)}")
+            for sink in sub.sinks:
+                topic = f"<application.id>-{sink.topic}" if sink.internal else sink.topic
+                lines.append(f"    Sink: {sink.name} (topic: {topic})")
+                lines.append(f"      <-- {sink.parent}")
+            lines.append("")
+        for i, glob in enumerate(self.global_tables):
+            lines.append(f"   Global table: {len(self.subtopologies) + i}")
+            lines.append(
+                f"    Source: {glob.source.name} (topics: [{glob.source.topic}]) "
+                f"--> store {glob.store}"
+            )
+            lines.append("")
+        lines.append("Stores:")
+        for name in self.store_names():
+            spec = self.stores[name]
+            changelog = spec.changelog_topic("<application.id>") or "none"
+            flags = ("global " if spec.is_global else "") + ("cached" if spec.cached else "")
+            lines.append(f"    {name}: changelog {changelog} {flags}".rstrip())
+        if self.internal_topics:
+            lines.append("Internal topics:")
+            for suffix in sorted(self.internal_topics):
+                spec_t = self.internal_topics[suffix]
+                lines.append(f"    <application.id>-{suffix} ({spec_t.purpose})")
+        return "\n".join(lines) + "\n"
+
+    def __str__(self) -> str:
+        return self.describe()

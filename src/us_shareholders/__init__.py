@@ -1,0 +1,1 @@
+"""us-shareholders: the weekly US share-holder mailer, built on streamtable."""
