@@ -32,6 +32,7 @@ from streamtable.topology._nodes import (
     SourceSpec,
     StoreSpec,
 )
+from streamtable.topology._partitioner import partition_for
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -45,9 +46,9 @@ def _map_step(mapper: Callable[..., Any], with_key: bool, key: Any, value: Any) 
     return mapper(key, value) if with_key else mapper(value)
 
 
-def _hash_partition(key_serde: Serde[Any], key: Any, value: Any, partitions: int) -> int:
-    from streamtable.topology._partitioner import partition_for
-
+def _subscription_partition(key_serde: Serde[Any], key: Any, value: Any, partitions: int) -> int:
+    if key is None:  # a left join's null foreign key: answered with "no match", any partition
+        return int(value[3]) % partitions
     return partition_for(key_serde.serialize(key), partitions)
 
 
@@ -230,6 +231,12 @@ class KTable:
         g.old_value_parents[merger] = (this_name, other_name)
         g.old_value_parents[this_name] = (self._node,)
         g.old_value_parents[other_name] = (other._node,)
+        # As Kafka Streams: a side that may stand alone in a result sends old values, so a
+        # delete on it can retract the result even when the other side has no row.
+        if mode in ("left", "outer"):
+            g.old_value_demands.add(self._node)
+        if mode == "outer":
+            g.old_value_demands.add(other._node)
         g.copartition_groups.append(tuple(sorted({*self._topics, *other._topics})))
         return KTable(
             g,
@@ -304,6 +311,7 @@ class KTable:
         )
         g.old_value_parents[send] = (self._node,)
         g.old_value_demands.add(send)
+        g.old_value_demands.add(other._node)
         g.sinks.append(
             SinkSpec(
                 f"{send}-SINK",
@@ -312,7 +320,7 @@ class KTable:
                 other.key_serde,
                 sub_serde,
                 internal=True,
-                partitioner=partial(_hash_partition, other.key_serde),
+                partitioner=partial(_subscription_partition, other.key_serde),
             )
         )
         g.add_internal_topic(InternalTopicSpec(sub_topic, "subscription", other._topics))

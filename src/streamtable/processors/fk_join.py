@@ -141,33 +141,29 @@ class SubscriptionSend(Node):
             self.forward(fk, (digest, instruction, key, partition), timestamp)
 
         if self.left:
-            if old is not None:
-                old_fk = self.extractor(old)
-                new_fk = None if new is None else self.extractor(new)
-                if old_fk is not None and not self._same(new_fk, old_fk):
-                    send(old_fk, Instruction.DELETE_KEY_AND_PROPAGATE)
-                send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
-            elif new is not None:
-                send(self.extractor(new), Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
-            return
-        if old is not None:
-            old_fk = self.extractor(old)
-            if old_fk is None:
+            # Every left row has a result: unsubscribe the old fk quietly, then ask the new one
+            # (a null fk, or a deleted row, travels with a null key: answered "no match").
+            if old is None and new is None:
                 return
-            if new is not None:
-                new_fk = self.extractor(new)
-                if new_fk is None:
-                    return
-                if not self._same(new_fk, old_fk):
-                    send(old_fk, Instruction.DELETE_KEY_NO_PROPAGATE)
-                # the fk (or the value) changed: unset any earlier result if no match now
-                send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
-            else:
+            old_fk = None if old is None else self.extractor(old)
+            new_fk = None if new is None else self.extractor(new)
+            if old_fk is not None and not self._same(new_fk, old_fk):
+                send(old_fk, Instruction.DELETE_KEY_NO_PROPAGATE)
+            send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
+            return
+        old_fk = None if old is None else self.extractor(old)
+        new_fk = None if new is None else self.extractor(new)
+        if new_fk is None:
+            # deleted, or no foreign key any more: retract the result, if there was one
+            if old_fk is not None:
                 send(old_fk, Instruction.DELETE_KEY_AND_PROPAGATE)
-        elif new is not None:
-            new_fk = self.extractor(new)
-            if new_fk is not None:
-                send(new_fk, Instruction.PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE)
+        elif old_fk is None:
+            send(new_fk, Instruction.PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE)
+        else:
+            if not self._same(new_fk, old_fk):
+                send(old_fk, Instruction.DELETE_KEY_NO_PROPAGATE)
+            # the fk or the value changed: unset the earlier result if there is no match now
+            send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
 
     def _same(self, a: Any, b: Any) -> bool:
         if a is None or b is None:

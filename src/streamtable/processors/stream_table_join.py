@@ -1,7 +1,8 @@
 """KStream-KTable join (inner and left): each stream record meets the table's current row.
 
 Only stream records trigger results; table updates only change what later records see.
-Records with a ``None`` key or value are dropped (no join possible), as in Kafka Streams.
+A ``None`` value is dropped; a ``None`` key finds no row (inner: dropped; left: joined with
+``None``), as in Kafka Streams.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ class StreamTableJoin(Node):
         self.table = self.table_spec.bind(ctx)
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
-        if key is None or value is None:
+        if value is None:
             return
-        found = self.table(key)
+        found = None if key is None else self.table(key)
         if found is None:
             if self.left:
                 self.forward(key, self.joiner(value, None), timestamp)

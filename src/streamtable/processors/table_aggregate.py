@@ -49,6 +49,8 @@ class TableAggregate(Node):
             agg = self.adder(key, new, self.initializer() if agg is None else agg)
             if found is not None:
                 new_ts = max(timestamp, agg_ts)
+        if agg is None:
+            new_ts = timestamp  # a delete carries the timestamp of the record that caused it
         self.materializer.put_and_forward(key, agg, old_agg, new_ts)
 
 

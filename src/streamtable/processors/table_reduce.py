@@ -49,4 +49,6 @@ class TableReduce(Node):
             else:
                 agg = self.adder(agg, new)
                 new_ts = max(timestamp, agg_ts)
+        if agg is None:
+            new_ts = timestamp  # a delete carries the timestamp of the record that caused it
         self.materializer.put_and_forward(key, agg, old_agg, new_ts)

@@ -278,9 +278,12 @@ class TopologyTestDriver:
     def _timestamp(self, timestamp: int | datetime | None) -> int:
         if timestamp is None:
             return self._wall_ms
-        if isinstance(timestamp, datetime):
-            return int(timestamp.timestamp() * 1000)
-        return int(timestamp)
+        ts = (
+            int(timestamp.timestamp() * 1000) if isinstance(timestamp, datetime) else int(timestamp)
+        )
+        if ts < 0:
+            raise ValueError(f"record timestamps must not be negative, got {ts}")
+        return ts
 
     # -- processing ------------------------------------------------------------------------
     def _pipe(

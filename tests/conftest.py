@@ -1,0 +1,92 @@
+"""Suite-wide fixtures and rules.
+
+* Every test must carry exactly one tier marker (unit / integration / system), normally via a
+  module-level ``pytestmark = pytest.mark.integration``; collection fails otherwise.
+* ``bootstrap_servers`` is the broker for integration and system tests: ``KAFKA_BOOTSTRAP_SERVERS``
+  if set, else a local Apache Kafka started by ``tools/kafka/kafka-local`` (and stopped at the end
+  of the session only if this session started it). It is started lazily, so ``pytest -m unit``
+  never starts a broker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.support.kafka import (
+    TopicFactory,
+    admin_client,
+    create_topic,
+    delete_topics,
+    start_kafka_local,
+    unique_name,
+)
+
+TIER_MARKERS = ("unit", "integration", "system")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything: check every collected test
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the run when a test has no tier marker, or more than one."""
+    problems = []
+    for item in items:
+        tiers = [name for name in TIER_MARKERS if item.get_closest_marker(name) is not None]
+        if len(tiers) != 1:
+            found = ", ".join(tiers) or "none"
+            problems.append(f"  {item.nodeid} (tier markers: {found})")
+    if problems:
+        raise pytest.UsageError(
+            "every test needs exactly one tier marker ("
+            + "/".join(TIER_MARKERS)
+            + "), e.g. `pytestmark = pytest.mark.unit` in the module:\n"
+            + "\n".join(problems)
+        )
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers() -> Iterator[str]:
+    """Bootstrap address of the broker the tests use."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if configured:
+        yield configured
+        return
+    try:
+        broker = start_kafka_local()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(bootstrap_servers: str) -> AdminClient:
+    return admin_client(bootstrap_servers)
+
+
+@pytest.fixture
+def new_topic(kafka_admin: AdminClient) -> Iterator[TopicFactory]:
+    """Factory for fresh, uniquely named topics, deleted again when the test ends.
+
+    ``new_topic(partitions=4, config={"cleanup.policy": "compact"})`` returns the topic name once
+    the topic is visible in metadata with a leader for every partition.
+    """
+    created: list[str] = []
+
+    def make(
+        partitions: int = 1,
+        config: Mapping[str, str] | None = None,
+        *,
+        prefix: str = "topic",
+    ) -> str:
+        name = unique_name(prefix)
+        created.append(name)  # before creating: a half-created topic is cleaned up too
+        create_topic(kafka_admin, name, partitions, config)
+        return name
+
+    yield make
+    delete_topics(kafka_admin, created)

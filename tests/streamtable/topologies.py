@@ -1,0 +1,141 @@
+"""Topologies shared by the unit, property and differential tests (same shapes as the Java
+reference in bench/reference)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamtable as st
+from streamtable.serde import JSON, STRING
+
+US = frozenset({"NASDAQ", "NYSE"})
+
+
+def seed() -> st.Topology:
+    """The seed's topology: US positions grouped by client, as a set of position ids."""
+    b = st.StreamsBuilder()
+    (
+        b.table("positions", key_serde=STRING, value_serde=JSON, store="positions-store")
+        .filter(lambda k, v: v["exchange"] in US)
+        .group_by(lambda k, v: (v["client"], [k]), key_serde=STRING, value_serde=JSON)
+        .reduce(
+            adder=lambda agg, v: sorted(set(agg) | set(v)),
+            subtractor=lambda agg, v: sorted(set(agg) - set(v)) or None,
+            store="us-holders",
+        )
+        .to_stream()
+        .to("seed-out")
+    )
+    return b.build()
+
+
+def _agg_add(key: Any, amount: Any, agg: dict[str, int]) -> dict[str, int]:
+    return {"count": agg["count"] + 1, "total": agg["total"] + amount}
+
+
+def _agg_sub(key: Any, amount: Any, agg: dict[str, int]) -> dict[str, int] | None:
+    if agg["count"] - 1 == 0:
+        return None
+    return {"count": agg["count"] - 1, "total": agg["total"] - amount}
+
+
+def aggregate() -> st.Topology:
+    b = st.StreamsBuilder()
+    (
+        b.table("positions", key_serde=STRING, value_serde=JSON, store="positions-store")
+        .group_by(lambda k, v: (v["client"], v["amount"]), key_serde=STRING, value_serde=JSON)
+        .aggregate(
+            lambda: {"count": 0, "total": 0},
+            _agg_add,
+            _agg_sub,
+            store="client-totals",
+            value_serde=JSON,
+        )
+        .to_stream()
+        .to("aggregate-out")
+    )
+    return b.build()
+
+
+def count() -> st.Topology:
+    b = st.StreamsBuilder()
+    (
+        b.table("positions", key_serde=STRING, value_serde=JSON, store="positions-store")
+        .group_by(lambda k, v: (v["ticker"], v), key_serde=STRING, value_serde=JSON)
+        .count(store="ticker-counts")
+        .to_stream()
+        .to("count-out", value_serde=JSON)
+    )
+    return b.build()
+
+
+def table_join(mode: str) -> st.Topology:
+    b = st.StreamsBuilder()
+    left = b.table("left", key_serde=STRING, value_serde=JSON, store="left-store")
+    right = b.table("right", key_serde=STRING, value_serde=JSON, store="right-store")
+    method = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[mode]
+    method(
+        right, lambda lv, rv: {"l": lv, "r": rv}, store="join-store", value_serde=JSON
+    ).to_stream().to("join-out")
+    return b.build()
+
+
+def _fk(v: Any) -> Any:
+    product = v.get("product")
+    return None if product is None else str(product)
+
+
+def fk_join(left: bool) -> st.Topology:
+    b = st.StreamsBuilder()
+    orders = b.table("orders", key_serde=STRING, value_serde=JSON, store="orders-store")
+    products = b.table("products", key_serde=STRING, value_serde=JSON, store="products-store")
+    method = orders.fk_left_join if left else orders.fk_join
+    method(
+        products, _fk, lambda o, p: {"o": o, "p": p}, store="fk-store", value_serde=JSON
+    ).to_stream().to("fk-out")
+    return b.build()
+
+
+def stream_table_join(left: bool) -> st.Topology:
+    b = st.StreamsBuilder()
+    events = b.stream("events", key_serde=STRING, value_serde=JSON)
+    right = b.table("right", key_serde=STRING, value_serde=JSON, store="right-store")
+    joiner = lambda e, r: {"e": e, "r": r}  # noqa: E731
+    (events.left_join(right, joiner) if left else events.join(right, joiner)).to(
+        "stj-out", value_serde=JSON
+    )
+    return b.build()
+
+
+def _ref(k: Any, v: Any) -> Any:
+    ref = v.get("ref")
+    return None if ref is None else str(ref)
+
+
+def stream_global_join(left: bool) -> st.Topology:
+    b = st.StreamsBuilder()
+    events = b.stream("events", key_serde=STRING, value_serde=JSON)
+    globals_ = b.global_table("globals", key_serde=STRING, value_serde=JSON, store="globals-store")
+    joiner = lambda e, g: {"e": e, "g": g}  # noqa: E731
+    joined = (
+        events.left_join(globals_, _ref, joiner) if left else events.join(globals_, _ref, joiner)
+    )
+    joined.to("sgj-out", value_serde=JSON)
+    return b.build()
+
+
+TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    "seed": seed,
+    "aggregate": aggregate,
+    "count": count,
+    "join_inner": lambda: table_join("inner"),
+    "join_left": lambda: table_join("left"),
+    "join_outer": lambda: table_join("outer"),
+    "fk_join": lambda: fk_join(False),
+    "fk_left_join": lambda: fk_join(True),
+    "stream_table_join": lambda: stream_table_join(False),
+    "stream_table_left_join": lambda: stream_table_join(True),
+    "stream_global_join": lambda: stream_global_join(False),
+    "stream_global_left_join": lambda: stream_global_join(True),
+}
