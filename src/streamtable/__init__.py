@@ -35,11 +35,13 @@ from streamtable.errors import (
     TopologyError,
 )
 from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
+from streamtable.runtime import AppState, StreamsApp, StreamsConfig
 from streamtable.state import ReadOnlyKeyValueStore
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
 
 __all__ = [
+    "AppState",
     "ConfigError",
     "CoPartitioningError",
     "GlobalKTable",
@@ -56,7 +58,9 @@ __all__ = [
     "StoreNotFound",
     "StoreNotReady",
     "StreamTableError",
+    "StreamsApp",
     "StreamsBuilder",
+    "StreamsConfig",
     "Topology",
     "TopologyError",
     "TopologyTestDriver",

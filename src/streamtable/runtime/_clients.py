@@ -1,0 +1,68 @@
+"""Settings of the app's Kafka clients.
+
+Partition assignment: ONE consumer per instance, ``group.id = application_id``, subscribed to
+every source and repartition topic, with the **range** assignor. Range assigns each topic on its
+own: members sorted by id, partitions split into contiguous ranges in that order. All members
+subscribe to the same topics, so two topics with the same partition count are split identically
+and partition ``p`` of every co-partitioned topic lands on the same member. A task
+``(sub-topology, p)`` exists on the member that owns partition ``p`` of all its sub-topology's
+source topics; equal counts within a sub-topology are checked at start (``topics.py``), which
+is what makes that hold. (A sticky or round-robin assignor would scatter them.)
+
+The producer uses ``murmur2_random`` so keyed records land where Java's producer puts them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from streamtable.runtime.config import StreamsConfig
+
+
+def main_consumer(config: StreamsConfig) -> Consumer:
+    settings: dict[str, Any] = {
+        **config.client_config(),
+        "group.id": config.application_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",
+        "session.timeout.ms": config.session_timeout_ms,
+        "heartbeat.interval.ms": max(config.session_timeout_ms // 4, 250),
+    }
+    if config.exactly_once:
+        settings["isolation.level"] = "read_committed"
+    return Consumer(settings)
+
+
+def restore_consumer(config: StreamsConfig) -> Consumer:
+    settings: dict[str, Any] = {
+        **config.client_config(),
+        # Assign-only: it never joins this group nor commits.
+        "group.id": f"{config.application_id}-restore",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    }
+    if config.exactly_once:
+        settings["isolation.level"] = "read_committed"
+    return Consumer(settings)
+
+
+def producer(config: StreamsConfig, instance_id: uuid.UUID) -> Producer:
+    settings: dict[str, Any] = {
+        **config.client_config(),
+        "partitioner": "murmur2_random",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+    }
+    if config.exactly_once:
+        settings["transactional.id"] = f"{config.application_id}-{instance_id}"
+    made = Producer(settings)
+    if config.exactly_once:
+        made.init_transactions(60.0)
+    return made

@@ -1,0 +1,100 @@
+"""The record collector: hands every record a task emits to the app's one Kafka producer.
+
+It remembers, from delivery reports, the last offset written to each changelog partition (the
+checkpoint needs it) and any delivery error (the next commit raises it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError as ClientError
+from confluent_kafka import Message, Producer
+
+from streamtable.errors import KafkaError
+from streamtable.runtime.topics import TopicPlan
+
+log = logging.getLogger("streamtable.runtime.collector")
+
+Headers = list[tuple[str, bytes | None]] | None
+
+
+class KafkaRecordCollector:
+    """Implements the topology's ``RecordCollector`` and the stores' ``ChangelogWriter``."""
+
+    def __init__(self, producer: Producer, plan: TopicPlan) -> None:
+        self.producer = producer
+        self._plan = plan
+        self.changelog_offsets: dict[tuple[str, int], int] = {}  # next offset after last write
+        self._errors: list[ClientError] = []
+        self.before_send: Callable[[], None] | None = None  # begins a transaction under EOS
+        self.sent = 0
+
+    def _on_delivery(self, error: ClientError | None, message: Message) -> None:
+        if error is not None:
+            self._errors.append(error)
+            return
+        topic, partition, at = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or at is None:
+            return
+        key = (topic, partition)
+        offset = at + 1
+        if offset > self.changelog_offsets.get(key, -1):
+            self.changelog_offsets[key] = offset
+
+    def _produce(self, topic: str, **kwargs: Any) -> None:
+        if self.before_send is not None:
+            self.before_send()
+        self.sent += 1
+        while True:
+            try:
+                self.producer.produce(topic, on_delivery=self._on_delivery, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: let deliveries drain
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        partition: int | None,
+        headers: Headers,
+    ) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value}
+        if timestamp > 0:
+            kwargs["timestamp"] = timestamp
+        if partition is not None:
+            kwargs["partition"] = partition
+        if headers:
+            kwargs["headers"] = headers
+        self._produce(topic, **kwargs)
+
+    def send_changelog(
+        self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
+    ) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "partition": partition}
+        if timestamp > 0:
+            kwargs["timestamp"] = timestamp
+        self._produce(topic, **kwargs)
+
+    def partitions_of(self, topic: str) -> int:
+        try:
+            return self._plan.count(topic)
+        except KeyError:
+            metadata = self.producer.list_topics(topic, timeout=10)
+            described = metadata.topics.get(topic)
+            if described is None or not described.partitions:
+                raise KafkaError(f"topic {topic} does not exist") from None
+            return len(described.partitions)
+
+    def raise_delivery_errors(self) -> None:
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise KafkaError(f"{len(errors)} record(s) could not be delivered: {errors[0]}")
+
+    def forget_offsets(self) -> None:
+        self.changelog_offsets.clear()

@@ -1,0 +1,198 @@
+"""Restoring task state from changelogs before a task processes anything.
+
+A group-less consumer reads each store's changelog partition from the checkpointed offset (or
+the beginning) up to the end: the high watermark of an internal changelog, or the committed
+offset for a table whose changelog is its input topic (what has been processed so far).
+Restoration runs in steps between polls of the main consumer, so a long restore does not stall
+the group protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import KafkaError as ClientError
+
+from streamtable.errors import KafkaError, SerializationError
+from streamtable.runtime._task import StreamTask
+from streamtable.state import SerdeStore
+from streamtable.topology import StoreSpec
+
+log = logging.getLogger("streamtable.runtime.restore")
+
+TP = tuple[str, int]
+
+
+@dataclass
+class _Pending:
+    task: StreamTask
+    store: SerdeStore
+    spec: StoreSpec
+    validate: bool
+    position: int  # next offset to read (OFFSET_BEGINNING before the first record)
+    end: int
+
+
+class ChangelogRestorer:
+    """Owns the restore consumer; ``step()`` applies one batch and returns finished tasks."""
+
+    def __init__(self, consumer: Consumer, timeout_s: float = 10.0) -> None:
+        self._consumer = consumer
+        self._timeout = timeout_s
+        self._pending: dict[TP, _Pending] = {}
+        self._tasks: dict[str, StreamTask] = {}
+        self._restoring: dict[str, set[TP]] = {}
+        self.restored_records = 0
+        self._total = 0
+        self._done_records = 0
+        self._started = 0.0
+        self._last_log = 0.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self._tasks)
+
+    def add(self, task: StreamTask, committed: Mapping[str, int]) -> None:
+        """Plan the restore of ``task``; ``committed`` = the group's committed input offsets."""
+        waiting: set[TP] = set()
+        for tp, store in task.changelogs.items():
+            topic, partition = tp
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self._timeout, cached=False
+            )
+            end = max(committed.get(topic, 0), 0) if tp in task.source_changelogs else high
+            start = task.restore_start(tp)
+            first = low if start is None else max(start, low)
+            task.restored_to[tp] = end
+            if first >= end:
+                continue
+            spec = task.specs[store.name]
+            self._pending[tp] = _Pending(
+                task,
+                store,
+                spec,
+                tp in task.source_changelogs,
+                OFFSET_BEGINNING if start is None else first,
+                end,
+            )
+            self._total += end - first
+            waiting.add(tp)
+        self._tasks[task.task_id] = task
+        self._restoring[task.task_id] = waiting
+        if not self._started:
+            self._started = time.monotonic()
+        self._assign()
+
+    def remove(self, task: StreamTask) -> None:
+        for tp in self._restoring.pop(task.task_id, set()):
+            self._pending.pop(tp, None)
+        self._tasks.pop(task.task_id, None)
+        self._assign()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _assign(self) -> None:
+        self._consumer.assign(
+            [TopicPartition(t, p, pend.position) for (t, p), pend in self._pending.items()]
+        )
+
+    def _finish(self, tp: TP) -> None:
+        pend = self._pending.pop(tp)
+        self._restoring[pend.task.task_id].discard(tp)
+
+    def step(self, max_records: int = 10000) -> list[StreamTask]:
+        """Restore up to about ``max_records``; return the tasks that are now fully restored."""
+        if self._pending:
+            self._read(max_records)
+        done = [self._tasks[t] for t, waiting in self._restoring.items() if not waiting]
+        for task in done:
+            del self._restoring[task.task_id]
+            del self._tasks[task.task_id]
+        if done:
+            if self._pending:
+                self._assign()
+            else:
+                self._consumer.assign([])
+                self._report(final=True)
+        return done
+
+    def _read(self, max_records: int) -> None:
+        batches: dict[TP, list[tuple[bytes, bytes | None, int]]] = {}
+        finished: set[TP] = set()
+        read = 0
+        while read < max_records and len(finished) < len(self._pending):
+            messages = self._consumer.consume(num_messages=1000, timeout=0.1)
+            if not messages:
+                break
+            for msg in messages:
+                topic, partition = msg.topic(), msg.partition()
+                if topic is None or partition is None:
+                    continue
+                tp = (topic, partition)
+                pend = self._pending.get(tp)
+                error = msg.error()
+                if error is not None:
+                    if error.code() == ClientError._PARTITION_EOF:
+                        finished.add(tp)
+                        continue
+                    raise KafkaError(f"restoring {topic}[{partition}]: {error}")
+                if pend is None or tp in finished:
+                    continue
+                offset = msg.offset()
+                if offset is None:
+                    continue
+                if offset >= pend.end:
+                    finished.add(tp)
+                    continue
+                pend.position = offset + 1
+                read += 1
+                key, value = msg.key(), msg.value()
+                if key is not None and (not pend.validate or _valid(pend.spec, key, value)):
+                    batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
+                if pend.position >= pend.end:
+                    finished.add(tp)
+        for tp, batch in batches.items():
+            self._pending[tp].store.restore_batch(batch)
+        self.restored_records += read
+        self._done_records += read
+        for tp in finished:
+            if tp in self._pending:
+                self._finish(tp)
+        self._report()
+
+    def _report(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last_log < 2.0:
+            return
+        self._last_log = now
+        elapsed = max(now - self._started, 1e-6)
+        percent = 100.0 * self._done_records / self._total if self._total else 100.0
+        log.info(
+            "restore%s: %d/%d records (%.0f%%), %.0f records/s",
+            " done" if final else "",
+            self._done_records,
+            self._total,
+            percent,
+            self._done_records / elapsed,
+        )
+        if final:
+            self._total = self._done_records = 0
+            self._started = 0.0
+
+
+def _valid(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:
+    """A record of an input topic restores only if it deserializes (bad ones went to the DLQ)."""
+    try:
+        spec.key_serde.deserialize(key)
+        if value is not None:
+            spec.value_serde.deserialize(value)
+    except SerializationError:
+        return False
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,156 @@
+"""A stream task on Kafka: a :class:`TaskCore` plus its stores, offsets and lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
+from streamtable.runtime.config import StreamsConfig
+from streamtable.runtime.state import TaskState, check_task_transition
+from streamtable.state import (
+    BytesStore,
+    CacheBudget,
+    CachingStore,
+    MemoryBytesStore,
+    RocksDBBytesStore,
+    SerdeStore,
+)
+from streamtable.topology import StoreSpec, SubTopology, TaskCore, Topology
+
+log = logging.getLogger("streamtable.runtime.task")
+
+TP = tuple[str, int]
+
+
+class StreamTask:
+    """Task ``<sub-topology>_<partition>``: reads partition ``p`` of its sub-topology's topics.
+
+    ``changelogs`` maps each store's changelog partition to the store that restores from it;
+    ``source_changelogs`` are those whose changelog is an input topic (restored only up to the
+    committed offset). ``consumed`` holds the next offset to commit per input topic.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        sub: SubTopology,
+        partition: int,
+        config: StreamsConfig,
+        state_dir: StateDirectory,
+        collector: KafkaRecordCollector,
+        budget: CacheBudget,
+        global_stores: Mapping[str, Any],
+        wall_clock_ms: Callable[[], int],
+    ) -> None:
+        self.task_id = f"{sub.id}_{partition}"
+        self.sub = sub
+        self.partition = partition
+        self.state = TaskState.CREATED
+        self._dir = state_dir.task_dir(self.task_id)
+        self._checkpoint_path = self._dir / ".checkpoint"
+        app = config.application_id
+        self.checkpoint = read_checkpoint(self._checkpoint_path)
+        if config.exactly_once and not self.checkpoint:
+            # Under EOS, state without a checkpoint may hold uncommitted writes: start over.
+            state_dir.wipe(self.task_id)
+        self.stores: dict[str, Any] = {}
+        self.serde_stores: dict[str, SerdeStore] = {}
+        self.specs: dict[str, StoreSpec] = {}
+        self.changelogs: dict[TP, SerdeStore] = {}
+        self.source_changelogs: set[TP] = set()
+        self.persistent: set[TP] = set()
+        for name in sub.stores:
+            spec = topology.stores[name]
+            kind = config.store_kind if spec.kind == "default" else spec.kind
+            engine: BytesStore
+            if kind == "rocksdb":
+                engine = RocksDBBytesStore(self._dir / name)
+            else:
+                engine = MemoryBytesStore()
+            changelog = spec.changelog_topic(app)
+            logged = changelog is not None and spec.source_topic is None
+            serde_store = SerdeStore(
+                name,
+                engine,
+                spec.key_serde,
+                spec.value_serde,
+                (collector, changelog, partition) if logged and changelog else None,
+            )
+            if changelog is not None:
+                tp = (changelog, partition)
+                self.changelogs[tp] = serde_store
+                if spec.source_topic is not None:
+                    self.source_changelogs.add(tp)
+                if kind == "rocksdb":
+                    self.persistent.add(tp)
+            self.serde_stores[name] = serde_store
+            self.specs[name] = spec
+            use_cache = spec.cached and config.cache_max_bytes > 0
+            self.stores[name] = CachingStore(serde_store, budget) if use_cache else serde_store
+        self.core = TaskCore(
+            topology,
+            sub,
+            partition,
+            app,
+            self.stores,
+            global_stores,
+            collector,
+            wall_clock_ms,
+        )
+        self.topics = self.core.topics
+        self.consumed: dict[str, int] = {}
+        self.committed: dict[str, int] = {}
+        self.restored_to: dict[TP, int] = {}
+
+    def transition(self, new: TaskState) -> None:
+        check_task_transition(self.task_id, self.state, new)
+        log.debug("task %s: %s -> %s", self.task_id, self.state.name, new.name)
+        self.state = new
+
+    def restore_start(self, tp: TP) -> int | None:
+        """Where restoring ``tp`` starts: the checkpointed offset, None for the beginning."""
+        if tp not in self.persistent:
+            return None
+        return self.checkpoint.get(tp)
+
+    def uncommitted(self) -> dict[str, int]:
+        return {t: o for t, o in self.consumed.items() if self.committed.get(t) != o}
+
+    def mark_committed(self, offsets: Mapping[str, int]) -> None:
+        self.committed.update(offsets)
+
+    def checkpoint_offsets(self, written: Mapping[TP, int]) -> dict[TP, int]:
+        offsets: dict[TP, int] = {}
+        for tp in self.persistent:
+            if tp in self.source_changelogs:
+                offset = self.committed.get(tp[0], self.restored_to.get(tp))
+            else:
+                offset = written.get(tp, self.restored_to.get(tp))
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
+
+    def write_checkpoint(self, written: Mapping[TP, int]) -> None:
+        if not self.persistent:
+            return
+        for store in self.serde_stores.values():
+            store.flush()  # engine to disk before the checkpoint claims it
+        self.checkpoint = self.checkpoint_offsets(written)
+        write_checkpoint(self._checkpoint_path, self.checkpoint)
+
+    def delete_checkpoint(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._checkpoint_path.unlink()
+
+    def close(self) -> None:
+        if self.state is TaskState.CLOSED:
+            return
+        with contextlib.suppress(Exception):
+            self.core.close()
+        for store in self.serde_stores.values():
+            store.close()
+        self.transition(TaskState.CLOSED)

@@ -1,0 +1,73 @@
+"""A read-only store over every local task's store of one name (interactive queries).
+
+``get`` routes by partition (murmur2 of the serialized key, as the producer placed it);
+``all``/``range``/``prefix_scan`` merge the tasks' stores in the order of serialized key bytes.
+Each call checks the app is RUNNING (else :class:`StoreNotReady`) and reads under the app's
+lock, materializing results, so a rebalance never closes a store under a reader.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from streamtable.serde import Serde
+from streamtable.topology import partition_for
+
+StoreLookup = Callable[[], tuple[dict[int, Any], int]]  # partition -> store, partition count
+
+
+class CompositeStoreView:
+    def __init__(
+        self,
+        name: str,
+        key_serde: Serde[Any],
+        lookup: StoreLookup,
+        check_ready: Callable[[], None],
+        lock: threading.RLock,
+    ) -> None:
+        self.name = name
+        self._key_serde = key_serde
+        self._lookup = lookup
+        self._check_ready = check_ready
+        self._lock = lock
+
+    def _stores(self) -> tuple[dict[int, Any], int]:
+        self._check_ready()
+        return self._lookup()
+
+    def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        with self._lock:
+            stores, count = self._stores()
+            store = stores.get(partition_for(self._key_serde.serialize(key), max(count, 1)))
+            if store is None:
+                return None
+            result: tuple[Any, int] | None = store.get_with_timestamp(key)
+            return result
+
+    def get(self, key: Any) -> Any:
+        found = self.get_with_timestamp(key)
+        return None if found is None else found[0]
+
+    def _merge(self, scan: Callable[[Any], Iterator[tuple[Any, Any]]]) -> Iterator[tuple[Any, Any]]:
+        ks = self._key_serde.serialize
+        with self._lock:
+            stores, _ = self._stores()
+            parts = [[(ks(k), k, v) for k, v in scan(store)] for _, store in sorted(stores.items())]
+        return ((k, v) for _, k, v in heapq.merge(*parts, key=lambda item: item[0]))
+
+    def all(self) -> Iterator[tuple[Any, Any]]:
+        return self._merge(lambda store: store.all())
+
+    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
+        return self._merge(lambda store: store.range(lo, hi))
+
+    def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
+        return self._merge(lambda store: store.prefix_scan(prefix))
+
+    def approximate_num_entries(self) -> int:
+        with self._lock:
+            stores, _ = self._stores()
+            return sum(int(s.approximate_num_entries()) for s in stores.values())

@@ -1,0 +1,560 @@
+"""``StreamsApp``: runs a topology on Kafka.
+
+One processing thread owns every Kafka client. It joins the consumer group (see
+``_clients.py`` for why the range assignor keeps co-partitioned partitions together), creates a
+task per assigned ``(sub-topology, partition)``, restores the task's stores from their changelogs
+before processing, processes records, and commits through :class:`~._commit.Committer`.
+
+Example::
+
+    with st.StreamsApp(topology, st.StreamsConfig(application_id="app",
+                                                  bootstrap_servers="localhost:9092")) as app:
+        ...  # app.store("us-share-holders").get("c1") once app.state is AppState.RUNNING
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from streamtable.errors import (
+    ProcessingError,
+    StoreNotFound,
+    StoreNotReady,
+    StreamTableError,
+    TaskMigrated,
+)
+from streamtable.runtime import _clients
+from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._commit import Committer, TransactionAborted
+from streamtable.runtime._global import GlobalStores
+from streamtable.runtime._purge import RepartitionPurger
+from streamtable.runtime._restore import ChangelogRestorer
+from streamtable.runtime._statedir import StateDirectory
+from streamtable.runtime._task import StreamTask
+from streamtable.runtime._views import CompositeStoreView
+from streamtable.runtime.config import StreamsConfig
+from streamtable.runtime.metrics import StreamsMetrics
+from streamtable.runtime.state import AppState, TaskState, check_app_transition
+from streamtable.runtime.topics import InternalTopicManager, TopicPlan, dlq_topic
+from streamtable.state import CacheBudget, ReadOnlyKeyValueStore
+from streamtable.topology import Topology
+
+log = logging.getLogger("streamtable.runtime.app")
+
+StateListener = Callable[[AppState, AppState], None]
+TP = tuple[str, int]
+
+
+class StreamsApp:
+    """Runs ``topology`` with ``config``; see the module docstring."""
+
+    def __init__(self, topology: Topology, config: StreamsConfig) -> None:
+        self.topology = topology
+        self.config = config
+        self.instance_id = uuid.uuid4()
+        self.metrics = StreamsMetrics(config.application_id)
+        self.error: BaseException | None = None
+        self._state = AppState.CREATED
+        self._state_lock = threading.Lock()
+        self._listeners: list[StateListener] = []
+        self._lock = threading.RLock()  # tasks and stores vs. interactive queries
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state_dir = StateDirectory(config.state_dir, config.application_id)
+        self._plan: TopicPlan | None = None
+        self._tasks: dict[str, StreamTask] = {}
+        self._task_by_tp: dict[TP, StreamTask] = {}
+        self._new_assignment: list[TP] | None = None
+        self._assignment_seen = False
+        self._budget = CacheBudget(config.cache_max_bytes)
+        self._globals: GlobalStores | None = None
+        self._restorer: ChangelogRestorer | None = None
+        self._consumer: Consumer | None = None
+        self._committer: Committer | None = None
+        self._collector: KafkaRecordCollector | None = None
+        self._dlq = dlq_topic(config.application_id)
+        self._purge_interval_s = 30.0  # repartition.purge.interval.ms in Kafka Streams
+        if config.num_standby_replicas:
+            log.warning(
+                "num_standby_replicas=%d: standby tasks are not implemented yet; a moved "
+                "task restores from its changelog",
+                config.num_standby_replicas,
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def state(self) -> AppState:
+        return self._state
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """``listener(old, new)`` is called (on the thread that changed it) on every change."""
+        self._listeners.append(listener)
+
+    def _set_state(self, new: AppState) -> None:
+        with self._state_lock:
+            old = self._state
+            if old is new and new is not AppState.REBALANCING:
+                return
+            check_app_transition(old, new)
+            self._state = new
+        log.info("app %s: %s -> %s", self.config.application_id, old.name, new.name)
+        for listener in list(self._listeners):
+            try:
+                listener(old, new)
+            except Exception:
+                log.exception("state listener failed")
+
+    def start(self) -> None:
+        """Check topics, lock the state directory and start processing in the background.
+
+        Raises at once for what can be known up front: :class:`StateDirLocked`, a missing
+        source topic (:class:`TopologyError`), :class:`CoPartitioningError`.
+        """
+        if self._state is not AppState.CREATED:
+            raise StreamTableError(f"start() needs state CREATED, not {self._state.name}")
+        self._state_dir.lock()
+        try:
+            admin = AdminClient(self.config.client_config())
+            manager = InternalTopicManager(
+                admin, self.topology, self.config.application_id, self.config.replication_factor
+            )
+            plan = manager.plan()
+            manager.ensure(plan)
+            self._plan = plan
+        except BaseException:
+            self._state_dir.unlock()
+            raise
+        self._set_state(AppState.REBALANCING)
+        self._thread = threading.Thread(
+            target=self._run, name=f"streamtable-{self.config.application_id}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Commit, close tasks (state kept on disk with a checkpoint), leave the group.
+
+        Returns False if the processing thread did not stop within ``timeout`` seconds.
+        """
+        if self._state is AppState.CREATED:
+            self._set_state(AppState.PENDING_SHUTDOWN)
+            self._set_state(AppState.NOT_RUNNING)
+            return True
+        if self._state.is_alive():
+            self._set_state(AppState.PENDING_SHUTDOWN)
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
+        if self._state is AppState.PENDING_SHUTDOWN:
+            self._set_state(AppState.NOT_RUNNING)
+        return True
+
+    def __enter__(self) -> StreamsApp:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def restored_records(self) -> int:
+        """Changelog records applied while restoring tasks since start (global tables aside)."""
+        return 0 if self._restorer is None else self._restorer.restored_records
+
+    # -- interactive queries ---------------------------------------------------------------
+    def store(self, name: str) -> ReadOnlyKeyValueStore:
+        """A read-only view of store ``name`` across this instance's active tasks."""
+        spec = self.topology.stores.get(name)
+        if spec is None:
+            raise StoreNotFound(name, list(self.topology.stores))
+        self._check_ready(name)
+        if self._globals is not None and name in self._globals.stores:
+            return ReadOnlyKeyValueStore(self._globals.stores[name])
+        sub = self.topology.subtopology_of_store(name)
+        assert sub is not None
+        assert self._plan is not None
+        plan = self._plan
+        count = max(plan.count(t) for t in sub.source_topics(self.config.application_id))
+
+        def lookup() -> tuple[dict[int, Any], int]:
+            stores = {
+                t.partition: t.stores[name]
+                for t in self._tasks.values()
+                if t.sub.id == sub.id and t.state is TaskState.RUNNING
+            }
+            return stores, count
+
+        view = CompositeStoreView(
+            name, spec.key_serde, lookup, lambda: self._check_ready(name), self._lock
+        )
+        return ReadOnlyKeyValueStore(view)
+
+    def _check_ready(self, name: str) -> None:
+        if self._state is not AppState.RUNNING:
+            raise StoreNotReady(name, f"the app is {self._state.name}")
+
+    # -- the processing thread -------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._open_clients()
+            assert self._consumer is not None
+            assert self._globals is not None
+            self._globals.restore()
+            topics = sorted(
+                {
+                    t
+                    for sub in self.topology.subtopologies
+                    for t in sub.source_topics(self.config.application_id)
+                }
+            )
+            self._consumer.subscribe(
+                topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+            last_commit = time.monotonic()
+            interval = self.config.effective_commit_interval_ms / 1000.0
+            while not self._stop.is_set():
+                self._poll_once()
+                if time.monotonic() - last_commit >= interval:
+                    with self._lock:
+                        self._commit()
+                    last_commit = time.monotonic()
+            self._shutdown(clean=True)
+        except BaseException as exc:
+            log.exception("app %s failed", self.config.application_id)
+            self.error = exc
+            try:
+                self._shutdown(clean=False)
+            except Exception:
+                log.exception("shutdown after failure failed")
+            if self._state is not AppState.ERROR:
+                with self._state_lock:
+                    old = self._state
+                    self._state = AppState.ERROR  # from any state: the thread is gone
+                for listener in list(self._listeners):
+                    try:
+                        listener(old, AppState.ERROR)
+                    except Exception:
+                        log.exception("state listener failed")
+
+    def _open_clients(self) -> None:
+        assert self._plan is not None
+        self._consumer = _clients.main_consumer(self.config)
+        producer = _clients.producer(self.config, self.instance_id)
+        self._collector = KafkaRecordCollector(producer, self._plan)
+        app = self.config.application_id
+        purger = RepartitionPurger(
+            AdminClient(self.config.client_config()),
+            [
+                f"{app}-{s}"
+                for s, t in self.topology.internal_topics.items()
+                if t.purpose == "repartition"
+            ],
+            interval_s=self._purge_interval_s,
+        )
+        self._committer = Committer(
+            self._consumer,
+            producer,
+            self._collector,
+            self.config.exactly_once,
+            self.metrics,
+            purger,
+        )
+        self._restorer = ChangelogRestorer(_clients.restore_consumer(self.config))
+        self._globals = GlobalStores(self.topology, self.config, self._state_dir)
+
+    def _poll_once(self) -> None:
+        assert self._consumer is not None
+        assert self._restorer is not None
+        messages = self._consumer.consume(num_messages=500, timeout=0.1)
+        with self._lock:
+            try:
+                self._handle(messages)
+            except KafkaException as exc:
+                if not self.config.exactly_once:
+                    raise
+                # Fenced or failed mid-transaction: nothing of it counts; start over.
+                log.warning("%s; rebuilding the state of all active tasks", exc)
+                assert self._committer is not None
+                self._committer.abort()
+                self._recover_from_abort(fatal=True)
+
+    def _handle(self, messages: list[Message]) -> None:
+        assert self._restorer is not None
+        if self._new_assignment is not None:
+            assignment, self._new_assignment = self._new_assignment, None
+            self._create_tasks(assignment)
+        if messages:
+            self._process(messages)
+        if self._restorer.active:
+            before = self._restorer.restored_records
+            for task in self._restorer.step():
+                self._task_running(task)
+            self.metrics.restored_records.inc(self._restorer.restored_records - before)
+        if (
+            self._state is AppState.REBALANCING
+            and self._assignment_seen
+            and self._new_assignment is None
+            and not self._restorer.active
+        ):
+            self._set_state(AppState.RUNNING)
+        for task in self._tasks.values():
+            if task.state is TaskState.RUNNING:
+                task.core.punctuate_wall_clock()
+        assert self._globals is not None
+        self._globals.poll()
+
+    def _process(self, messages: list[Message]) -> None:
+        assert self._consumer is not None
+        skipped: set[TP] = set()
+        for msg in messages:
+            topic, partition = msg.topic(), msg.partition()
+            error = msg.error()
+            if error is not None:
+                if error.fatal():
+                    raise StreamTableError(f"consumer failed: {error}")
+                log.warning("consumer: %s", error)
+                continue
+            if topic is None or partition is None:
+                continue
+            tp = (topic, partition)
+            if tp in skipped:
+                continue
+            task = self._task_by_tp.get(tp)
+            offset = msg.offset()
+            if offset is None:
+                continue
+            if task is None or task.state is not TaskState.RUNNING:
+                # Fetched before its task could run: read it again once the task runs.
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+                skipped.add(tp)
+                continue
+            kind, ts = msg.timestamp()
+            if kind == TIMESTAMP_NOT_AVAILABLE:
+                ts = -1
+            try:
+                task.core.process(topic, msg.key(), msg.value(), ts, offset, _headers(msg))
+            except KafkaException:
+                raise  # the producer failed, not the record
+            except Exception as exc:
+                self._on_record_error(msg, exc)
+            task.consumed[topic] = offset + 1
+            self.metrics.records_processed.inc()
+
+    def _on_record_error(self, msg: Message, exc: Exception) -> None:
+        if self.config.on_error == "fail":
+            if isinstance(exc, StreamTableError):
+                raise exc
+            raise ProcessingError(
+                f"processing {msg.topic()}[{msg.partition()}]@{msg.offset()} failed: {exc!r}"
+            ) from exc
+        assert self._collector is not None
+        log.warning(
+            "record %s[%s]@%s to %s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            self._dlq,
+            exc,
+        )
+        headers = _headers(msg) or []
+        headers += [
+            ("x-error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("x-topic", (msg.topic() or "").encode()),
+            ("x-partition", str(msg.partition()).encode()),
+            ("x-offset", str(msg.offset()).encode()),
+        ]
+        self._collector.send(self._dlq, msg.key(), msg.value(), msg.timestamp()[1], None, headers)
+        self.metrics.dlq_records.inc()
+
+    # -- tasks -----------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.assign(partitions)
+        if partitions:
+            consumer.pause(partitions)  # resumed per task once it is restored
+        self._new_assignment = [(tp.topic, tp.partition) for tp in partitions]
+        self._assignment_seen = True
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment_seen = False  # not RUNNING again before the next assignment
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)
+        with self._lock:
+            self._commit(closing=True)
+            self._close_tasks(list(self._tasks.values()))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
+        self._assignment_seen = False
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)
+        with self._lock:
+            if self._committer is not None:
+                self._committer.abort()
+            for task in self._tasks.values():
+                task.core.discard_caches()
+            self._close_tasks(list(self._tasks.values()))
+
+    def _create_tasks(self, assignment: list[TP]) -> None:
+        assert self._consumer is not None
+        assert self._restorer is not None
+        assert self._collector is not None
+        assert self._globals is not None
+        owned = set(assignment)
+        app = self.config.application_id
+        for sub in self.topology.subtopologies:
+            topics = sub.source_topics(app)
+            partitions = {p for t, p in owned if t == topics[0]}
+            for p in sorted(partitions):
+                if not all((t, p) in owned for t in topics):
+                    log.warning(
+                        "sub-topology %s: partition %s not owned for all of %s", sub.id, p, topics
+                    )
+                    continue
+                task = StreamTask(
+                    self.topology,
+                    sub,
+                    p,
+                    self.config,
+                    self._state_dir,
+                    self._collector,
+                    self._budget,
+                    self._globals.stores,
+                    lambda: int(time.time() * 1000),
+                )
+                self._tasks[task.task_id] = task
+                for t in task.topics:
+                    self._task_by_tp[(t, p)] = task
+                self._start_restore(task)
+        self.metrics.active_tasks.set(len(self._tasks))
+
+    def _start_restore(self, task: StreamTask) -> None:
+        assert self._consumer is not None
+        assert self._restorer is not None
+        task.transition(TaskState.RESTORING)
+        source_topics = {tp[0] for tp in task.source_changelogs}
+        committed: dict[str, int] = {}
+        if source_topics:
+            found = self._consumer.committed(
+                [TopicPartition(t, task.partition) for t in source_topics], timeout=30
+            )
+            committed = {tp.topic: tp.offset for tp in found}
+        self._restorer.add(task, committed)
+
+    def _task_running(self, task: StreamTask) -> None:
+        assert self._consumer is not None
+        task.transition(TaskState.RUNNING)
+        if self.config.exactly_once:
+            task.delete_checkpoint()
+        self._consumer.resume([TopicPartition(t, task.partition) for t in task.topics])
+        log.info("task %s running", task.task_id)
+
+    def _close_tasks(self, tasks: list[StreamTask]) -> None:
+        assert self._restorer is not None
+        for task in tasks:
+            if task.state is TaskState.RESTORING:
+                self._restorer.remove(task)
+            task.close()
+            self._tasks.pop(task.task_id, None)
+            for t in task.topics:
+                self._task_by_tp.pop((t, task.partition), None)
+        self.metrics.active_tasks.set(len(self._tasks))
+
+    # -- commits ---------------------------------------------------------------------------
+    def _commit(self, closing: bool = False) -> None:
+        if self._committer is None:
+            return
+        running = [t for t in self._tasks.values() if t.state is TaskState.RUNNING]
+        try:
+            self._committer.commit(running, closing=closing)
+        except TaskMigrated as exc:
+            log.warning("%s; the tasks will be reassigned", exc)
+        except TransactionAborted as exc:
+            log.warning("%s; rebuilding the state of all active tasks", exc)
+            self._recover_from_abort(exc.fatal)
+        except KafkaException as exc:
+            if not self.config.exactly_once:
+                raise
+            log.warning("%s during a commit; rebuilding the state of all active tasks", exc)
+            self._committer.abort()
+            self._recover_from_abort(fatal=True)
+
+    def _recover_from_abort(self, fatal: bool) -> None:
+        """After an aborted transaction: wipe every active task's state, restore it from the
+        changelogs and re-read the input from the committed offsets."""
+        assert self._consumer is not None
+        assert self._committer is not None
+        assert self._collector is not None
+        if fatal:
+            producer = _clients.producer(self.config, self.instance_id)
+            self._collector.producer = producer
+            self._committer.producer = producer
+        self._collector.forget_offsets()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.core.discard_caches()
+        self._close_tasks(tasks)
+        partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
+        if partitions:
+            self._consumer.pause(partitions)
+            for tp in self._consumer.committed(partitions, timeout=30):
+                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        for task in tasks:
+            self._state_dir.wipe(task.task_id)
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)
+        self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
+
+    def _shutdown(self, clean: bool) -> None:
+        with self._lock:
+            if clean:
+                self._commit(closing=True)
+            elif self._committer is not None:
+                self._committer.abort()
+            if self._restorer is not None:
+                self._close_tasks(list(self._tasks.values()))
+        if self._consumer is not None:
+            self._consumer.close()  # leaves the group
+            self._consumer = None
+        if self._collector is not None:
+            self._collector.producer.flush(10)
+        if self._restorer is not None:
+            self._restorer.close()
+        if self._globals is not None:
+            self._globals.close()
+        self._state_dir.unlock()
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes | None]] | None:
+    raw = msg.headers()
+    if not raw:
+        return None
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), v.encode() if isinstance(v, str) else v) for k, v in items]

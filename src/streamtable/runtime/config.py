@@ -1,0 +1,130 @@
+"""``StreamsConfig``: the settings of a :class:`~streamtable.runtime.app.StreamsApp`.
+
+Immutable and validated when built; a bad value raises :class:`~streamtable.errors.ConfigError`
+naming the setting. Each setting is documented once, next to its default.
+
+Example::
+
+    config = StreamsConfig(application_id="us-shareholders", bootstrap_servers="kafka:9092",
+                           processing_guarantee="exactly_once_v2")
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamtable.errors import ConfigError
+
+_KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+_HOST_PORT = re.compile(r"^[^\s:]+:\d{1,5}$")
+
+ProcessingGuarantee = Literal["at_least_once", "exactly_once_v2"]
+
+
+def _default_state_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "streamtable"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    application_id: str
+    """Consumer group id, prefix of internal topics and of the transactional id. Required."""
+
+    bootstrap_servers: str
+    """Kafka brokers, ``host:port[,host:port]``. Required."""
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    """Where local state lives: ``<state_dir>/<application_id>/<task id>/<store>``."""
+
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    """``at_least_once`` or ``exactly_once_v2`` (one transaction per commit)."""
+
+    commit_interval_ms: int | None = None
+    """How often offsets are committed; None: 30000 under at_least_once, 100 under EOS."""
+
+    cache_max_bytes: int = 10 * 1024 * 1024
+    """Record cache per task (dedupes per key between commits); 0 disables caching."""
+
+    num_standby_replicas: int = 0
+    """Warm copies of each task's state on other instances (only 0 is implemented)."""
+
+    application_server: str | None = None
+    """``host:port`` where this instance serves interactive queries, or None."""
+
+    store_kind: Literal["rocksdb", "memory"] = "rocksdb"
+    """Engine of stores whose topology does not choose one."""
+
+    replication_factor: int = 1
+    """Replication factor of the internal topics the runtime creates."""
+
+    on_error: Literal["dlq", "fail"] = "dlq"
+    """A record that cannot be processed: ``dlq`` sends it to ``<app>-dlq`` and continues;
+    ``fail`` stops the app in state ERROR."""
+
+    session_timeout_ms: int = 10000
+    """Consumer group session timeout: how fast a dead instance's partitions move."""
+
+    kafka: dict[str, str | int | bool] = Field(default_factory=dict)
+    """Passed to librdkafka for every client (SASL/SSL settings and the like)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> _Settings:
+        if not self.application_id or not _KAFKA_NAME.match(self.application_id):
+            raise _Bad("application_id", "must be non-empty and use only [a-zA-Z0-9._-]")
+        if not self.bootstrap_servers.strip():
+            raise _Bad("bootstrap_servers", "must not be empty")
+        if self.commit_interval_ms is not None and self.commit_interval_ms < 0:
+            raise _Bad("commit_interval_ms", "must be >= 0")
+        if self.cache_max_bytes < 0:
+            raise _Bad("cache_max_bytes", "must be >= 0")
+        if self.num_standby_replicas < 0:
+            raise _Bad("num_standby_replicas", "must be >= 0")
+        if self.application_server is not None and not _HOST_PORT.match(self.application_server):
+            raise _Bad("application_server", "must be 'host:port'")
+        if self.replication_factor < 1:
+            raise _Bad("replication_factor", "must be >= 1")
+        if self.session_timeout_ms < 1000:
+            raise _Bad("session_timeout_ms", "must be >= 1000")
+        return self
+
+
+class _Bad(ValueError):
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.message = message
+
+
+class StreamsConfig(_Settings):
+    """The runtime's settings; see each field's docstring for meaning and default."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            cause = error.get("ctx", {}).get("error")
+            if isinstance(cause, _Bad):
+                raise ConfigError(cause.setting, cause.message) from None
+            setting = ".".join(str(part) for part in error["loc"]) or "config"
+            raise ConfigError(setting, error["msg"]) from None
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once_v2"
+
+    @property
+    def effective_commit_interval_ms(self) -> int:
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms
+        return 100 if self.exactly_once else 30000
+
+    def client_config(self) -> dict[str, Any]:
+        """Settings shared by every Kafka client of the app."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka}

@@ -1,0 +1,371 @@
+"""StreamsApp on a real broker: the seed topology converges to a brute-force oracle, restores
+from checkpoints, sends bad records to the dead-letter topic, and refuses bad setups."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+import streamtable as st
+from streamtable.errors import CoPartitioningError, StateDirLocked, StoreNotReady
+from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+
+pytestmark = pytest.mark.integration
+
+US = frozenset({"NASDAQ", "NYSE"})
+EXCHANGES = ["NASDAQ", "NYSE", "LSE", "XETRA", "TSE"]
+TIMEOUT_S = 90.0
+
+
+def seed_topology(topic: str) -> st.Topology:
+    builder = st.StreamsBuilder()
+    (
+        builder.table(
+            topic, key_serde=st.serde.STRING, value_serde=st.serde.JSON, store="share-holder-store"
+        )
+        .filter(lambda key, pos: pos["exchange"] in US)
+        .group_by(lambda key, pos: (pos["client"], frozenset({key})))
+        .reduce(
+            adder=lambda agg, v: agg | v,
+            subtractor=lambda agg, v: (agg - v) or None,
+            store="us-share-holders",
+        )
+    )
+    return builder.build()
+
+
+def generate(seed: int, count: int, ids: int) -> list[tuple[str, dict[str, Any] | None]]:
+    """Positions with updates, moves between clients and exchanges, and tombstones."""
+    rng = random.Random(seed)
+    events: list[tuple[str, dict[str, Any] | None]] = []
+    for _ in range(count):
+        pid = f"p{rng.randrange(ids)}"
+        if rng.random() < 0.15:
+            events.append((pid, None))
+        else:
+            events.append(
+                (
+                    pid,
+                    {
+                        "id": pid,
+                        "client": f"c{rng.randrange(40)}",
+                        "ticker": rng.choice(["AAPL", "MSFT", "SAP", "BP"]),
+                        "exchange": rng.choice(EXCHANGES),
+                        "amount": rng.randrange(1, 1000),
+                    },
+                )
+            )
+    return events
+
+
+def oracle(events: list[tuple[str, dict[str, Any] | None]]) -> dict[str, frozenset[str]]:
+    snapshot: dict[str, dict[str, Any]] = {}
+    for pid, pos in events:
+        if pos is None:
+            snapshot.pop(pid, None)
+        else:
+            snapshot[pid] = pos
+    holders: dict[str, set[str]] = {}
+    for pid, pos in snapshot.items():
+        if pos["exchange"] in US:
+            holders.setdefault(pos["client"], set()).add(pid)
+    return {client: frozenset(ids) for client, ids in holders.items()}
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes | None]]) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+    for key, value in records:
+        producer.produce(topic, key=key.encode(), value=value)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def produce_positions(
+    bootstrap: str, topic: str, events: list[tuple[str, dict[str, Any] | None]]
+) -> None:
+    produce(
+        bootstrap, topic, [(k, None if v is None else json.dumps(v).encode()) for k, v in events]
+    )
+
+
+def contents(app: st.StreamsApp, store: str) -> dict[Any, Any] | None:
+    try:
+        return dict(app.store(store).all())
+    except StoreNotReady:
+        return None
+
+
+def converge(app: st.StreamsApp, expected: dict[str, frozenset[str]]) -> None:
+    last: list[dict[Any, Any] | None] = [None]
+
+    def check() -> bool:
+        assert app.state is not st.AppState.ERROR, f"app failed: {app.error!r}"
+        last[0] = contents(app, "us-share-holders")
+        return last[0] == expected
+
+    try:
+        wait_until(check, "the store to equal the oracle", TIMEOUT_S)
+    except AssertionError:
+        got = last[0] or {}
+        diff = {k for k in set(got) | set(expected) if got.get(k) != expected.get(k)}
+        raise AssertionError(
+            f"store differs from oracle for {len(diff)} keys: {sorted(diff)[:5]}"
+        ) from None
+
+
+@pytest.fixture
+def app_id(kafka_admin: AdminClient) -> Iterator[str]:
+    name = unique_name("app")
+    yield name
+    topics = [t for t in kafka_admin.list_topics(timeout=30).topics if t.startswith(name)]
+    delete_topics(kafka_admin, topics)
+
+
+def make_app(
+    topology: st.Topology, app_id: str, bootstrap: str, state_dir: Path, **settings: Any
+) -> st.StreamsApp:
+    settings.setdefault("commit_interval_ms", 300)
+    config = st.StreamsConfig(
+        application_id=app_id,
+        bootstrap_servers=bootstrap,
+        state_dir=state_dir,
+        session_timeout_ms=6000,
+        **settings,
+    )
+    return st.StreamsApp(topology, config)
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
+def test_seed_topology_matches_oracle(
+    guarantee: str,
+    new_topic: TopicFactory,
+    bootstrap_servers: str,
+    app_id: str,
+    tmp_path: Path,
+) -> None:
+    topic = new_topic(partitions=4, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate(1, 3000, 400)
+    produce_positions(bootstrap_servers, topic, events[:1500])
+    commit = 300 if guarantee == "at_least_once" else 100
+    with make_app(
+        seed_topology(topic),
+        app_id,
+        bootstrap_servers,
+        tmp_path,
+        processing_guarantee=guarantee,
+        commit_interval_ms=commit,
+    ) as app:
+        converge(app, oracle(events[:1500]))
+        produce_positions(bootstrap_servers, topic, events[1500:])
+        converge(app, oracle(events))
+        assert app.store("us-share-holders").get("c1") == oracle(events).get("c1")
+    assert app.state is st.AppState.NOT_RUNNING
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
+def test_restart_restores_from_checkpoint_or_from_scratch(
+    guarantee: str, new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=4, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate(2, 2000, 300)
+    expected = oracle(events)
+    assert len(expected) > 10
+    produce_positions(bootstrap_servers, topic, events)
+    topology = seed_topology(topic)
+    with make_app(
+        topology, app_id, bootstrap_servers, tmp_path / "a", processing_guarantee=guarantee
+    ) as app:
+        converge(app, expected)
+        assert app.restored_records == 0
+
+    started = time.monotonic()
+    with make_app(
+        topology, app_id, bootstrap_servers, tmp_path / "a", processing_guarantee=guarantee
+    ) as app:
+        converge(app, expected)
+        assert app.restored_records == 0, "a clean restart restores only past the checkpoint"
+    warm = time.monotonic() - started
+
+    with make_app(
+        topology, app_id, bootstrap_servers, tmp_path / "b", processing_guarantee=guarantee
+    ) as app:
+        converge(app, expected)
+        # Both stores are rebuilt: the table from its input, the aggregate from its changelog.
+        assert app.restored_records >= len({k for k, _ in events}) // 2
+    assert warm < TIMEOUT_S
+
+
+def test_malformed_record_goes_to_dlq_and_processing_continues(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2, config={"cleanup.policy": "compact"}, prefix="positions")
+    good = {"id": "p1", "client": "c1", "ticker": "AAPL", "exchange": "NASDAQ", "amount": 1}
+    later = {"id": "p2", "client": "c1", "ticker": "MSFT", "exchange": "NYSE", "amount": 2}
+    produce(
+        bootstrap_servers,
+        topic,
+        [
+            ("p1", json.dumps(good).encode()),
+            ("p9", b"not json {"),
+            ("p2", json.dumps(later).encode()),
+        ],
+    )
+    with make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path) as app:
+        converge(app, {"c1": frozenset({"p1", "p2"})})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": unique_name("g"),
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(f"{app_id}-dlq", 0, OFFSET_BEGINNING)])
+
+            def dead_letter() -> Any:
+                for msg in consumer.consume(10, timeout=0.5):
+                    if msg.error() is None:
+                        return msg
+                return None
+
+            msg = wait_until(dead_letter, "a record on the dead-letter topic", TIMEOUT_S)
+        finally:
+            consumer.close()
+        headers = dict(msg.headers() or [])
+        assert msg.key() == b"p9"
+        assert msg.value() == b"not json {"
+        assert b"SerializationError" in (headers["x-error"] or b"")
+        assert headers["x-topic"] == topic.encode()
+        assert headers["x-offset"] is not None
+        assert app.metrics.dlq_records._value.get() == 1
+        assert app.state is st.AppState.RUNNING
+
+
+def test_second_app_on_the_same_state_dir_is_refused(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
+    topology = seed_topology(topic)
+    with make_app(topology, app_id, bootstrap_servers, tmp_path):
+        second = make_app(topology, app_id, bootstrap_servers, tmp_path)
+        with pytest.raises(StateDirLocked, match="locked"):
+            second.start()
+    # Released on close: a new app can take it.
+    with make_app(topology, app_id, bootstrap_servers, tmp_path) as third:
+        assert third.state in (st.AppState.REBALANCING, st.AppState.RUNNING)
+
+
+def test_join_of_differently_partitioned_tables_fails_at_start(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    left = new_topic(partitions=2, prefix="left")
+    right = new_topic(partitions=3, prefix="right")
+    builder = st.StreamsBuilder()
+    lt = builder.table(left, key_serde=st.serde.STRING, value_serde=st.serde.JSON)
+    rt = builder.table(right, key_serde=st.serde.STRING, value_serde=st.serde.JSON)
+    lt.join(rt, lambda a, b: [a, b], store="joined")
+    app = make_app(builder.build(), app_id, bootstrap_servers, tmp_path)
+    with pytest.raises(CoPartitioningError) as raised:
+        app.start()
+    assert raised.value.topics == {left: 2, right: 3}
+    assert app.state is st.AppState.CREATED
+
+
+def test_missing_source_topic_is_named(bootstrap_servers: str, app_id: str, tmp_path: Path) -> None:
+    missing = unique_name("absent")
+    app = make_app(seed_topology(missing), app_id, bootstrap_servers, tmp_path)
+    with pytest.raises(st.TopologyError, match=missing):
+        app.start()
+
+
+def test_two_instances_share_the_partitions_and_hand_them_back(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=4, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate(3, 3000, 400)
+    produce_positions(bootstrap_servers, topic, events[:1000])
+    topology = seed_topology(topic)
+    first = make_app(topology, app_id, bootstrap_servers, tmp_path / "1")
+    second = make_app(topology, app_id, bootstrap_servers, tmp_path / "2")
+    with first:
+        converge(first, oracle(events[:1000]))
+        with second:
+            produce_positions(bootstrap_servers, topic, events[1000:2000])
+            expected = oracle(events[:2000])
+
+            def split_evenly() -> bool:
+                one = contents(first, "us-share-holders")
+                two = contents(second, "us-share-holders")
+                if one is None or two is None or not one or not two:
+                    return False
+                assert set(one).isdisjoint(two), "a key is active on both instances"
+                return {**one, **two} == expected
+
+            wait_until(split_evenly, "both instances to hold half of the oracle", TIMEOUT_S)
+        produce_positions(bootstrap_servers, topic, events[2000:])
+        converge(first, oracle(events))
+
+
+def test_fenced_transaction_rebuilds_state_and_converges(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=4, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate(4, 2000, 300)
+    produce_positions(bootstrap_servers, topic, events[:1000])
+    with make_app(
+        seed_topology(topic),
+        app_id,
+        bootstrap_servers,
+        tmp_path,
+        processing_guarantee="exactly_once_v2",
+        commit_interval_ms=100,
+    ) as app:
+        converge(app, oracle(events[:1000]))
+        before = app.restored_records
+        # A zombie with the same transactional id fences the app's producer.
+        zombie = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "transactional.id": f"{app_id}-{app.instance_id}",
+            }
+        )
+        zombie.init_transactions(30)
+        produce_positions(bootstrap_servers, topic, events[1000:])
+        converge(app, oracle(events))
+        assert app.restored_records > before, "the aborted tasks were restored from scratch"
+
+
+def test_consumed_repartition_records_are_purged(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate(5, 500, 100)
+    produce_positions(bootstrap_servers, topic, events)
+    app = make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path)
+    app._purge_interval_s = 0.0  # purge after every commit, not every 30 s
+    repartition = f"{app_id}-us-share-holders-repartition"
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("g")})
+    try:
+        with app:
+            converge(app, oracle(events))
+
+            def purged() -> bool:
+                lows = [
+                    consumer.get_watermark_offsets(TopicPartition(repartition, p), 10, False)[0]
+                    for p in range(2)
+                ]
+                return all(low > 0 for low in lows)
+
+            wait_until(purged, f"records of {repartition} to be deleted", TIMEOUT_S)
+    finally:
+        consumer.close()
