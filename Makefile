@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LOCAL := tools/kafka/kafka-local
 
-.PHONY: install lint typecheck test test-unit demo bench kafka-start kafka-stop clean
+.PHONY: install lint typecheck test test-unit kafka-start kafka-stop clean
 
 install: $(STAMP)
 
@@ -29,12 +29,6 @@ test: install
 
 test-unit: install
 	$(VENV)/bin/pytest -m unit -q
-
-demo: install
-	$(VENV)/bin/us-shareholders demo
-
-bench: install
-	@bash bench/run.sh
 
 kafka-start:
 	$(KAFKA_LOCAL) start

@@ -14,7 +14,6 @@ from streamtable.processors import GetterSpec, Processor
 from streamtable.processors.fk_join import ResultTable
 from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.processors.stream_filter import StreamFilter
-from streamtable.processors.stream_global_join import StreamGlobalJoin
 from streamtable.processors.stream_map import StreamFlatMap, StreamMap, StreamMapValues, StreamPeek
 from streamtable.processors.stream_table_join import StreamTableJoin
 from streamtable.processors.user_processor import UserProcessorNode
@@ -299,7 +298,7 @@ class KStream:
             spec = GetterSpec(other.store_name)
             return self._then(
                 "KSTREAM-GLOBALJOIN",
-                lambda n: StreamGlobalJoin(n, spec, selector, joiner, left),
+                lambda n: StreamTableJoin(n, spec, joiner, left, selector),
                 value_serde=DEFAULT,
                 stores=(other.store_name,),
             )

@@ -90,20 +90,28 @@ class TableMaterializer:
     from "no row" to "no row" is not forwarded by a cached store, as in Kafka Streams.
     """
 
-    __slots__ = ("_cached", "_node", "_store")
+    __slots__ = ("_cached", "_node", "_read_old", "_store")
 
     def __init__(self, node: Node, store: KeyValueStore | CachingStore) -> None:
         self._node = node
         self._store = store
         self._cached = isinstance(store, CachingStore)
+        # Only an uncached store needs the old value read before the write; a cache reads it
+        # at flush time, and only when it is forwarded or decides whether to forward.
+        self._read_old = node.send_old_values and not self._cached
         if isinstance(store, CachingStore):
             send_old = node.send_old_values
             forward = node.forward
+            store.send_old_values = send_old
 
             def on_flush(key: Any, new: Any, old: Any, ts: int) -> None:
                 forward(key, (new, old if send_old else None), ts)
 
             store.listener = on_flush
+
+    def old(self, key: Any) -> Any:
+        """The current value, if ``put_and_forward`` will need it as ``old``; else None."""
+        return self._store.get(key) if self._read_old else None
 
     def put_and_forward(self, key: Any, new: Any, old: Any, timestamp: int) -> None:
         self._store.put(key, new, timestamp)

@@ -291,5 +291,4 @@ class ResultTable(Node):
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if key is None:
             return
-        old = self.store.get(key) if self.send_old_values else None
-        self.materializer.put_and_forward(key, value, old, timestamp)
+        self.materializer.put_and_forward(key, value, self.materializer.old(key), timestamp)

@@ -1,8 +1,10 @@
-"""KStream-KTable join (inner and left): each stream record meets the table's current row.
+"""KStream-KTable and KStream-GlobalKTable joins (inner and left).
 
-Only stream records trigger results; table updates only change what later records see.
-A ``None`` value is dropped; a ``None`` key finds no row (inner: dropped; left: joined with
-``None``), as in Kafka Streams.
+Each stream record meets the table's current row; table updates alone emit nothing, they only
+change what later records see. The row is looked up by the record's key (a co-partitioned
+KTable) or by ``key_selector(key, value)`` (a GlobalKTable, replicated on every instance).
+A ``None`` stream value is dropped; a ``None`` lookup key finds no row (inner: dropped; left:
+joined with ``None``), as in Kafka Streams.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from streamtable.processors._api import GetterSpec, Node, TaskContext
 
 class StreamTableJoin(Node):
     def __init__(
-        self, name: str, table: GetterSpec, joiner: Callable[[Any, Any], Any], left: bool
+        self,
+        name: str,
+        table: GetterSpec,
+        joiner: Callable[[Any, Any], Any],
+        left: bool,
+        key_selector: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         super().__init__(name)
         self.table_spec = table
         self.joiner = joiner
         self.left = left
+        self.key_selector = key_selector
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
@@ -29,9 +37,9 @@ class StreamTableJoin(Node):
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if value is None:
             return
-        found = None if key is None else self.table(key)
-        if found is None:
-            if self.left:
-                self.forward(key, self.joiner(value, None), timestamp)
-            return
-        self.forward(key, self.joiner(value, found[0]), timestamp)
+        lookup = key if self.key_selector is None else self.key_selector(key, value)
+        found = None if lookup is None else self.table(lookup)
+        if found is not None:
+            self.forward(key, self.joiner(value, found[0]), timestamp)
+        elif self.left:
+            self.forward(key, self.joiner(value, None), timestamp)

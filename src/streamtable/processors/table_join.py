@@ -88,7 +88,6 @@ class TableJoinMerger(Node):
 
     def process(self, key: Any, value: Change, timestamp: int) -> None:
         if self.materializer is not None:
-            old = self.store.get(key) if self.send_old_values else None  # type: ignore[union-attr]
-            self.materializer.put_and_forward(key, value[0], old, timestamp)
+            self.materializer.put_and_forward(key, value[0], self.materializer.old(key), timestamp)
         else:
             self.forward(key, value, timestamp)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamtable.errors import ProcessingError
-from streamtable.processors._api import Change, Node, TableMaterializer, TaskContext
+from streamtable.processors.table_aggregate import GroupedTableUpdate
 
 
-class TableReduce(Node):
+class TableReduce(GroupedTableUpdate):
     def __init__(
         self,
         name: str,
@@ -22,33 +21,12 @@ class TableReduce(Node):
         subtractor: Callable[[Any, Any], Any],
         store: str,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, store)
         self.adder = adder
         self.subtractor = subtractor
-        self.store_name = store
 
-    def init(self, ctx: TaskContext) -> None:
-        super().init(ctx)
-        self.store = ctx.store(self.store_name)
-        self.materializer = TableMaterializer(self, self.store)
+    def subtract(self, key: Any, agg: Any, value: Any) -> Any:
+        return self.subtractor(agg, value)
 
-    def process(self, key: Any, value: Change, timestamp: int) -> None:
-        if key is None:
-            raise ProcessingError(f"record key for reduce into {self.store_name!r} is None")
-        new, old = value
-        found = self.store.get_with_timestamp(key)
-        old_agg, agg_ts = (None, timestamp) if found is None else found
-        agg = old_agg
-        new_ts = timestamp
-        if old is not None and agg is not None:
-            agg = self.subtractor(agg, old)
-            new_ts = max(timestamp, agg_ts)
-        if new is not None:
-            if agg is None:
-                agg = new
-            else:
-                agg = self.adder(agg, new)
-                new_ts = max(timestamp, agg_ts)
-        if agg is None:
-            new_ts = timestamp  # a delete carries the timestamp of the record that caused it
-        self.materializer.put_and_forward(key, agg, old_agg, new_ts)
+    def add(self, key: Any, agg: Any, value: Any) -> Any:
+        return value if agg is None else self.adder(agg, value)

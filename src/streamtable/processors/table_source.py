@@ -24,5 +24,4 @@ class TableSource(Node):
         if key is None:
             self.dropped += 1
             return
-        old = self.store.get(key) if self.send_old_values else None
-        self.materializer.put_and_forward(key, value, old, timestamp)
+        self.materializer.put_and_forward(key, value, self.materializer.old(key), timestamp)

@@ -16,7 +16,7 @@ from streamtable.errors import KafkaError
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import BytesStore, MemoryBytesStore, RocksDBBytesStore, SerdeStore
-from streamtable.topology import SourceSpec, Topology
+from streamtable.topology import SourceSpec, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.global")
 
@@ -38,7 +38,7 @@ class GlobalStores:
             engine: BytesStore = (
                 RocksDBBytesStore(root / glob.store) if kind == "rocksdb" else MemoryBytesStore()
             )
-            store = SerdeStore(glob.store, engine, spec.key_serde, spec.value_serde)
+            store = build_store(spec, engine, config.application_id, 0, None, None)[0]
             self.stores[glob.store] = store
             self._by_topic[glob.source.topic] = (glob.source, store)
 

@@ -14,12 +14,11 @@ from streamtable.runtime.state import TaskState, check_task_transition
 from streamtable.state import (
     BytesStore,
     CacheBudget,
-    CachingStore,
     MemoryBytesStore,
     RocksDBBytesStore,
     SerdeStore,
 )
-from streamtable.topology import StoreSpec, SubTopology, TaskCore, Topology
+from streamtable.topology import StoreSpec, SubTopology, TaskCore, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.task")
 
@@ -72,14 +71,7 @@ class StreamTask:
             else:
                 engine = MemoryBytesStore()
             changelog = spec.changelog_topic(app)
-            logged = changelog is not None and spec.source_topic is None
-            serde_store = SerdeStore(
-                name,
-                engine,
-                spec.key_serde,
-                spec.value_serde,
-                (collector, changelog, partition) if logged and changelog else None,
-            )
+            serde_store, store = build_store(spec, engine, app, partition, collector, budget)
             if changelog is not None:
                 tp = (changelog, partition)
                 self.changelogs[tp] = serde_store
@@ -89,8 +81,7 @@ class StreamTask:
                     self.persistent.add(tp)
             self.serde_stores[name] = serde_store
             self.specs[name] = spec
-            use_cache = spec.cached and config.cache_max_bytes > 0
-            self.stores[name] = CachingStore(serde_store, budget) if use_cache else serde_store
+            self.stores[name] = store
         self.core = TaskCore(
             topology,
             sub,

@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class StreamsMetrics:
     def __init__(self, application_id: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = {"application_id": application_id}
         self.records_processed = Counter(
             "streamtable_records_processed",
             "Input records processed by the app's tasks.",
@@ -32,4 +31,3 @@ class StreamsMetrics:
         self.active_tasks = Gauge(
             "streamtable_active_tasks", "Tasks running on this instance.", registry=self.registry
         )
-        self.labels = labels

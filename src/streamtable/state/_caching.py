@@ -46,6 +46,9 @@ class CachingStore:
         # key -> (value or None, timestamp, size); insertion order = eviction order
         self._dirty: dict[Any, tuple[Any, int, int]] = {}
         self.listener: FlushListener | None = None
+        # False when the listener ignores old values: then the store below is read at flush
+        # only for deletes (to drop a change from "no row" to "no row").
+        self.send_old_values = True
 
     @property
     def key_serde(self) -> Any:
@@ -114,10 +117,11 @@ class CachingStore:
             self.inner.put_all((k, e[0], e[1]) for k, e in entries)
             return
         inner_get = self.inner.get
+        read_old = self.send_old_values
         changes = []
         writes = []
         for key, (value, ts, _) in entries:
-            old = inner_get(key)
+            old = inner_get(key) if read_old or value is None else None
             if value is None and old is None:
                 continue
             writes.append((key, value, ts))

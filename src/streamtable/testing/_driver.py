@@ -25,12 +25,10 @@ from streamtable.errors import StoreNotFound, TopologyError
 from streamtable.serde import Serde
 from streamtable.state import (
     CacheBudget,
-    CachingStore,
     MemoryBytesStore,
     ReadOnlyKeyValueStore,
-    SerdeStore,
 )
-from streamtable.topology import SourceSpec, TaskCore, Topology
+from streamtable.topology import SourceSpec, TaskCore, Topology, build_store
 
 Headers = list[tuple[str, bytes | None]] | None
 _Raw = tuple[bytes | None, bytes | None, int, Headers]
@@ -175,16 +173,9 @@ class TopologyTestDriver:
 
         self._stores: dict[str, Any] = {}
         for name, spec in topology.stores.items():
-            changelog_topic = spec.changelog_topic(self.application_id)
-            logged = spec.source_topic is None and changelog_topic is not None
-            inner = SerdeStore(
-                name,
-                MemoryBytesStore(),
-                spec.key_serde,
-                spec.value_serde,
-                (collector, changelog_topic, 0) if logged and changelog_topic else None,
-            )
-            self._stores[name] = CachingStore(inner, budget) if spec.cached else inner
+            self._stores[name] = build_store(
+                spec, MemoryBytesStore(), self.application_id, 0, collector, budget
+            )[1]
         global_names = {g.store for g in topology.global_tables}
         global_stores = {n: self._stores[n] for n in global_names}
         self._global_sources: dict[str, tuple[SourceSpec, Any]] = {

@@ -11,6 +11,7 @@ from streamtable.topology._nodes import (
     StoreSpec,
 )
 from streamtable.topology._partitioner import murmur2, partition_for
+from streamtable.topology._stores import build_store
 from streamtable.topology._task import RecordCollector, TaskCore
 from streamtable.topology._topology import SubTopology, Topology
 
@@ -26,6 +27,7 @@ __all__ = [
     "SubTopology",
     "TaskCore",
     "Topology",
+    "build_store",
     "murmur2",
     "partition_for",
 ]
