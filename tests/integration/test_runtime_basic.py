@@ -4,7 +4,6 @@ from checkpoints, sends bad records to the dead-letter topic, and refuses bad se
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,85 +16,11 @@ from confluent_kafka.admin import AdminClient
 import streamtable as st
 from streamtable.errors import CoPartitioningError, StateDirLocked, StoreNotReady
 from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+from tests.support.positions import generate, oracle, produce, produce_positions, seed_topology
 
 pytestmark = pytest.mark.integration
 
-US = frozenset({"NASDAQ", "NYSE"})
-EXCHANGES = ["NASDAQ", "NYSE", "LSE", "XETRA", "TSE"]
 TIMEOUT_S = 90.0
-
-
-def seed_topology(topic: str) -> st.Topology:
-    builder = st.StreamsBuilder()
-    (
-        builder.table(
-            topic, key_serde=st.serde.STRING, value_serde=st.serde.JSON, store="share-holder-store"
-        )
-        .filter(lambda key, pos: pos["exchange"] in US)
-        .group_by(lambda key, pos: (pos["client"], frozenset({key})))
-        .reduce(
-            adder=lambda agg, v: agg | v,
-            subtractor=lambda agg, v: (agg - v) or None,
-            store="us-share-holders",
-        )
-    )
-    return builder.build()
-
-
-def generate(seed: int, count: int, ids: int) -> list[tuple[str, dict[str, Any] | None]]:
-    """Positions with updates, moves between clients and exchanges, and tombstones."""
-    rng = random.Random(seed)
-    events: list[tuple[str, dict[str, Any] | None]] = []
-    for _ in range(count):
-        pid = f"p{rng.randrange(ids)}"
-        if rng.random() < 0.15:
-            events.append((pid, None))
-        else:
-            events.append(
-                (
-                    pid,
-                    {
-                        "id": pid,
-                        "client": f"c{rng.randrange(40)}",
-                        "ticker": rng.choice(["AAPL", "MSFT", "SAP", "BP"]),
-                        "exchange": rng.choice(EXCHANGES),
-                        "amount": rng.randrange(1, 1000),
-                    },
-                )
-            )
-    return events
-
-
-def oracle(events: list[tuple[str, dict[str, Any] | None]]) -> dict[str, frozenset[str]]:
-    snapshot: dict[str, dict[str, Any]] = {}
-    for pid, pos in events:
-        if pos is None:
-            snapshot.pop(pid, None)
-        else:
-            snapshot[pid] = pos
-    holders: dict[str, set[str]] = {}
-    for pid, pos in snapshot.items():
-        if pos["exchange"] in US:
-            holders.setdefault(pos["client"], set()).add(pid)
-    return {client: frozenset(ids) for client, ids in holders.items()}
-
-
-def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes | None]]) -> None:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
-    )
-    for key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-
-
-def produce_positions(
-    bootstrap: str, topic: str, events: list[tuple[str, dict[str, Any] | None]]
-) -> None:
-    produce(
-        bootstrap, topic, [(k, None if v is None else json.dumps(v).encode()) for k, v in events]
-    )
 
 
 def contents(app: st.StreamsApp, store: str) -> dict[Any, Any] | None:
@@ -248,6 +173,45 @@ def test_malformed_record_goes_to_dlq_and_processing_continues(
         assert headers["x-topic"] == topic.encode()
         assert headers["x-offset"] is not None
         assert app.metrics.dlq_records._value.get() == 1
+        assert app.state is st.AppState.RUNNING
+
+
+def test_failure_while_the_cache_flushes_goes_to_dlq_and_processing_continues(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    # Valid JSON without "exchange": the filter runs when the source store's cache flushes.
+    topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
+    good = {"id": "p1", "client": "c1", "ticker": "AAPL", "exchange": "NASDAQ", "amount": 1}
+    produce(
+        bootstrap_servers,
+        topic,
+        [("p1", json.dumps(good).encode()), ("p9", json.dumps({"client": "c9"}).encode())],
+    )
+    with make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path) as app:
+        converge(app, {"c1": frozenset({"p1"})})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": unique_name("g"),
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(f"{app_id}-dlq", 0, OFFSET_BEGINNING)])
+
+            def dead_letter() -> Any:
+                for msg in consumer.consume(10, timeout=0.5):
+                    if msg.error() is None:
+                        return msg
+                return None
+
+            msg = wait_until(dead_letter, "a record on the dead-letter topic", TIMEOUT_S)
+        finally:
+            consumer.close()
+        headers = dict(msg.headers() or [])
+        assert b"KeyError" in (headers["x-error"] or b"")
+        assert (headers["x-processor"] or b"").startswith(b"KTABLE-SOURCE")
+        assert msg.key() == b'"p9"'
         assert app.state is st.AppState.RUNNING
 
 

@@ -56,6 +56,10 @@ class TaskContext(Protocol):
 
     def internal_topic(self, suffix: str) -> str: ...
 
+    def flush_failed(self, node: str, key: Any, value: Any, error: Exception) -> None:
+        """Downstream processing of a cached change failed at flush time; raise to stop."""
+        ...
+
     def partitions_of(self, topic: str) -> int: ...
 
 
@@ -105,7 +109,12 @@ class TableMaterializer:
             store.send_old_values = send_old
 
             def on_flush(key: Any, new: Any, old: Any, ts: int) -> None:
-                forward(key, (new, old if send_old else None), ts)
+                # Runs at commit, detached from the record that caused it: a failure is
+                # reported for this entry and the flush goes on with the next one.
+                try:
+                    forward(key, (new, old if send_old else None), ts)
+                except Exception as exc:
+                    node.ctx.flush_failed(node.name, key, new, exc)
 
             store.listener = on_flush
 

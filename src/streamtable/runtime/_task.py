@@ -44,6 +44,7 @@ class StreamTask:
         budget: CacheBudget,
         global_stores: Mapping[str, Any],
         wall_clock_ms: Callable[[], int],
+        on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None,
     ) -> None:
         self.task_id = f"{sub.id}_{partition}"
         self.sub = sub
@@ -91,6 +92,7 @@ class StreamTask:
             global_stores,
             collector,
             wall_clock_ms,
+            on_flush_error,
         )
         self.topics = self.core.topics
         self.consumed: dict[str, int] = {}

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -52,6 +53,7 @@ from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.metrics import StreamsMetrics
 from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan, dlq_topic
+from streamtable.serde import DEFAULT
 from streamtable.state import CacheBudget, ReadOnlyKeyValueStore
 from streamtable.topology import Topology
 
@@ -165,6 +167,34 @@ class StreamsApp:
         if self._state is AppState.PENDING_SHUTDOWN:
             self._set_state(AppState.NOT_RUNNING)
         return True
+
+    def run_until_signal(
+        self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+    ) -> int:
+        """Start, run until one of ``signals`` arrives or the app fails, then close.
+
+        For a process's main thread (a service's entry point): on SIGTERM/SIGINT the app
+        commits, closes its stores (with checkpoints) and leaves the group. Returns the exit
+        code: 0 after a clean close, 1 if the app failed or did not stop in time.
+        """
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+
+        def on_state(old: AppState, new: AppState) -> None:
+            if new is AppState.ERROR:
+                stop.set()
+
+        self.add_state_listener(on_state)
+        try:
+            self.start()
+            while not stop.wait(0.2):
+                pass
+            failed = self._state is AppState.ERROR
+            closed = self.close()
+            return 0 if closed and not failed else 1
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def __enter__(self) -> StreamsApp:
         self.start()
@@ -393,6 +423,22 @@ class StreamsApp:
         self._collector.send(self._dlq, msg.key(), msg.value(), msg.timestamp()[1], None, headers)
         self.metrics.dlq_records.inc()
 
+    def _on_flush_error(self, node: str, key: Any, value: Any, exc: Exception) -> None:
+        """A cached table change failed downstream at commit time (e.g. a filter reading a
+        missing field): the row goes to the DLQ, encoded with the DEFAULT serde."""
+        if self.config.on_error == "fail":
+            raise ProcessingError(f"processing a change of {node} failed: {exc!r}") from exc
+        assert self._collector is not None
+        log.warning("change of %s for a key to %s: %s", node, self._dlq, exc)
+        headers: list[tuple[str, bytes | None]] = [
+            ("x-error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("x-processor", node.encode()),
+        ]
+        self._collector.send(
+            self._dlq, _encode(key), _encode(value), int(time.time() * 1000), None, headers
+        )
+        self.metrics.dlq_records.inc()
+
     # -- tasks -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.assign(partitions)
@@ -449,6 +495,7 @@ class StreamsApp:
                     self._budget,
                     self._globals.stores,
                     lambda: int(time.time() * 1000),
+                    self._on_flush_error,
                 )
                 self._tasks[task.task_id] = task
                 for t in task.topics:
@@ -552,6 +599,15 @@ class StreamsApp:
         if self._globals is not None:
             self._globals.close()
         self._state_dir.unlock()
+
+
+def _encode(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return DEFAULT.serialize(value)
+    except StreamTableError:
+        return repr(value).encode()
 
 
 def _headers(msg: Message) -> list[tuple[str, bytes | None]] | None:

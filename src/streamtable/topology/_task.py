@@ -60,6 +60,7 @@ class TaskCore:
         global_stores: Mapping[str, Any],
         collector: RecordCollector,
         wall_clock_ms: Callable[[], int],
+        on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None,
     ) -> None:
         self.topology = topology
         self.sub = sub
@@ -70,6 +71,7 @@ class TaskCore:
         self._global_stores = global_stores
         self.collector = collector
         self._wall_clock_ms = wall_clock_ms
+        self._on_flush_error = on_flush_error
         self.topic: str | None = None
         self.offset = -1
         self.headers: Headers = None
@@ -152,6 +154,13 @@ class TaskCore:
             punctuator.cancelled = True
 
         return cancel
+
+    def flush_failed(self, node: str, key: Any, value: Any, error: Exception) -> None:
+        """A cached change failed downstream of ``node`` at flush time. Without a handler
+        (the test driver) the error propagates, as in Kafka Streams."""
+        if self._on_flush_error is None:
+            raise error
+        self._on_flush_error(node, key, value, error)
 
     def internal_topic(self, suffix: str) -> str:
         return f"{self.application_id}-{suffix}"

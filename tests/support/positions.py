@@ -1,0 +1,87 @@
+"""Positions for runtime tests: the seed topology, a seeded generator, an oracle, a producer."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from confluent_kafka import Producer
+
+import streamtable as st
+
+US = frozenset({"NASDAQ", "NYSE"})
+EXCHANGES = ["NASDAQ", "NYSE", "LSE", "XETRA", "TSE"]
+
+
+def seed_topology(topic: str) -> st.Topology:
+    builder = st.StreamsBuilder()
+    (
+        builder.table(
+            topic, key_serde=st.serde.STRING, value_serde=st.serde.JSON, store="share-holder-store"
+        )
+        .filter(lambda key, pos: pos["exchange"] in US)
+        .group_by(lambda key, pos: (pos["client"], frozenset({key})))
+        .reduce(
+            adder=lambda agg, v: agg | v,
+            subtractor=lambda agg, v: (agg - v) or None,
+            store="us-share-holders",
+        )
+    )
+    return builder.build()
+
+
+def generate(seed: int, count: int, ids: int) -> list[tuple[str, dict[str, Any] | None]]:
+    """Positions with updates, moves between clients and exchanges, and tombstones."""
+    rng = random.Random(seed)
+    events: list[tuple[str, dict[str, Any] | None]] = []
+    for _ in range(count):
+        pid = f"p{rng.randrange(ids)}"
+        if rng.random() < 0.15:
+            events.append((pid, None))
+        else:
+            events.append(
+                (
+                    pid,
+                    {
+                        "id": pid,
+                        "client": f"c{rng.randrange(40)}",
+                        "ticker": rng.choice(["AAPL", "MSFT", "SAP", "BP"]),
+                        "exchange": rng.choice(EXCHANGES),
+                        "amount": rng.randrange(1, 1000),
+                    },
+                )
+            )
+    return events
+
+
+def oracle(events: list[tuple[str, dict[str, Any] | None]]) -> dict[str, frozenset[str]]:
+    snapshot: dict[str, dict[str, Any]] = {}
+    for pid, pos in events:
+        if pos is None:
+            snapshot.pop(pid, None)
+        else:
+            snapshot[pid] = pos
+    holders: dict[str, set[str]] = {}
+    for pid, pos in snapshot.items():
+        if pos["exchange"] in US:
+            holders.setdefault(pos["client"], set()).add(pid)
+    return {client: frozenset(ids) for client, ids in holders.items()}
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes | None]]) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+    for key, value in records:
+        producer.produce(topic, key=key.encode(), value=value)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def produce_positions(
+    bootstrap: str, topic: str, events: list[tuple[str, dict[str, Any] | None]]
+) -> None:
+    produce(
+        bootstrap, topic, [(k, None if v is None else json.dumps(v).encode()) for k, v in events]
+    )
