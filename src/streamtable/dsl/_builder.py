@@ -51,11 +51,13 @@ class StreamsBuilder:
         value_serde: Serde[Any] = DEFAULT,
         store: str | None = None,
         store_kind: StoreKind = "default",
+        reject_null_keys: bool = False,
     ) -> KTable:
         """A table from a (compacted) topic: the latest value per key; None deletes.
 
         The table is always materialized (``store`` names it; otherwise a generated name), and
-        the topic itself serves as its changelog.
+        the topic itself serves as its changelog. Records with a null key are dropped, or with
+        ``reject_null_keys`` treated as bad input (the runtime's dead-letter topic).
         """
         g = self._graph
         source = g.new_name("KSTREAM-SOURCE")
@@ -63,7 +65,11 @@ class StreamsBuilder:
         store = store or f"{topic}-STATE-STORE-{g.counter:010d}"
         g.add_source(SourceSpec(source, topic, key_serde, value_serde))
         g.add_store(StoreSpec(store, key_serde, value_serde, source_topic=topic, kind=store_kind))
-        g.add_processor(ProcessorSpec(name, (source,), partial(TableSource, name, store), (store,)))
+        g.add_processor(
+            ProcessorSpec(
+                name, (source,), partial(TableSource, name, store, reject_null_keys), (store,)
+            )
+        )
         g.old_value_parents[name] = ()
         return KTable(g, name, key_serde, value_serde, GetterSpec(store), (topic,), store)
 

@@ -60,6 +60,11 @@ class ProcessorContext:
     def offset(self) -> int:
         return self._task.offset
 
+    def input_offsets(self) -> dict[str, tuple[int, int]]:
+        """``{input topic: (next offset to process, end offset)}`` of this task's partition:
+        whether the task has caught up with its inputs (always, in the test driver)."""
+        return self._task.input_offsets()
+
     def forward(self, record: Record) -> None:
         self._node.forward(record.key, record.value, record.timestamp)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from streamtable.runtime._collector import KafkaRecordCollector
@@ -18,7 +18,7 @@ from streamtable.state import (
     RocksDBBytesStore,
     SerdeStore,
 )
-from streamtable.topology import StoreSpec, SubTopology, TaskCore, Topology, build_store
+from streamtable.topology import StoreSpec, SubTopology, TaskCore, TaskHooks, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.task")
 
@@ -43,8 +43,7 @@ class StreamTask:
         collector: KafkaRecordCollector,
         budget: CacheBudget,
         global_stores: Mapping[str, Any],
-        wall_clock_ms: Callable[[], int],
-        on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None,
+        hooks: TaskHooks,
     ) -> None:
         self.task_id = f"{sub.id}_{partition}"
         self.sub = sub
@@ -91,8 +90,7 @@ class StreamTask:
             self.stores,
             global_stores,
             collector,
-            wall_clock_ms,
-            on_flush_error,
+            hooks,
         )
         self.topics = self.core.topics
         self.consumed: dict[str, int] = {}

@@ -44,6 +44,7 @@ from streamtable.runtime import _clients
 from streamtable.runtime._collector import KafkaRecordCollector
 from streamtable.runtime._commit import Committer, TransactionAborted
 from streamtable.runtime._global import GlobalStores
+from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
 from streamtable.runtime._restore import ChangelogRestorer
 from streamtable.runtime._statedir import StateDirectory
@@ -55,7 +56,7 @@ from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan, dlq_topic
 from streamtable.serde import DEFAULT
 from streamtable.state import CacheBudget, ReadOnlyKeyValueStore
-from streamtable.topology import Topology
+from streamtable.topology import TaskCore, TaskHooks, Topology
 
 log = logging.getLogger("streamtable.runtime.app")
 
@@ -85,6 +86,9 @@ class StreamsApp:
         self._new_assignment: list[TP] | None = None
         self._assignment_seen = False
         self._budget = CacheBudget(config.cache_max_bytes)
+        self._hooks = TaskHooks(
+            lambda: int(time.time() * 1000), self._on_flush_error, self._input_offsets
+        )
         self._globals: GlobalStores | None = None
         self._restorer: ChangelogRestorer | None = None
         self._consumer: Consumer | None = None
@@ -92,6 +96,9 @@ class StreamsApp:
         self._collector: KafkaRecordCollector | None = None
         self._dlq = dlq_topic(config.application_id)
         self._purge_interval_s = 30.0  # repartition.purge.interval.ms in Kafka Streams
+        self._instances = InstanceDirectory(
+            topology, config, str(self.instance_id), lambda: self._state.name
+        )
         if config.num_standby_replicas:
             log.warning(
                 "num_standby_replicas=%d: standby tasks are not implemented yet; a moved "
@@ -214,12 +221,19 @@ class StreamsApp:
         return 0 if self._restorer is None else self._restorer.restored_records
 
     # -- interactive queries ---------------------------------------------------------------
-    def store(self, name: str) -> ReadOnlyKeyValueStore:
-        """A read-only view of store ``name`` across this instance's active tasks."""
+    def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
+        """A read-only view of store ``name`` across this instance's active tasks.
+
+        Raises :class:`StoreNotReady` unless the app is RUNNING. ``allow_stale=True`` opts in
+        to stale reads: the view also serves tasks that are still restoring (their values may
+        lag) and answers while the app is REBALANCING.
+        """
         spec = self.topology.stores.get(name)
         if spec is None:
             raise StoreNotFound(name, list(self.topology.stores))
-        self._check_ready(name)
+        check = self._check_alive if allow_stale else self._check_ready
+        served = (TaskState.RUNNING, TaskState.RESTORING) if allow_stale else (TaskState.RUNNING,)
+        check(name)
         if self._globals is not None and name in self._globals.stores:
             return ReadOnlyKeyValueStore(self._globals.stores[name])
         sub = self.topology.subtopology_of_store(name)
@@ -232,23 +246,46 @@ class StreamsApp:
             stores = {
                 t.partition: t.stores[name]
                 for t in self._tasks.values()
-                if t.sub.id == sub.id and t.state is TaskState.RUNNING
+                if t.sub.id == sub.id and t.state in served
             }
             return stores, count
 
-        view = CompositeStoreView(
-            name, spec.key_serde, lookup, lambda: self._check_ready(name), self._lock
-        )
+        view = CompositeStoreView(name, spec.key_serde, lookup, lambda: check(name), self._lock)
         return ReadOnlyKeyValueStore(view)
 
     def _check_ready(self, name: str) -> None:
         if self._state is not AppState.RUNNING:
             raise StoreNotReady(name, f"the app is {self._state.name}")
 
+    def _check_alive(self, name: str) -> None:
+        if not self._state.is_alive():
+            raise StoreNotReady(name, f"the app is {self._state.name}")
+
+    def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata:
+        """The partition of ``key`` in ``store`` (the store's key serde and the partitioner that
+        placed it) and the instance hosting it, from the ``<app>-instances`` topic (see
+        ``_metadata.py``). Raises :class:`StoreNotFound`, :class:`SerializationError` for a
+        key the serde rejects, :class:`StoreNotReady` before :meth:`start`."""
+        spec = self.topology.stores.get(store)
+        if spec is None:
+            raise StoreNotFound(store, list(self.topology.stores))
+        return self._instances.metadata_for_key(store, spec.key_serde.serialize(key))
+
+    def all_metadata(self) -> list[StreamsMetadata]:
+        """Every live instance (this one included) with its active partitions per store."""
+        return self._instances.all_metadata()
+
+    def local_metadata(self) -> StreamsMetadata:
+        """This instance's entry of :meth:`all_metadata`; its ``generation`` grows whenever
+        its tasks change (a reader can check that nothing moved while it read)."""
+        return self._instances.local_metadata()
+
     # -- the processing thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
             self._open_clients()
+            assert self._plan is not None
+            self._instances.start(self._plan)
             assert self._consumer is not None
             assert self._globals is not None
             self._globals.restore()
@@ -423,6 +460,21 @@ class StreamsApp:
         self._collector.send(self._dlq, msg.key(), msg.value(), msg.timestamp()[1], None, headers)
         self.metrics.dlq_records.inc()
 
+    def _input_offsets(self, core: TaskCore) -> dict[str, tuple[int, int]]:
+        """How far a task has read each input: (next offset to process, high watermark)."""
+        assert self._consumer is not None
+        task = self._tasks.get(core.task_id)
+        result: dict[str, tuple[int, int]] = {}
+        for topic in core.topics:
+            tp = TopicPartition(topic, core.partition)
+            _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            position = task.consumed.get(topic) if task is not None else None
+            if position is None:
+                committed = self._consumer.committed([tp], timeout=10)[0].offset
+                position = max(committed, 0)
+            result[topic] = (position, high)
+        return result
+
     def _on_flush_error(self, node: str, key: Any, value: Any, exc: Exception) -> None:
         """A cached table change failed downstream at commit time (e.g. a filter reading a
         missing field): the row goes to the DLQ, encoded with the DEFAULT serde."""
@@ -494,14 +546,14 @@ class StreamsApp:
                     self._collector,
                     self._budget,
                     self._globals.stores,
-                    lambda: int(time.time() * 1000),
-                    self._on_flush_error,
+                    self._hooks,
                 )
                 self._tasks[task.task_id] = task
                 for t in task.topics:
                     self._task_by_tp[(t, p)] = task
                 self._start_restore(task)
         self.metrics.active_tasks.set(len(self._tasks))
+        self._instances.set_active((t.sub.id, t.partition) for t in self._tasks.values())
 
     def _start_restore(self, task: StreamTask) -> None:
         assert self._consumer is not None
@@ -534,6 +586,7 @@ class StreamsApp:
             for t in task.topics:
                 self._task_by_tp.pop((t, task.partition), None)
         self.metrics.active_tasks.set(len(self._tasks))
+        self._instances.set_active((t.sub.id, t.partition) for t in self._tasks.values())
 
     # -- commits ---------------------------------------------------------------------------
     def _commit(self, closing: bool = False) -> None:
@@ -598,6 +651,7 @@ class StreamsApp:
             self._restorer.close()
         if self._globals is not None:
             self._globals.close()
+        self._instances.close()  # a tombstone: peers stop routing here
         self._state_dir.unlock()
 
 

@@ -28,7 +28,7 @@ from streamtable.state import (
     MemoryBytesStore,
     ReadOnlyKeyValueStore,
 )
-from streamtable.topology import SourceSpec, TaskCore, Topology, build_store
+from streamtable.topology import SourceSpec, TaskCore, TaskHooks, Topology, build_store
 
 Headers = list[tuple[str, bytes | None]] | None
 _Raw = tuple[bytes | None, bytes | None, int, Headers]
@@ -192,7 +192,7 @@ class TopologyTestDriver:
                 {n: self._stores[n] for n in sub.stores},
                 global_stores,
                 collector,
-                lambda: self._wall_ms,
+                TaskHooks(lambda: self._wall_ms),
             )
             self._tasks.append(task)
             for topic in task.topics:

@@ -12,7 +12,7 @@ from streamtable.topology._nodes import (
 )
 from streamtable.topology._partitioner import murmur2, partition_for
 from streamtable.topology._stores import build_store
-from streamtable.topology._task import RecordCollector, TaskCore
+from streamtable.topology._task import RecordCollector, TaskCore, TaskHooks
 from streamtable.topology._topology import SubTopology, Topology
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "StoreSpec",
     "SubTopology",
     "TaskCore",
+    "TaskHooks",
     "Topology",
     "build_store",
     "murmur2",

@@ -7,6 +7,7 @@ where emitted records go (a :class:`RecordCollector`) and which stores they hand
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streamtable.errors import SerializationError, StoreNotFound
@@ -34,6 +35,22 @@ class RecordCollector(Protocol):
     def partitions_of(self, topic: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class TaskHooks:
+    """What the host of a task (test driver or Kafka runtime) plugs into it.
+
+    - ``wall_clock_ms``: the clock of wall-clock punctuators;
+    - ``on_flush_error(node, key, value, error)``: a cached change failed downstream of
+      ``node`` at flush time; None lets the error propagate (as Kafka Streams does);
+    - ``input_offsets(task) -> {topic: (next offset to process, end offset)}``: how far the
+      task has read its inputs; None means always caught up (the test driver).
+    """
+
+    wall_clock_ms: Callable[[], int]
+    on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None
+    input_offsets: Callable[[TaskCore], dict[str, tuple[int, int]]] | None = None
+
+
 class _Punctuator:
     __slots__ = ("callback", "cancelled", "interval", "kind", "next_time")
 
@@ -59,8 +76,7 @@ class TaskCore:
         stores: Mapping[str, Any],
         global_stores: Mapping[str, Any],
         collector: RecordCollector,
-        wall_clock_ms: Callable[[], int],
-        on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None,
+        hooks: TaskHooks,
     ) -> None:
         self.topology = topology
         self.sub = sub
@@ -70,8 +86,9 @@ class TaskCore:
         self._stores = dict(stores)
         self._global_stores = global_stores
         self.collector = collector
-        self._wall_clock_ms = wall_clock_ms
-        self._on_flush_error = on_flush_error
+        self._wall_clock_ms = hooks.wall_clock_ms
+        self._on_flush_error = hooks.on_flush_error
+        self._input_offsets = hooks.input_offsets
         self.topic: str | None = None
         self.offset = -1
         self.headers: Headers = None
@@ -161,6 +178,12 @@ class TaskCore:
         if self._on_flush_error is None:
             raise error
         self._on_flush_error(node, key, value, error)
+
+    def input_offsets(self) -> dict[str, tuple[int, int]]:
+        """``{input topic: (next offset to process, end offset)}`` for this task's partition."""
+        if self._input_offsets is None:
+            return dict.fromkeys(self._sources, (0, 0))
+        return self._input_offsets(self)
 
     def internal_topic(self, suffix: str) -> str:
         return f"{self.application_id}-{suffix}"
