@@ -7,6 +7,7 @@ At start the runtime reads the partition counts of the source topics from the cl
 * a store's changelog (``<app>-<store>-changelog``, compacted) gets the count of its
   sub-topology's source topics (one changelog partition per task);
 * the dead-letter topic ``<app>-dlq`` (delete policy) gets one partition;
+* ``<app>-instances`` (compacted, one partition) carries each instance's query metadata;
 * every co-partition group (joins) must have equal counts, else :class:`CoPartitioningError`.
 """
 
@@ -41,6 +42,20 @@ class TopicPlan:
 
 def dlq_topic(application_id: str) -> str:
     return f"{application_id}-dlq"
+
+
+# -- interactive-query metadata (see _metadata.py) ---------------------------------------------
+def instances_topic(application_id: str) -> str:
+    """``<app>-instances``: one compacted partition where each instance advertises itself."""
+    return f"{application_id}-instances"
+
+
+INSTANCES_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    # Small segments and a short tombstone retention keep the topic at ~one record per instance.
+    "segment.ms": "600000",
+    "delete.retention.ms": "600000",
+}
 
 
 class InternalTopicManager:
@@ -131,6 +146,9 @@ class InternalTopicManager:
         dlq = dlq_topic(self._app)
         counts[dlq] = 1
         internal[dlq] = {"cleanup.policy": "delete"}
+        instances = instances_topic(self._app)
+        counts[instances] = 1
+        internal[instances] = dict(INSTANCES_TOPIC_CONFIG)
         return TopicPlan(counts, internal)
 
     def ensure(self, plan: TopicPlan) -> None:

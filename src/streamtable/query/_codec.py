@@ -1,0 +1,112 @@
+"""Text <-> store keys and values for the HTTP layer, and the scan cursor.
+
+* A key in a URL is parsed with the store's key serde: ``STRING`` takes the text as is,
+  ``JSON`` and ``DEFAULT`` parse it as JSON (``DEFAULT`` also reads its tags, so
+  ``{"$t": [1, 2]}`` is the tuple ``(1, 2)``), ``INT``/``LONG`` an integer, ``DOUBLE`` a number,
+  ``BYTES`` the UTF-8 bytes of the text. The parsed key must serialize with the serde.
+* Keys and values are rendered as JSON: sets, frozensets and tuples become lists (sets sorted),
+  bytes become base64 text, dict keys that are not strings become their JSON text.
+* A cursor is the serialized key of the last item returned, base64url-encoded: opaque to
+  clients, and a total order shared by every instance (serialized key bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from streamtable.errors import SerializationError
+from streamtable.query._result import FailureReason, QueryResult
+from streamtable.serde import (
+    BytesSerde,
+    DefaultSerde,
+    DoubleSerde,
+    IntSerde,
+    JsonSerde,
+    LongSerde,
+    Serde,
+    StringSerde,
+)
+
+_CURSOR_VERSION = b"\x01"
+
+
+def parse_key(text: str, serde: Serde[Any]) -> QueryResult[Any]:
+    """``ok(key)`` or ``failure(BAD_KEY)``; see the module docstring for each serde."""
+    try:
+        key: Any
+        if isinstance(serde, StringSerde):
+            key = text
+        elif isinstance(serde, DefaultSerde | JsonSerde):
+            key = serde.deserialize(text.encode())
+            if key is None:
+                return QueryResult.failure(FailureReason.BAD_KEY, "a key cannot be null")
+        elif isinstance(serde, IntSerde | LongSerde):
+            key = int(text.strip(), 10)
+        elif isinstance(serde, DoubleSerde):
+            key = float(text)
+        elif isinstance(serde, BytesSerde):
+            key = text.encode()
+        else:
+            return QueryResult.failure(
+                FailureReason.BAD_KEY, f"keys of serde {serde!r} cannot be parsed from text"
+            )
+        serde.serialize(key)
+    except (SerializationError, ValueError) as exc:
+        return QueryResult.failure(
+            FailureReason.BAD_KEY, f"{text!r} is not a key of serde {serde!r}: {exc}"
+        )
+    return QueryResult.ok(key)
+
+
+def prefix_bytes(prefix: str, serde: Serde[Any]) -> QueryResult[bytes]:
+    """The serialized-key prefix shared by every string key that starts with ``prefix``."""
+    if isinstance(serde, StringSerde):
+        return QueryResult.ok(prefix.encode())
+    if isinstance(serde, DefaultSerde | JsonSerde):
+        return QueryResult.ok(serde.serialize(prefix)[:-1])  # '"abc"' without its closing quote
+    return QueryResult.failure(
+        FailureReason.BAD_REQUEST, f"prefix needs string keys; this store's key serde is {serde!r}"
+    )
+
+
+def render(value: Any) -> Any:
+    """``value`` as plain JSON data (idempotent: rendered data renders to itself)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [render(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [render(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+    if isinstance(value, dict):
+        return {_render_dict_key(k): render(v) for k, v in value.items()}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)
+
+
+def _render_dict_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    return orjson.dumps(render(key)).decode()
+
+
+def encode_cursor(key_bytes: bytes) -> str:
+    return base64.urlsafe_b64encode(_CURSOR_VERSION + key_bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> QueryResult[bytes]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not raw.startswith(_CURSOR_VERSION):
+        return QueryResult.failure(FailureReason.BAD_REQUEST, f"not a cursor: {cursor!r}")
+    return QueryResult.ok(raw[len(_CURSOR_VERSION) :])

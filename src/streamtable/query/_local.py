@@ -1,0 +1,144 @@
+"""Queries answered from this instance's stores, with the ownership check that makes stale
+routing safe.
+
+A read is bracketed by two reads of the local metadata's ``generation`` (which grows whenever
+this instance's tasks change): if it moved, the answer may mix before and after, so the result is
+``NOT_READY`` (retry). Otherwise the partitions this instance owned before the read are exactly
+the ones it read from, which tells an absent key (``NOT_FOUND``) from a key of a partition owned
+elsewhere (``NOT_OWNER``: the caller routed on stale metadata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
+from streamtable.query._result import FailureReason, QueryResult
+from streamtable.runtime import AppState
+from streamtable.runtime._metadata import KeyQueryMetadata, StreamsMetadata
+from streamtable.serde import StringSerde
+from streamtable.state import ReadOnlyKeyValueStore
+from streamtable.topology import Topology
+
+
+class QueryableApp(Protocol):
+    """What the query layer needs of a :class:`~streamtable.StreamsApp` (a test seam)."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def state(self) -> AppState: ...
+
+    def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore: ...
+
+    def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata: ...
+
+    def all_metadata(self) -> list[StreamsMetadata]: ...
+
+    def local_metadata(self) -> StreamsMetadata: ...
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """A page of a scan: keys in ``[lo, hi]`` (serialized-key order), starting with ``prefix``
+    (serialized), strictly after ``after`` (serialized), at most ``limit`` of them."""
+
+    lo: Any = None
+    hi: Any = None
+    lo_bytes: bytes | None = None
+    prefix: bytes | None = None
+    after: bytes | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    key_bytes: bytes
+    key: Any
+    value: Any
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    """Items in serialized-key order, the partitions they were read from, and whether more
+    items follow the last one."""
+
+    items: Sequence[ScanItem]
+    partitions: tuple[int, ...]
+    has_more: bool
+
+
+def is_global(app: QueryableApp, store: str) -> bool:
+    return app.topology.subtopology_of_store(store) is None
+
+
+def local_get(app: QueryableApp, store: str, key: Any, allow_stale: bool) -> QueryResult[Any]:
+    """The value of ``key`` if this instance owns its partition; a failure value otherwise."""
+    try:
+        before = app.local_metadata()
+        found = app.store(store, allow_stale=allow_stale).get(key)
+        where = app.metadata_for_key(store, key)
+        after = app.local_metadata()
+    except StoreNotFound as exc:
+        return QueryResult.failure(FailureReason.UNKNOWN_STORE, str(exc))
+    except StoreNotReady as exc:
+        return QueryResult.failure(FailureReason.NOT_READY, str(exc))
+    except SerializationError as exc:
+        return QueryResult.failure(FailureReason.BAD_KEY, str(exc))
+    if found is not None:
+        return QueryResult.ok(found)  # read from a local task of the key's partition
+    if where.partition is None:  # a global store: all of it is here
+        return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+    if after.generation != before.generation:
+        return QueryResult.failure(FailureReason.NOT_READY, "tasks moved during the read; retry")
+    if where.partition not in before.active.get(store, ()):
+        return QueryResult.failure(
+            FailureReason.NOT_OWNER,
+            f"partition {where.partition} of {store!r} is not hosted by this instance",
+        )
+    return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+
+
+def local_scan(
+    app: QueryableApp, store: str, request: ScanRequest, allow_stale: bool
+) -> QueryResult[ScanPage]:
+    """One page of this instance's part of ``store`` (every partition it hosts)."""
+    spec = app.topology.stores.get(store)
+    if spec is None:
+        return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no store named {store!r}")
+    serde = spec.key_serde
+    start, start_bytes = request.lo, request.lo_bytes
+    try:
+        if request.after is not None and (start_bytes is None or request.after >= start_bytes):
+            start = serde.deserialize(request.after)
+        elif start is None and request.prefix is not None and isinstance(serde, StringSerde):
+            start = request.prefix.decode(errors="ignore")
+    except SerializationError as exc:
+        return QueryResult.failure(FailureReason.BAD_REQUEST, f"cursor: {exc}")
+    try:
+        before = app.local_metadata()
+        entries = app.store(store, allow_stale=allow_stale).range(start, request.hi)
+        after = app.local_metadata()
+    except StoreNotReady as exc:
+        return QueryResult.failure(FailureReason.NOT_READY, str(exc))
+    if after.generation != before.generation:
+        return QueryResult.failure(FailureReason.NOT_READY, "tasks moved during the scan; retry")
+    items: list[ScanItem] = []
+    has_more = False
+    for key, value in entries:
+        kb = serde.serialize(key)
+        if request.after is not None and kb <= request.after:
+            continue
+        if request.prefix is not None and not kb.startswith(request.prefix):
+            if kb > request.prefix:
+                break  # sorted: nothing further can match
+            continue
+        if len(items) == request.limit:
+            has_more = True
+            break
+        items.append(ScanItem(kb, key, value))
+    partitions = () if is_global(app, store) else tuple(before.active.get(store, ()))
+    return QueryResult.ok(ScanPage(items, partitions, has_more))

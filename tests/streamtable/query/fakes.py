@@ -1,0 +1,160 @@
+"""A broker-free cluster for query tests: instances with real stores, real
+:class:`InstanceDirectory` routing and real query servers, wired by an in-process transport."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+import streamtable as st
+from streamtable.errors import StoreNotFound, StoreNotReady
+from streamtable.query import create_query_app
+from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
+from streamtable.runtime._views import CompositeStoreView
+from streamtable.state import MemoryBytesStore, ReadOnlyKeyValueStore, SerdeStore
+from streamtable.topology import partition_for
+from tests.support.positions import seed_topology
+
+PARTITIONS = 6
+STORE = "us-share-holders"  # DEFAULT keys and values, sub-topology 1
+TOPOLOGY = seed_topology("positions")
+
+
+class FakeApp:
+    """Implements :class:`streamtable.query.QueryableApp` over in-memory partitions."""
+
+    def __init__(self, name: str, server: str | None, clock: list[float]) -> None:
+        self.name = name
+        self.topology = TOPOLOGY
+        self.state = st.AppState.RUNNING
+        self.restoring: set[int] = set()  # owned partitions whose tasks are still restoring
+        config = st.StreamsConfig(
+            application_id="fake",
+            bootstrap_servers="unused:1",
+            state_dir=Path("/nonexistent"),
+            application_server=server,
+        )
+        self.directory = InstanceDirectory(
+            TOPOLOGY, config, name, lambda: self.state.name, clock=lambda: clock[0]
+        )
+        self.directory.set_partition_counts({sub.id: PARTITIONS for sub in TOPOLOGY.subtopologies})
+        self.partitions: dict[int, dict[str, SerdeStore]] = {}
+        self.lock = threading.RLock()
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """Host these partitions (of both sub-topologies) from now on; drop the others."""
+        wanted = set(partitions)
+        self.partitions = {p: s for p, s in self.partitions.items() if p in wanted}
+        for p in wanted - set(self.partitions):
+            self.partitions[p] = {
+                name: SerdeStore(name, MemoryBytesStore(), spec.key_serde, spec.value_serde)
+                for name, spec in TOPOLOGY.stores.items()
+            }
+        self.directory.set_active(
+            (sub.id, p) for sub in TOPOLOGY.subtopologies for p in self.partitions
+        )
+
+    def put(self, store: str, key: Any, value: Any) -> None:
+        serde = TOPOLOGY.stores[store].key_serde
+        p = partition_for(serde.serialize(key), PARTITIONS)
+        self.partitions[p][store].put(key, value, 0)
+
+    # -- QueryableApp ----------------------------------------------------------------------
+    def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
+        spec = TOPOLOGY.stores.get(name)
+        if spec is None:
+            raise StoreNotFound(name, list(TOPOLOGY.stores))
+
+        def check() -> None:
+            alive = self.state.is_alive() if allow_stale else self.state is st.AppState.RUNNING
+            if not alive:
+                raise StoreNotReady(name, f"the app is {self.state.name}")
+
+        def lookup() -> tuple[dict[int, Any], int]:
+            return {
+                p: stores[name]
+                for p, stores in self.partitions.items()
+                if allow_stale or p not in self.restoring
+            }, PARTITIONS
+
+        check()
+        return ReadOnlyKeyValueStore(
+            CompositeStoreView(name, spec.key_serde, lookup, check, self.lock)
+        )
+
+    def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata:
+        spec = TOPOLOGY.stores.get(store)
+        if spec is None:
+            raise StoreNotFound(store)
+        return self.directory.metadata_for_key(store, spec.key_serde.serialize(key))
+
+    def all_metadata(self) -> list[StreamsMetadata]:
+        return self.directory.all_metadata()
+
+    def local_metadata(self) -> StreamsMetadata:
+        return self.directory.local_metadata()
+
+
+class Network(httpx.AsyncBaseTransport):
+    """Routes ``http://host:port/...`` to the query app registered for that address."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, Starlette] = {}
+        self.down: set[str] = set()
+        self.slow: set[str] = set()
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        address = f"{request.url.host}:{request.url.port}"
+        if address in self.down or address not in self.apps:
+            raise httpx.ConnectError("connection refused", request=request)
+        if address in self.slow:
+            raise httpx.ReadTimeout("timed out", request=request)
+        transport = httpx.ASGITransport(app=self.apps[address])
+        return await transport.handle_async_request(request)
+
+
+class Cluster:
+    """``size`` fake instances ``i0, i1...`` at ``10.0.0.<n>:8000``, partitions dealt round-robin,
+    each knowing the others' metadata (call :meth:`gossip` after changing ownership)."""
+
+    def __init__(self, size: int) -> None:
+        self.clock = [1_000_000.0]
+        self.network = Network()
+        self.apps: list[FakeApp] = []
+        self.servers: dict[str, Starlette] = {}
+        for i in range(size):
+            address = f"10.0.0.{i + 1}:8000"
+            app = FakeApp(f"i{i}", address, self.clock)
+            app.own(p for p in range(PARTITIONS) if p % size == i)
+            server = create_query_app(app, transport=self.network, forward_timeout_s=0.5)
+            self.network.apps[address] = server
+            self.servers[app.name] = server
+            self.apps.append(app)
+        self.gossip()
+
+    def gossip(self) -> None:
+        """Every instance learns every other instance's current record."""
+        for source in self.apps:
+            record = source.directory.local_record()
+            for target in self.apps:
+                if target is not source:
+                    target.directory.apply(source.name.encode(), record.encode())
+
+    def put(self, store: str, key: Any, value: Any) -> None:
+        """Write ``key`` into the store of whichever instance owns its partition."""
+        serde = TOPOLOGY.stores[store].key_serde
+        p = partition_for(serde.serialize(key), PARTITIONS)
+        owner = next(a for a in self.apps if p in a.partitions)
+        owner.put(store, key, value)
+
+    def owner_of(self, store: str, key: Any) -> FakeApp:
+        serde = TOPOLOGY.stores[store].key_serde
+        p = partition_for(serde.serialize(key), PARTITIONS)
+        return next(a for a in self.apps if p in a.partitions)
