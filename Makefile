@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LOCAL := tools/kafka/kafka-local
 
-.PHONY: install lint typecheck test test-unit kafka-start kafka-stop clean
+.PHONY: install lint typecheck test test-unit demo kafka-start kafka-stop clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install
 
 test-unit: install
 	$(VENV)/bin/pytest -m unit -q
+
+# The whole service on this machine: kafka-local, an SMTP sink, two instances, this week's digest.
+demo: install
+	$(VENV)/bin/us-shareholders demo
 
 kafka-start:
 	$(KAFKA_LOCAL) start

@@ -461,17 +461,20 @@ class StreamsApp:
         self.metrics.dlq_records.inc()
 
     def _input_offsets(self, core: TaskCore) -> dict[str, tuple[int, int]]:
-        """How far a task has read each input: (next offset to process, high watermark)."""
+        """How far a task has read each input: (position, high watermark).
+
+        The consumer's position, not the last processed offset: under ``read_committed`` the
+        last offsets of a partition are transaction markers, which the position steps over
+        (every record it passed has been processed: the loop processes each batch whole).
+        """
         assert self._consumer is not None
-        task = self._tasks.get(core.task_id)
         result: dict[str, tuple[int, int]] = {}
         for topic in core.topics:
             tp = TopicPartition(topic, core.partition)
             _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
-            position = task.consumed.get(topic) if task is not None else None
-            if position is None:
-                committed = self._consumer.committed([tp], timeout=10)[0].offset
-                position = max(committed, 0)
+            position = self._consumer.position([tp])[0].offset
+            if position < 0:  # nothing fetched yet since the assignment
+                position = max(self._consumer.committed([tp], timeout=10)[0].offset, 0)
             result[topic] = (position, high)
         return result
 

@@ -1,0 +1,128 @@
+"""One instance of the service: stream processing, the HTTP API and the delivery worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+
+import streamtable as st
+from us_shareholders.api import create_api
+from us_shareholders.config import ServiceSettings
+from us_shareholders.delivery import SmtpSender, deliver_with_retry
+from us_shareholders.digest import DigestControl
+from us_shareholders.kafka_topics import create_topics, service_topics
+from us_shareholders.mail import DigestRenderer
+from us_shareholders.topology import TopologySettings, build_topology
+from us_shareholders.venues import VenueMatcher
+from us_shareholders.worker import DeliveryMetrics, DeliveryWorker
+
+log = logging.getLogger("us_shareholders.service")
+
+
+def digests_topic(settings: ServiceSettings) -> str:
+    return f"{settings.application_id}-digests"
+
+
+def topology_settings(settings: ServiceSettings) -> TopologySettings:
+    return TopologySettings(
+        positions_topic=settings.positions_topic,
+        clients_topic=settings.clients_topic,
+        instruments_topic=settings.instruments_topic,
+        digests_topic=digests_topic(settings),
+        venues=VenueMatcher(settings.us_exchanges),
+        schedule=settings.digest_schedule,
+    )
+
+
+class Service:
+    """``run()`` blocks until SIGTERM/SIGINT, then commits, leaves the group and returns 0."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.control = DigestControl()
+        self.app = st.StreamsApp(
+            build_topology(topology_settings(settings), self.control),
+            st.StreamsConfig(**settings.streams_config_kwargs()),
+        )
+        registry = self.app.metrics.registry
+        renderer = DigestRenderer.from_settings(settings)
+        sender = SmtpSender.from_settings(settings)
+        self.worker = DeliveryWorker(
+            {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka},
+            settings.application_id,
+            renderer.render,
+            lambda message: deliver_with_retry(sender, message),
+            DeliveryMetrics(registry),
+            on_exit=sender.close,
+        )
+        api = create_api(self.app, self.control, settings.digest_schedule, registry)
+        self.http = uvicorn.Server(
+            uvicorn.Config(
+                api,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
+        self._http_thread = threading.Thread(target=self.http.run, name="ush-http", daemon=True)
+
+    def ensure_topics(self, partitions: int) -> list[str]:
+        s = self.settings
+        return create_topics(
+            {"bootstrap.servers": s.bootstrap_servers, **s.kafka},
+            service_topics(
+                s.positions_topic,
+                s.clients_topic,
+                s.instruments_topic,
+                s.application_id,
+                partitions,
+            ),
+        )
+
+    def input_partitions(self) -> int:
+        """Partitions of the positions topic; it must exist (the service never guesses)."""
+        from confluent_kafka.admin import AdminClient
+
+        s = self.settings
+        admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka})
+        topic = admin.list_topics(s.positions_topic, timeout=30).topics.get(s.positions_topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise st.TopologyError(
+                f"the positions topic {s.positions_topic!r} does not exist: create it "
+                "(us-shareholders topics create) or set USH_POSITIONS_TOPIC"
+            )
+        return len(topic.partitions)
+
+    def _start_sidecars(self) -> None:
+        created = self.ensure_topics(self.input_partitions())
+        if created:
+            log.info("created topics %s", ", ".join(created))
+        self._http_thread.start()
+        self.worker.start()
+
+    def _stop_sidecars(self) -> None:
+        self.worker.stop()
+        self.http.should_exit = True
+        self._http_thread.join(10)
+
+    def start(self) -> None:
+        """Start everything and return (for tests and embedding; ``run`` for a process)."""
+        self._start_sidecars()
+        self.app.start()
+
+    def close(self) -> None:
+        self.app.close()
+        self._stop_sidecars()
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (main thread only); the exit code of the process."""
+        self._start_sidecars()
+        try:
+            code = self.app.run_until_signal()
+        finally:
+            self._stop_sidecars()
+        log.info("stopped (exit code %d)", code)
+        return code

@@ -1,0 +1,151 @@
+"""The delivery worker: sends the digest jobs of this instance's partitions over SMTP.
+
+It consumes ``<application id>-digests`` (``read_committed``: only jobs of committed digest
+runs) in the consumer group ``<application id>-delivery``, so the job partitions are shared
+among the running instances. A job's offset is committed right after the SMTP server accepted
+its email, so a restart does not re-send it; a crash between acceptance and that commit re-sends
+the same email with the same ``Message-ID`` (recipients' servers can recognise it). Transient
+failures are retried with backoff (the job stays uncommitted until it is delivered); permanent
+ones go to ``<application id>-dlq`` with the reason in headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+
+from us_shareholders.delivery import DeliveryResult, DeliveryStatus
+
+log = logging.getLogger("us_shareholders.worker")
+
+Render = Callable[[dict[str, Any]], EmailMessage]
+Deliver = Callable[[EmailMessage], DeliveryResult]
+
+
+class DeliveryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.delivered = Counter(
+            "ush_emails_delivered", "Digest emails accepted by the SMTP server.", registry=registry
+        )
+        self.failed = Counter(
+            "ush_emails_failed",
+            "Digest jobs sent to the DLQ (permanent failure).",
+            registry=registry,
+        )
+        self.retried = Counter(
+            "ush_email_retries", "Deliveries retried after transient failures.", registry=registry
+        )
+
+
+class DeliveryWorker:
+    """A thread that delivers digest jobs; ``stop()`` finishes the current job and leaves."""
+
+    def __init__(
+        self,
+        kafka: dict[str, Any],
+        application_id: str,
+        render: Render,
+        deliver: Deliver,
+        metrics: DeliveryMetrics,
+        retry_pause_s: float = 5.0,
+        on_exit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.topic = f"{application_id}-digests"
+        self.dlq = f"{application_id}-dlq"
+        self._consumer = Consumer(
+            {
+                **kafka,
+                "group.id": f"{application_id}-delivery",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "session.timeout.ms": 10000,
+            }
+        )
+        self._producer = Producer({**kafka, "enable.idempotence": True})
+        self._render = render
+        self._deliver = deliver
+        self._metrics = metrics
+        self._retry_pause_s = retry_pause_s
+        self._on_exit = on_exit  # e.g. close the SMTP connection, on the thread that used it
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ush-delivery", daemon=True)
+        self.delivered = 0
+
+    def start(self) -> None:
+        self._consumer.subscribe([self.topic])
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for msg in self._consumer.consume(50, timeout=0.5):
+                    if self._stop.is_set():
+                        break
+                    if msg.error() is None:
+                        self._handle(msg)
+        except Exception:
+            log.exception("delivery worker failed")
+        finally:
+            self._on_exit()
+            self._producer.flush(10)
+            self._consumer.close()
+
+    def _handle(self, msg: Message) -> None:
+        value = msg.value()
+        tp = TopicPartition(
+            msg.topic() or self.topic, msg.partition() or 0, (msg.offset() or 0) + 1
+        )
+        if value is None:
+            self._consumer.commit(offsets=[tp], asynchronous=False)
+            return
+        try:
+            job = orjson.loads(value)
+            message = self._render(job)
+        except Exception as exc:
+            self._dead_letter(msg, f"unrenderable job: {exc!r}")
+            self._consumer.commit(offsets=[tp], asynchronous=False)
+            return
+        while not self._stop.is_set():
+            result = self._deliver(message)
+            if result.delivered:
+                self._metrics.delivered.inc()
+                self.delivered += 1
+                break
+            if result.status is DeliveryStatus.PERMANENT_FAILURE:
+                self._metrics.failed.inc()
+                self._dead_letter(msg, result.reason or "permanent delivery failure")
+                break
+            # Transient failures outlasted the retries: keep the job, try again later.
+            self._metrics.retried.inc()
+            log.warning("delivery for week %s failed for now: %s", job.get("week"), result.reason)
+            self._stop.wait(self._retry_pause_s)
+        else:
+            return  # stopping: the job stays uncommitted and is delivered after a restart
+        self._consumer.commit(offsets=[tp], asynchronous=False)
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        log.error("digest job to %s: %s", self.dlq, reason)
+        self._producer.produce(
+            self.dlq,
+            key=msg.key(),
+            value=msg.value(),
+            headers=[
+                ("x-error", reason[:2000].encode()),
+                ("x-topic", self.topic.encode()),
+                ("x-partition", str(msg.partition()).encode()),
+                ("x-offset", str(msg.offset()).encode()),
+            ],
+        )
+        self._producer.flush(10)
