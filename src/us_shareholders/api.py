@@ -169,7 +169,11 @@ def create_api(
     @api.get("/digests")
     def digests() -> Response:
         try:
-            partitions = [{"partition": p, **state} for p, state in app.store(PROGRESS_STORE).all()]
+            answers = control.answers()
+            partitions = [
+                {"partition": p, **state, "request_answered": answers.get(p)}
+                for p, state in app.store(PROGRESS_STORE).all()
+            ]
         except StoreNotReady as exc:
             return _unavailable(str(exc))
         now = clock()

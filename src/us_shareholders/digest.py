@@ -39,6 +39,16 @@ class DigestControl:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requested: WeekId | None = None
+        self._answered: dict[int, str] = {}  # partition -> last requested week it handled
+
+    def answered(self, partition: int, week: WeekId) -> None:
+        """A partition's processor handled the request for ``week`` (ran it, or it was done)."""
+        with self._lock:
+            self._answered[partition] = str(week)
+
+    def answers(self) -> dict[int, str]:
+        with self._lock:
+            return dict(self._answered)
 
     def request(self, week: WeekId) -> None:
         with self._lock:
@@ -90,6 +100,7 @@ class DigestProcessor(st.Processor):
         week = self._due(state, now_ms)
         if week is None:
             self._target = None
+            self._answer(None)
             return
         if self._target is None or self._target[0] != week:
             ends = {topic: end for topic, (_, end) in self.context.input_offsets().items()}
@@ -100,6 +111,13 @@ class DigestProcessor(st.Processor):
             return  # not caught up yet: never run on a stale table
         self._run(week, state, now_ms)
         self._target = None
+        self._answer(week)
+
+    def _answer(self, ran: WeekId | None) -> None:
+        """Tell the control that a pending request is handled (``GET /digests`` shows it)."""
+        requested = self.control.requested()
+        if requested is not None and (ran is None or ran == requested):
+            self.control.answered(self.context.partition, requested)
 
     def _due(self, state: dict[str, Any], now_ms: int) -> WeekId | None:
         now = _utc(now_ms)
