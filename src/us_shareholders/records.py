@@ -63,10 +63,10 @@ class ClientSerde:
         obj = _object(data, "client")
         email = obj.get("email")
         if email is not None and not isinstance(email, str):
-            raise SerializationError(f"client field 'email' must be a string, got {email!r}")
+            raise SerializationError("client field 'email' must be a string")
         name = obj.get("name")
         if name is not None and not isinstance(name, str):
-            raise SerializationError(f"client field 'name' must be a string, got {name!r}")
+            raise SerializationError("client field 'name' must be a string")
         unsubscribed = obj.get("unsubscribed", False)
         if not isinstance(unsubscribed, bool):
             raise SerializationError("client field 'unsubscribed' must be true or false")
