@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LOCAL := tools/kafka/kafka-local
 
-.PHONY: install lint typecheck test test-unit demo kafka-start kafka-stop clean
+.PHONY: install lint typecheck test test-unit demo bench kafka-start kafka-stop clean
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ test: install
 
 test-unit: install
 	$(VENV)/bin/pytest -m unit -q
+
+# Benchmarks (bench/run.py): streamtable vs. Kafka Streams vs. a raw consumer on a kafka-local broker
+# of its own (port BENCH_KAFKA_PORT, default 19192), unless KAFKA_BOOTSTRAP_SERVERS is set. Writes
+# bench/results/<UTC timestamp>.json, bench/results/latest.json and bench/RESULTS.md.
+# BENCH_RECORDS (default 1000000) and BENCH_REPEATS (default 1) size it.
+bench: install
+	$(PY) -m bench.run
 
 # The whole service on this machine: kafka-local, an SMTP sink, two instances, this week's digest.
 demo: install

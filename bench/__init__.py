@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` (see bench/RESULTS.md and DESIGN.md section 6)."""

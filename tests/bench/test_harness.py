@@ -1,0 +1,67 @@
+"""The benchmark harness's own logic: the data generator and the summary (no broker)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from bench.datagen import US_EXCHANGES, DataSettings, generate
+from bench.run import Settings, summarize, write_markdown
+
+pytestmark = pytest.mark.unit
+
+
+def test_generator_is_deterministic_and_sized() -> None:
+    settings = DataSettings(records=5000, positions=500, clients=50, seed=3)
+    events = list(generate(settings))
+    assert events == list(generate(settings))
+    assert len(events) == 5000
+    assert events != list(generate(DataSettings(records=5000, positions=500, clients=50, seed=4)))
+
+
+def test_generator_opens_every_position_first_then_mixes_changes() -> None:
+    settings = DataSettings(records=20_000, positions=1000, clients=100)
+    events = list(generate(settings))
+    first = events[:1000]
+    assert len({k for k, _ in first}) == 1000
+    assert all(v is not None for _, v in first)
+    values = [orjson.loads(v) for _, v in events if v is not None]
+    assert all(set(v) == {"id", "client", "ticker", "exchange", "amount"} for v in values)
+    assert {v["client"] for v in values} <= {f"c{i}" for i in range(100)}
+    tombstones = sum(1 for _, v in events[1000:] if v is None)
+    assert 0.05 < tombstones / 19_000 < 0.15
+    us = Counter(v["exchange"] in US_EXCHANGES for v in values[:1000])
+    assert 0.5 < us[True] / 1000 < 0.7
+
+
+def test_summary_has_the_agreed_keys_and_pending_nulls(tmp_path: Path) -> None:
+    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
+    run = {
+        "raw": {"rps": 100.0},
+        "st_alos": {"rps": 10.0, "peak_rss_mb": 100.0, "restore": {"rps": 50.0}},
+        "ks_alos": {"rps": 20.0, "peak_rss_mb": 400.0, "restore": {"rps": 100.0}},
+        "st_eos": {"rps": 8.0},
+        "ks_eos": {"rps": 10.0},
+    }
+    summary = summarize(settings, [run, run], {"nproc": 2})
+    assert summary["records"] == 10
+    assert summary["w1"]["streamtable_alos_rps"] == 10.0
+    assert summary["ratios"]["w1_alos_streamtable_over_kstreams"] == 0.5
+    assert summary["ratios"]["w4_rss_streamtable_over_kstreams"] == 0.25
+    for key in ("local_get_p99_ms", "routed_get_p99_ms", "scan_100k_s"):
+        assert summary["w3"][key] is None
+    assert summary["w5"]["jobs_per_s"] is None
+    assert summary["w5"]["emails_per_s"] is None
+    assert summary["w3"]["pending"]
+    assert summary["w5"]["pending"]
+    summary["machine"] = dict.fromkeys(
+        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java"], "x"
+    )
+    out = tmp_path / "RESULTS.md"
+    write_markdown(summary, "stamp", 1.0, out)
+    text = out.read_text()
+    assert "| W1 seed, at_least_once (records/s) | 10 | 20 | 0.50 |" in text
+    assert list(itertools.islice(text.splitlines(), 1)) == ["# Benchmark results"]
