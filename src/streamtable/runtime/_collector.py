@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError as ClientError
 from confluent_kafka import Message, Producer
@@ -44,13 +44,31 @@ class KafkaRecordCollector:
         if offset > self.changelog_offsets.get(key, -1):
             self.changelog_offsets[key] = offset
 
-    def _produce(self, topic: str, **kwargs: Any) -> None:
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        timestamp: int,
+        headers: Headers,
+    ) -> None:
         if self.before_send is not None:
             self.before_send()
         self.sent += 1
+        produce = self.producer.produce
         while True:
             try:
-                self.producer.produce(topic, on_delivery=self._on_delivery, **kwargs)
+                # partition -1 = the partitioner's choice; timestamp 0 = now.
+                produce(
+                    topic,
+                    value,
+                    key,
+                    partition,
+                    on_delivery=self._on_delivery,
+                    timestamp=timestamp,
+                    headers=cast(Any, headers),  # the stub's list type is invariant
+                )
                 return
             except BufferError:
                 self.producer.poll(0.05)  # the local queue is full: let deliveries drain
@@ -64,22 +82,19 @@ class KafkaRecordCollector:
         partition: int | None,
         headers: Headers,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value}
-        if timestamp > 0:
-            kwargs["timestamp"] = timestamp
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
-        self._produce(topic, **kwargs)
+        self._produce(
+            topic,
+            key,
+            value,
+            -1 if partition is None else partition,
+            max(timestamp, 0),
+            headers or None,
+        )
 
     def send_changelog(
         self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value, "partition": partition}
-        if timestamp > 0:
-            kwargs["timestamp"] = timestamp
-        self._produce(topic, **kwargs)
+        self._produce(topic, key, value, partition, max(timestamp, 0), None)
 
     def partitions_of(self, topic: str) -> int:
         try:

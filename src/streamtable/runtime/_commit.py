@@ -93,7 +93,7 @@ class Committer:
             task.mark_committed(offsets[task.task_id])
         if not self.exactly_once or closing:  # 4.
             for task in tasks:
-                task.write_checkpoint(self.collector.changelog_offsets)
+                task.write_checkpoint(self.collector.changelog_offsets, force=closing)
         if partitions or closing:
             self.metrics.commit_latency.observe(time.monotonic() - started)
         if partitions and self.purger is not None:  # 5.

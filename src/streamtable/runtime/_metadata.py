@@ -67,7 +67,7 @@ class StreamsMetadata:
     """One live instance: where it serves queries and which partitions of each store it hosts.
 
     ``active`` maps each store to the partitions this instance runs as active tasks (restoring or
-    running); ``standby`` is always empty (standby tasks are not implemented).
+    running); ``standby`` the partitions it keeps warm copies of (``num_standby_replicas``).
     ``partition_counts`` is each store's number of partitions (tasks of its sub-topology).
     """
 
@@ -183,6 +183,7 @@ class InstanceDirectory:
         self._topic = instances_topic(config.application_id)
         self._lock = threading.Lock()
         self._active: dict[int, tuple[int, ...]] = {}
+        self._standby: dict[int, tuple[int, ...]] = {}
         self._generation = 0
         self._assigned_ms = 0
         self._counts: dict[int, int] | None = None  # sub-topology id -> partitions, once started
@@ -206,6 +207,23 @@ class InstanceDirectory:
             self._generation += 1
             self._assigned_ms = self._now_ms()
         self._changed.set()
+
+    def set_standby(self, tasks: Iterable[tuple[int, int]]) -> None:
+        """The app's standby tasks, as ``(sub-topology id, partition)``, after any change."""
+        standby: dict[int, set[int]] = {}
+        for sub, partition in tasks:
+            standby.setdefault(sub, set()).add(partition)
+        frozen = {s: tuple(sorted(ps)) for s, ps in sorted(standby.items())}
+        with self._lock:
+            if frozen == self._standby:
+                return
+            self._standby = frozen
+        self._changed.set()
+
+    def live_records(self) -> list[InstanceRecord]:
+        """This instance's record and every live peer's (for placing standby tasks)."""
+        with self._lock:
+            return [self._record(), *self._live_peers()]
 
     def start(self, plan: TopicPlan) -> None:
         """Learn the partition counts and start publishing and tailing on a background thread."""
@@ -269,14 +287,36 @@ class InstanceDirectory:
             if self._counts is None:
                 raise StoreNotReady(store, "the app has not started")
             partition = partition_for(key_bytes, self._counts[sub])
-            if partition in self._active.get(sub, ()):
-                return KeyQueryMetadata(store, partition, self._instance_id, local_host, True)
+            local = partition in self._active.get(sub, ())
+        if local:
+            return KeyQueryMetadata(
+                store,
+                partition,
+                self._instance_id,
+                local_host,
+                True,
+                self._standby_hosts(sub, partition),
+            )
+        with self._lock:
             claims = [r for r in self._live_peers() if partition in r.active.get(sub, ())]
         if not claims:
             return KeyQueryMetadata(store, partition, None, None, False)
         owner = max(claims, key=lambda r: (r.assigned_ms, r.timestamp_ms))
         host = None if owner.server is None else HostInfo.parse(owner.server)
-        return KeyQueryMetadata(store, partition, owner.instance_id, host, False)
+        return KeyQueryMetadata(
+            store, partition, owner.instance_id, host, False, self._standby_hosts(sub, partition)
+        )
+
+    def _standby_hosts(self, sub: int, partition: int) -> tuple[HostInfo, ...]:
+        with self._lock:
+            records = [self._record(), *self._live_peers()]
+        return tuple(
+            sorted(
+                HostInfo.parse(r.server)
+                for r in records
+                if r.server is not None and partition in r.standby.get(sub, ())
+            )
+        )
 
     # -- internals ---------------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -287,6 +327,7 @@ class InstanceDirectory:
             instance_id=self._instance_id,
             server=self._server,
             active=dict(self._active),
+            standby=dict(self._standby),
             generation=self._generation,
             assigned_ms=self._assigned_ms,
             timestamp_ms=self._now_ms(),
@@ -307,17 +348,19 @@ class InstanceDirectory:
     def _metadata(self, record: InstanceRecord, *, is_local: bool) -> StreamsMetadata:
         counts = self._counts or {}
         active: dict[str, tuple[int, ...]] = {}
+        standby: dict[str, tuple[int, ...]] = {}
         partition_counts: dict[str, int] = {}
         for sub in self._topology.subtopologies:
             for store in sub.stores:
                 active[store] = record.active.get(sub.id, ())
+                standby[store] = record.standby.get(sub.id, ())
                 if sub.id in counts:
                     partition_counts[store] = counts[sub.id]
         return StreamsMetadata(
             instance_id=record.instance_id,
             host_info=None if record.server is None else HostInfo.parse(record.server),
             active=MappingProxyType(active),
-            standby=MappingProxyType({}),
+            standby=MappingProxyType(standby),
             partition_counts=MappingProxyType(partition_counts),
             state=record.state,
             generation=record.generation,

@@ -23,6 +23,7 @@ from streamtable.topology import StoreSpec, SubTopology, TaskCore, TaskHooks, To
 log = logging.getLogger("streamtable.runtime.task")
 
 TP = tuple[str, int]
+CHECKPOINT_DELTA = 10_000  # as Kafka Streams' OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT
 
 
 class StreamTask:
@@ -125,12 +126,20 @@ class StreamTask:
                 offsets[tp] = offset
         return offsets
 
-    def write_checkpoint(self, written: Mapping[TP, int]) -> None:
+    def write_checkpoint(self, written: Mapping[TP, int], force: bool = True) -> None:
+        """Flush the engines and record how far they are. Unless ``force`` (closing), only
+        when some changelog moved on by ``CHECKPOINT_DELTA`` records: a checkpoint per commit
+        would flush RocksDB every commit, and restoring a few records more is cheap."""
         if not self.persistent:
+            return
+        offsets = self.checkpoint_offsets(written)
+        if not force and all(
+            offset - self.checkpoint.get(tp, 0) < CHECKPOINT_DELTA for tp, offset in offsets.items()
+        ):
             return
         for store in self.serde_stores.values():
             store.flush()  # engine to disk before the checkpoint claims it
-        self.checkpoint = self.checkpoint_offsets(written)
+        self.checkpoint = offsets
         write_checkpoint(self._checkpoint_path, self.checkpoint)
 
     def delete_checkpoint(self) -> None:

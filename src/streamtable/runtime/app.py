@@ -47,6 +47,7 @@ from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
 from streamtable.runtime._restore import ChangelogRestorer
+from streamtable.runtime._standby import StandbyTasks, standby_placement
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime._views import CompositeStoreView
@@ -99,12 +100,8 @@ class StreamsApp:
         self._instances = InstanceDirectory(
             topology, config, str(self.instance_id), lambda: self._state.name
         )
-        if config.num_standby_replicas:
-            log.warning(
-                "num_standby_replicas=%d: standby tasks are not implemented yet; a moved "
-                "task restores from its changelog",
-                config.num_standby_replicas,
-            )
+        self._standbys: StandbyTasks | None = None
+        self._standby_check = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -352,12 +349,23 @@ class StreamsApp:
             purger,
         )
         self._restorer = ChangelogRestorer(_clients.restore_consumer(self.config))
+        if self.config.num_standby_replicas > 0:
+            consumer = self._consumer
+            self._standbys = StandbyTasks(
+                self.topology,
+                self.config,
+                self._state_dir,
+                _clients.restore_consumer(self.config),
+                lambda tps: consumer.committed(tps, timeout=10),
+            )
         self._globals = GlobalStores(self.topology, self.config, self._state_dir)
 
     def _poll_once(self) -> None:
         assert self._consumer is not None
         assert self._restorer is not None
-        messages = self._consumer.consume(num_messages=500, timeout=0.1)
+        # While restoring, poll without waiting: the restore consumer has the work to do.
+        wait_s = 0.0 if self._restorer.active else 0.1
+        messages = self._consumer.consume(num_messages=500, timeout=wait_s)
         with self._lock:
             try:
                 self._handle(messages)
@@ -379,7 +387,7 @@ class StreamsApp:
             self._process(messages)
         if self._restorer.active:
             before = self._restorer.restored_records
-            for task in self._restorer.step():
+            for task in self._restorer.step(max_records=50_000):
                 self._task_running(task)
             self.metrics.restored_records.inc(self._restorer.restored_records - before)
         if (
@@ -394,6 +402,25 @@ class StreamsApp:
                 task.core.punctuate_wall_clock()
         assert self._globals is not None
         self._globals.poll()
+        if self._standbys is not None:
+            self._tend_standbys()
+
+    def _tend_standbys(self) -> None:
+        """Once a second, place standbys from the live instances' records; always, apply
+        what their changelogs have."""
+        assert self._standbys is not None
+        now = time.monotonic()
+        if now - self._standby_check >= 1.0:
+            self._standby_check = now
+            active = {(t.sub.id, t.partition) for t in self._tasks.values()}
+            wanted = standby_placement(
+                self._instances.live_records(),
+                str(self.instance_id),
+                self.config.num_standby_replicas,
+            )
+            self._standbys.reconcile(wanted - active)
+            self._instances.set_standby(self._standbys.tasks)
+        self._standbys.poll()
 
     def _process(self, messages: list[Message]) -> None:
         assert self._consumer is not None
@@ -540,6 +567,8 @@ class StreamsApp:
                         "sub-topology %s: partition %s not owned for all of %s", sub.id, p, topics
                     )
                     continue
+                if self._standbys is not None:
+                    self._standbys.release(f"{sub.id}_{p}")  # its directory becomes active
                 task = StreamTask(
                     self.topology,
                     sub,
@@ -598,6 +627,8 @@ class StreamsApp:
         running = [t for t in self._tasks.values() if t.state is TaskState.RUNNING]
         try:
             self._committer.commit(running, closing=closing)
+            if self._standbys is not None:
+                self._standbys.checkpoint()
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except TransactionAborted as exc:
@@ -654,6 +685,8 @@ class StreamsApp:
             self._restorer.close()
         if self._globals is not None:
             self._globals.close()
+        if self._standbys is not None:
+            self._standbys.close()
         self._instances.close()  # a tombstone: peers stop routing here
         self._state_dir.unlock()
 

@@ -12,11 +12,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from rocksdict import Options, Rdict, WriteBatch
+
 
 class BytesStore(Protocol):
     """What a storage engine offers to the layers above it."""
 
     def get(self, key: bytes) -> bytes | None: ...
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]: ...
 
     def put(self, key: bytes, value: bytes | None) -> None: ...
 
@@ -40,6 +44,10 @@ class MemoryBytesStore:
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self._data.get
+        return [get(k) for k in keys]
 
     def put(self, key: bytes, value: bytes | None) -> None:
         if value is None:
@@ -80,8 +88,6 @@ class RocksDBBytesStore:
     """RocksDB through rocksdict. Writes from a commit go in one ``WriteBatch``."""
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import Options, Rdict
-
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -97,6 +103,13 @@ class RocksDBBytesStore:
         value: bytes | None = self._db.get(key)
         return value
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """One multi-get for many keys (the cache reads old values at flush this way)."""
+        if not keys:
+            return []
+        values: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type, assignment]
+        return values
+
     def put(self, key: bytes, value: bytes | None) -> None:
         if value is None:
             self._db.delete(key)
@@ -104,8 +117,6 @@ class RocksDBBytesStore:
             self._db.put(key, value)
 
     def write_batch(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
-        from rocksdict import WriteBatch
-
         batch = WriteBatch(raw_mode=True)
         count = 0
         for key, value in items:

@@ -112,21 +112,32 @@ class CachingStore:
         return bool(self._dirty)
 
     def _write(self, entries: list[tuple[Any, tuple[Any, int, int]]]) -> None:
+        inner = self.inner
+        ks = inner.key_serde.serialize
+        keys = [ks(key) for key, _ in entries]  # serialized once, for the reads and the writes
         listener = self.listener
         if listener is None:
-            self.inner.put_all((k, e[0], e[1]) for k, e in entries)
+            inner.put_all_serialized(
+                [(kb, e[0], e[1]) for kb, (_, e) in zip(keys, entries, strict=True)]
+            )
             return
-        inner_get = self.inner.get
-        read_old = self.send_old_values
+        # Old values: for every entry when they are forwarded, else only for deletes (to drop a
+        # change from "no row" to "no row"); read in one multi-get.
+        wanted = [i for i, (_, e) in enumerate(entries) if self.send_old_values or e[0] is None]
+        olds: list[Any] = [None] * len(entries)
+        for i, old in zip(
+            wanted, inner.get_many_serialized([keys[i] for i in wanted]), strict=True
+        ):
+            olds[i] = old
         changes = []
         writes = []
-        for key, (value, ts, _) in entries:
-            old = inner_get(key) if read_old or value is None else None
+        for i, (key, (value, ts, _)) in enumerate(entries):
+            old = olds[i]
             if value is None and old is None:
                 continue
-            writes.append((key, value, ts))
+            writes.append((keys[i], value, ts))
             changes.append((key, value, old, ts))
-        self.inner.put_all(writes)
+        inner.put_all_serialized(writes)
         for key, value, old, ts in changes:
             listener(key, value, old, ts)
 

@@ -145,12 +145,20 @@ class SerdeStore:
     def put_all(self, entries: Iterable[tuple[Any, Any, int]]) -> None:
         """Write many entries in one engine batch (RocksDB ``WriteBatch``), logging each."""
         ks = self.key_serde.serialize
+        self.put_all_serialized([(ks(key), value, ts) for key, value, ts in entries])
+
+    def get_many_serialized(self, keys: list[bytes]) -> list[Any]:
+        """Values (or None) of already-serialized keys, in one engine multi-get."""
+        vd = self.value_serde.deserialize
+        return [None if raw is None else vd(raw[_TS_SIZE:]) for raw in self.engine.get_many(keys)]
+
+    def put_all_serialized(self, entries: list[tuple[bytes, Any, int]]) -> None:
+        """Like :meth:`put_all` for keys the caller has serialized already."""
         vs = self.value_serde.serialize
         pack = _TS.pack
         batch: list[tuple[bytes, bytes | None]] = []
         logged: list[tuple[bytes, bytes | None, int]] = []
-        for key, value, ts in entries:
-            kb = ks(key)
+        for kb, value, ts in entries:
             vb = None if value is None else vs(value)
             batch.append((kb, None if vb is None else pack(ts) + vb))
             logged.append((kb, vb, ts))

@@ -60,7 +60,7 @@ def test_all_metadata_lists_every_live_instance_with_its_partitions_per_store() 
     assert [m.is_local for m in found] == [False, True, False]
     assert found[2].active[STORE] == (2, 5)
     assert found[2].active["share-holder-store"] == (2, 5)
-    assert found[2].standby == {}
+    assert found[2].standby == {"share-holder-store": (), STORE: ()}  # no standbys placed
     assert found[0].partition_counts[STORE] == PARTITIONS
     assert found[0].store_names == ["share-holder-store", STORE]
 
