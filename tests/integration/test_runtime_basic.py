@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import CoPartitioningError, StateDirLocked, StoreNotReady
-from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+from tests.support.kafka import (
+    TopicFactory,
+    delete_topics,
+    first_record,
+    header,
+    unique_name,
+    wait_until,
+)
 from tests.support.positions import generate, oracle, produce, produce_positions, seed_topology
 
 pytestmark = pytest.mark.integration
@@ -147,31 +154,12 @@ def test_malformed_record_goes_to_dlq_and_processing_continues(
     )
     with make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path) as app:
         converge(app, {"c1": frozenset({"p1", "p2"})})
-        consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": unique_name("g"),
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            consumer.assign([TopicPartition(f"{app_id}-dlq", 0, OFFSET_BEGINNING)])
-
-            def dead_letter() -> Any:
-                for msg in consumer.consume(10, timeout=0.5):
-                    if msg.error() is None:
-                        return msg
-                return None
-
-            msg = wait_until(dead_letter, "a record on the dead-letter topic", TIMEOUT_S)
-        finally:
-            consumer.close()
-        headers = dict(msg.headers() or [])
+        msg = first_record(bootstrap_servers, f"{app_id}-dlq", TIMEOUT_S)
         assert msg.key() == b"p9"
         assert msg.value() == b"not json {"
-        assert b"SerializationError" in (headers["x-error"] or b"")
-        assert headers["x-topic"] == topic.encode()
-        assert headers["x-offset"] is not None
+        assert b"SerializationError" in header(msg, "x-error")
+        assert header(msg, "x-topic") == topic.encode()
+        assert header(msg, "x-offset").isdigit()
         assert app.metrics.dlq_records._value.get() == 1
         assert app.state is st.AppState.RUNNING
 
@@ -189,28 +177,9 @@ def test_failure_while_the_cache_flushes_goes_to_dlq_and_processing_continues(
     )
     with make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path) as app:
         converge(app, {"c1": frozenset({"p1"})})
-        consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": unique_name("g"),
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            consumer.assign([TopicPartition(f"{app_id}-dlq", 0, OFFSET_BEGINNING)])
-
-            def dead_letter() -> Any:
-                for msg in consumer.consume(10, timeout=0.5):
-                    if msg.error() is None:
-                        return msg
-                return None
-
-            msg = wait_until(dead_letter, "a record on the dead-letter topic", TIMEOUT_S)
-        finally:
-            consumer.close()
-        headers = dict(msg.headers() or [])
-        assert b"KeyError" in (headers["x-error"] or b"")
-        assert (headers["x-processor"] or b"").startswith(b"KTABLE-SOURCE")
+        msg = first_record(bootstrap_servers, f"{app_id}-dlq", TIMEOUT_S)
+        assert b"KeyError" in header(msg, "x-error")
+        assert header(msg, "x-processor").startswith(b"KTABLE-SOURCE")
         assert msg.key() == b'"p9"'
         assert app.state is st.AppState.RUNNING
 

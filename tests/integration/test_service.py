@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.support.kafka import delete_topics, unique_name, wait_until
+from tests.support.kafka import delete_topics, first_record, header, unique_name, wait_until
 from tests.support.positions import produce
 from tests.support.smtp import smtp_sink as smtp_sink
 from us_shareholders.config import ServiceSettings
@@ -127,18 +126,6 @@ def test_one_instance_serves_holders_and_emails_this_weeks_digest(
     finally:
         service.close()
 
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("g")})
-    try:
-        consumer.assign([TopicPartition(f"{names['app']}-dlq", 0, OFFSET_BEGINNING)])
-
-        def dead_letter() -> Any:
-            for msg in consumer.consume(10, timeout=0.5):
-                if msg.error() is None:
-                    return msg
-            return None
-
-        msg = wait_until(dead_letter, "the bad position on the DLQ", TIMEOUT_S)
-        assert msg.value() == b"not json"
-        assert b"not JSON" in dict(msg.headers() or [])["x-error"]
-    finally:
-        consumer.close()
+    msg = first_record(bootstrap_servers, f"{names['app']}-dlq", TIMEOUT_S)
+    assert msg.value() == b"not json"
+    assert b"not JSON" in header(msg, "x-error")

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 # confluent_kafka.admin re-exports NewTopic without listing it in __all__, which mypy strict
 # (no_implicit_reexport) rejects; the type itself still resolves.
@@ -176,3 +183,31 @@ def delete_topics(
                 isinstance(error, KafkaError) and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
             ):
                 raise
+
+
+def first_record(bootstrap: str, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> Message:
+    """The first record of partition 0 of ``topic`` (e.g. a dead-letter topic), awaited."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": unique_name("g"), "enable.auto.commit": False}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+
+        def arrived() -> Message | None:
+            for msg in consumer.consume(10, timeout=0.5):
+                if msg.error() is None:
+                    return msg
+            return None
+
+        return wait_until(arrived, f"a record on {topic}", timeout)
+    finally:
+        consumer.close()
+
+
+def header(msg: Message, name: str) -> bytes:
+    """A record header's value as bytes (empty when absent)."""
+    raw = msg.headers() or []
+    for key, value in raw.items() if isinstance(raw, dict) else raw:
+        if key == name:
+            return value.encode() if isinstance(value, str) else (value or b"")
+    return b""
