@@ -101,6 +101,17 @@ def test_seed_topology_matches_oracle(
         produce_positions(bootstrap_servers, topic, events[1500:])
         converge(app, oracle(events))
         assert app.store("us-share-holders").get("c1") == oracle(events).get("c1")
+
+        def gauges() -> dict[str, float] | None:
+            found: dict[str, float] = {}
+            for family in app.metrics.registry.collect():
+                for sample in family.samples:
+                    found[sample.name] = found.get(sample.name, 0.0) + sample.value
+            lag = found.get("streamtable_consumer_lag")
+            return found if lag == 0 and found.get("streamtable_store_entries", 0) > 0 else None
+
+        metrics = wait_until(gauges, "lag 0 and store sizes in the metrics", TIMEOUT_S)
+        assert metrics["streamtable_records_processed_total"] >= len(events)
     assert app.state is st.AppState.NOT_RUNNING
 
 

@@ -10,12 +10,14 @@ the group protocol.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
+from rich.progress import Progress, TaskID
 
 from streamtable.errors import KafkaError, SerializationError
 from streamtable.runtime._task import StreamTask
@@ -51,10 +53,17 @@ class ChangelogRestorer:
         self._done_records = 0
         self._started = 0.0
         self._last_log = 0.0
+        self._bar: Progress | None = None
+        self._bar_task: TaskID = TaskID(0)
 
     @property
     def active(self) -> bool:
         return bool(self._tasks)
+
+    @property
+    def remaining(self) -> int:
+        """Records still to restore in the current round."""
+        return max(self._total - self._done_records, 0)
 
     def add(self, task: StreamTask, committed: Mapping[str, int]) -> None:
         """Plan the restore of ``task``; ``committed`` = the group's committed input offsets."""
@@ -94,6 +103,8 @@ class ChangelogRestorer:
         self._assign()
 
     def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
         self._consumer.close()
 
     def _assign(self) -> None:
@@ -166,6 +177,15 @@ class ChangelogRestorer:
         self._report()
 
     def _report(self, final: bool = False) -> None:
+        if self._bar is None and not final and self._total and sys.stderr.isatty():
+            self._bar = Progress(transient=True)  # a progress bar on a terminal, logs anyway
+            self._bar_task = self._bar.add_task("restoring state", total=self._total)
+            self._bar.start()
+        if self._bar is not None:
+            self._bar.update(self._bar_task, completed=self._done_records, total=self._total)
+            if final:
+                self._bar.stop()
+                self._bar = None
         now = time.monotonic()
         if not final and now - self._last_log < 2.0:
             return

@@ -102,6 +102,7 @@ class StreamsApp:
         )
         self._standbys: StandbyTasks | None = None
         self._standby_check = 0.0
+        self._gauges_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -390,6 +391,7 @@ class StreamsApp:
             for task in self._restorer.step(max_records=50_000):
                 self._task_running(task)
             self.metrics.restored_records.inc(self._restorer.restored_records - before)
+            self.metrics.restore_remaining.set(self._restorer.remaining)
         if (
             self._state is AppState.REBALANCING
             and self._assignment_seen
@@ -629,6 +631,7 @@ class StreamsApp:
             self._committer.commit(running, closing=closing)
             if self._standbys is not None:
                 self._standbys.checkpoint()
+            self._update_gauges(running)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except TransactionAborted as exc:
@@ -640,6 +643,29 @@ class StreamsApp:
             log.warning("%s during a commit; rebuilding the state of all active tasks", exc)
             self._committer.abort()
             self._recover_from_abort(fatal=True)
+
+    def _update_gauges(self, running: list[StreamTask]) -> None:
+        """Lag per input partition and entries per store, at most every 5 s (cheap: cached
+        watermarks and RocksDB's estimate)."""
+        now = time.monotonic()
+        if now - self._gauges_at < 5.0 or self._consumer is None:
+            return
+        self._gauges_at = now
+        self.metrics.consumer_lag.clear()
+        self.metrics.store_entries.clear()
+        for task in running:
+            for topic in task.topics:
+                tp = TopicPartition(topic, task.partition)
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                position = self._consumer.position([tp])[0].offset
+                if high >= 0 and position >= 0:
+                    self.metrics.consumer_lag.labels(topic, str(task.partition)).set(
+                        max(high - position, 0)
+                    )
+            for name, store in task.serde_stores.items():
+                self.metrics.store_entries.labels(name, str(task.partition)).set(
+                    store.approximate_num_entries()
+                )
 
     def _recover_from_abort(self, fatal: bool) -> None:
         """After an aborted transaction: wipe every active task's state, restore it from the

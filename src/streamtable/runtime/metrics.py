@@ -31,3 +31,20 @@ class StreamsMetrics:
         self.active_tasks = Gauge(
             "streamtable_active_tasks", "Tasks running on this instance.", registry=self.registry
         )
+        self.consumer_lag = Gauge(
+            "streamtable_consumer_lag",
+            "Records not yet processed per input partition (high watermark - position).",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.store_entries = Gauge(
+            "streamtable_store_entries",
+            "Approximate entries per store partition hosted here (active tasks).",
+            ["store", "partition"],
+            registry=self.registry,
+        )
+        self.restore_remaining = Gauge(
+            "streamtable_restore_remaining_records",
+            "Changelog records still to restore before the restoring tasks can run.",
+            registry=self.registry,
+        )
