@@ -11,7 +11,9 @@ about 6-7 minutes on the 2-core development machine, two would not fit in 10 min
 run, default 600),
 ``BENCH_COMMIT_MS_ALOS`` / ``BENCH_COMMIT_MS_EOS`` (1000 / 100), ``BENCH_CACHE_BYTES`` (10 MiB),
 ``KAFKA_BOOTSTRAP_SERVERS`` (use that cluster instead of starting kafka-local on port
-``BENCH_KAFKA_PORT``, default 19192, home ``.cache/bench-kafka``).
+``BENCH_KAFKA_PORT``, default 19192, home ``.cache/bench-kafka``), ``BENCH_SKIP`` (workloads to
+leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and W4), ``w2``, ``w3``, ``w5``),
+``BENCH_W3_KEYS`` (100,000), ``BENCH_W5_CLIENTS`` / ``BENCH_W5_POSITIONS`` (5,000 / 25,000).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,8 +50,7 @@ STATE_ROOT = REPO / ".cache" / "bench-state"
 KAFKA_LOCAL = REPO / "tools" / "kafka" / "kafka-local"
 PY = sys.executable
 
-PENDING_W3 = "query benchmarks need the interactive-query service (not built yet)"
-PENDING_W5 = "digest benchmarks need the digest job and SMTP delivery (not built yet)"
+WORKLOADS = ("w1", "w2", "w3", "w5")
 
 _T0 = time.monotonic()
 
@@ -70,6 +72,13 @@ class Settings:
     commit_ms_alos: int
     commit_ms_eos: int
     cache_bytes: int
+    skip: frozenset[str] = frozenset()
+    w3_keys: int = 100_000
+    w5_clients: int = 5_000
+    w5_positions: int = 25_000
+
+    def runs(self, workload: str) -> bool:
+        return workload not in self.skip and not (workload == "w2" and "w1" in self.skip)
 
     @staticmethod
     def from_env() -> Settings:
@@ -88,10 +97,29 @@ class Settings:
             commit_ms_alos=env_int("BENCH_COMMIT_MS_ALOS", 1000),
             commit_ms_eos=env_int("BENCH_COMMIT_MS_EOS", 100),
             cache_bytes=env_int("BENCH_CACHE_BYTES", 10 * 1024 * 1024),
+            skip=skipped(os.environ.get("BENCH_SKIP", "")),
+            w3_keys=env_int("BENCH_W3_KEYS", 100_000),
+            w5_clients=env_int("BENCH_W5_CLIENTS", 5_000),
+            w5_positions=env_int("BENCH_W5_POSITIONS", 25_000),
         )
 
     def commit_ms(self, guarantee: str) -> int:
         return self.commit_ms_eos if guarantee == "exactly_once_v2" else self.commit_ms_alos
+
+
+def skipped(raw: str) -> frozenset[str]:
+    names = frozenset(w.strip().lower() for w in raw.split(",") if w.strip())
+    unknown = names - set(WORKLOADS)
+    if unknown:
+        raise SystemExit(f"BENCH_SKIP: unknown workloads {sorted(unknown)}; known: {WORKLOADS}")
+    return names
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # -- the broker -----------------------------------------------------------------------------------
@@ -181,12 +209,14 @@ class Offsets:
 class Child:
     """A benchmark process whose stdout lines are kept with their arrival time."""
 
-    def __init__(self, argv: list[str], name: str, stderr_path: Path) -> None:
+    def __init__(
+        self, argv: list[str], name: str, stderr_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.started = time.monotonic()
         self._stderr = stderr_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+            argv, cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
         )
         self.lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()
@@ -502,6 +532,66 @@ def delete_run_topics(offsets: Offsets, run_id: str) -> None:
                 future.result(60)
 
 
+def run_w3(ctx: Ctx) -> dict[str, Any]:
+    """Interactive queries (bench/queries.py); streamtable only."""
+    from bench import queries
+
+    def start(argv: list[str], name: str) -> Child:
+        return Child(argv, name, ctx.logs / f"{name}.stderr.log")
+
+    return queries.measure(
+        bootstrap=ctx.bootstrap,
+        admin=ctx.offsets.admin,
+        run_id=ctx.run_id,
+        keys=ctx.settings.w3_keys,
+        partitions=ctx.settings.data.partitions,
+        state_root=STATE_ROOT,
+        start_child=start,
+        committed=ctx.offsets.committed,
+        ends=ctx.offsets.ends,
+        ports=(free_port(), free_port()),
+        timeout_s=min(ctx.settings.timeout_s, 300),
+        log=log,
+    )
+
+
+def run_w5(ctx: Ctx) -> dict[str, Any]:
+    """The weekly digest of us-shareholders (bench/digest.py); streamtable only."""
+    from bench import digest
+
+    def start(argv: list[str], name: str, env: dict[str, str]) -> Child:
+        return Child(argv, name, ctx.logs / f"{name}.stderr.log", env)
+
+    mail = ctx.logs / "w5-mail"
+    try:
+        return digest.measure(
+            bootstrap=ctx.bootstrap,
+            run_id=ctx.run_id,
+            clients=ctx.settings.w5_clients,
+            positions=ctx.settings.w5_positions,
+            state_root=STATE_ROOT,
+            mail_dir=mail,
+            start_child=start,
+            committed=ctx.offsets.committed,
+            ends=ctx.offsets.ends,
+            topics_with_prefix=ctx.offsets.topics,
+            port=free_port(),
+            timeout_s=min(ctx.settings.timeout_s, 300),
+            log=log,
+        )
+    finally:
+        shutil.rmtree(mail, ignore_errors=True)
+
+
+def guarded(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """W3/W5 are extras: a failure is reported in the results instead of ending the run."""
+    try:
+        return run()
+    except Exception as exc:  # reported; the rest of the run stands
+        log(f"{name} failed: {exc!r}")
+        return {"error": repr(exc)}
+
+
 # -- machine and report ---------------------------------------------------------------------------
 
 
@@ -539,7 +629,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def summarize(
-    settings: Settings, runs: list[dict[str, Any]], mach: dict[str, Any]
+    settings: Settings,
+    runs: list[dict[str, Any]],
+    mach: dict[str, Any],
+    extras: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     def pick(label: str, *path: str) -> float | None:
         values: list[float | None] = []
@@ -576,19 +669,45 @@ def summarize(
         "streamtable_time_to_running_s": pick("st_alos", "restore", "elapsed_s"),
         "kstreams_time_to_running_s": pick("ks_alos", "restore", "elapsed_s"),
     }
-    w3 = {
-        "local_get_p99_ms": None,
-        "routed_get_p99_ms": None,
-        "scan_100k_s": None,
-        "pending": PENDING_W3,
+    extras = extras or {}
+    q = extras.get("w3", {})
+    w3: dict[str, Any] = {
+        "local_get_p50_ms": q.get("local_get", {}).get("p50_ms"),
+        "local_get_p99_ms": q.get("local_get", {}).get("p99_ms"),
+        "routed_get_p50_ms": q.get("routed_get", {}).get("p50_ms"),
+        "routed_get_p99_ms": q.get("routed_get", {}).get("p99_ms"),
+        "scan_100k_s": q.get("scan_s"),
+        "scan_keys": q.get("scan_keys"),
+        "local_gets": q.get("local_get", {}).get("n"),
+        "routed_gets": q.get("routed_get", {}).get("n"),
+        "kstreams": "none: Kafka Streams has no built-in HTTP query server",
     }
+    if "w3" not in extras:
+        w3["skipped"] = "BENCH_SKIP"
+    elif "error" in q:
+        w3["error"] = q["error"]
     w4 = {
         "streamtable_rss_mb": pick("st_alos", "peak_rss_mb"),
         "kstreams_rss_mb": pick("ks_alos", "peak_rss_mb"),
         "streamtable_eos_rss_mb": pick("st_eos", "peak_rss_mb"),
         "kstreams_eos_rss_mb": pick("ks_eos", "peak_rss_mb"),
     }
-    w5 = {"jobs_per_s": None, "emails_per_s": None, "pending": PENDING_W5}
+    d = extras.get("w5", {})
+    w5: dict[str, Any] = {
+        "jobs_per_s": d.get("jobs_per_s"),
+        "emails_per_s": d.get("emails_per_s"),
+        "jobs": d.get("jobs"),
+        "emails": d.get("emails"),
+        "jobs_s": d.get("jobs_s"),
+        "emails_s": d.get("emails_s"),
+        "clients": d.get("clients"),
+        "positions": d.get("positions"),
+        "kstreams": "none: the digest service exists only on streamtable",
+    }
+    if "w5" not in extras:
+        w5["skipped"] = "BENCH_SKIP"
+    elif "error" in d:
+        w5["error"] = d["error"]
     ratios = {
         "w1_alos_streamtable_over_kstreams": ratio(
             w1["streamtable_alos_rps"], w1["kstreams_alos_rps"]
@@ -720,9 +839,7 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
             )
         ),
         "",
-        f"W3 (queries): pending - {summary['w3']['pending']}.  ",
-        f"W5 (digest): pending - {summary['w5']['pending']}.",
-        "",
+        *extras_markdown(summary),
         "## Machine",
         "",
         f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}, "
@@ -779,9 +896,70 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
         "* **W4**: `VmHWM` (peak resident set) from `/proc/<pid>/status` of the app process "
         "when W1 is done, before it is stopped (the JVM's figure includes its default heap "
         "sizing).",
+        "* **W3** (queries, `bench/queries.py`, once per `make bench`, not repeated): its own "
+        f"compacted topic of {fmt(summary['w3']['scan_keys'])} keys (one record each, "
+        f"{d['partitions']} partitions) read by a one-table topology (`positions-store`) in "
+        "two instances, each its own process serving `create_query_app(app)` with uvicorn on "
+        "127.0.0.1 and advertising it as `application_server`; measured once the group has "
+        "committed the whole topic. Local get: `app.store(...).get(key)` in instance A's "
+        f"process, {fmt(summary['w3']['local_gets'])} random keys A owns. Routed get: "
+        f"{fmt(summary['w3']['routed_gets'])} sequential `GET /stores/positions-store/keys/"
+        "{key}` (httpx, keep-alive) to A for keys B owns (A forwards each to B). Scan: "
+        "`GET /stores/positions-store?limit=1000` on A following `next_cursor` to the end "
+        "(A merges its page with B's), the count checked against the keys produced.",
+        "* **W5** (digest, `bench/digest.py`, once per `make bench`): "
+        f"`us_shareholders.demo.generate(clients={fmt(summary['w5']['clients'])}, "
+        f"positions={fmt(summary['w5']['positions'])})` loaded into fresh topics; one "
+        "service instance (`python -m us_shareholders.cli run`, its own process, "
+        "exactly_once_v2, commit interval 200 ms) delivering over SMTP to an aiosmtpd sink "
+        "(`us_shareholders.mailsink.SmtpSink`, in the bench process). Once `/readyz` answers "
+        "200: `POST /digests/run`; jobs/s = jobs / time from the POST until a read_committed "
+        "consumer has seen every job on `<app>-digests` (the expected count, clients holding "
+        "a US position with an email and not unsubscribed, is checked against `/digests`); "
+        "emails/s = emails / time from the POST until the sink has accepted every email. "
+        "At this size jobs/s is bound by latency rather than throughput (each partition's "
+        "digest starts on a once-a-second punctuator, then its jobs wait for the commit), so "
+        "read it as a lower bound; emails/s is one SMTP session delivering one message at a "
+        "time.",
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def extras_markdown(summary: dict[str, Any]) -> list[str]:
+    """The W3/W5 section: streamtable only, absolute figures (no Kafka Streams counterpart)."""
+    w3, w5 = summary["w3"], summary["w5"]
+    lines = [
+        "W3 and W5 have no Kafka Streams reference: Kafka Streams has no built-in HTTP query "
+        "server (interactive queries over the network are left to the application), and the "
+        "digest service exists only on streamtable. They are absolute figures from the same "
+        "run, one measurement each; read them as orders of magnitude.",
+        "",
+        "| workload (streamtable only) | value |",
+        "| --- | ---: |",
+    ]
+    for name, entry in (("W3", w3), ("W5", w5)):
+        if "skipped" in entry:
+            lines.append(f"| {name} | skipped (`BENCH_SKIP`) |")
+        elif "error" in entry:
+            lines.append(f"| {name} | failed: {entry['error'][:200]} |")
+        elif name == "W3":
+            lines += [
+                f"| W3 local get, p50 / p99 (ms) | {fmt(w3['local_get_p50_ms'], 3)} / "
+                f"{fmt(w3['local_get_p99_ms'], 3)} |",
+                f"| W3 routed get over HTTP (A -> B), p50 / p99 (ms) | "
+                f"{fmt(w3['routed_get_p50_ms'], 2)} / {fmt(w3['routed_get_p99_ms'], 2)} |",
+                f"| W3 full paginated scan over HTTP, {fmt(w3['scan_keys'])} keys (s) | "
+                f"{fmt(w3['scan_100k_s'], 2)} |",
+            ]
+        else:
+            lines += [
+                f"| W5 digest jobs/s ({fmt(w5['jobs'])} jobs in {fmt(w5['jobs_s'], 2)} s) | "
+                f"{fmt(w5['jobs_per_s'])} |",
+                f"| W5 emails/s to the SMTP sink ({fmt(w5['emails'])} emails in "
+                f"{fmt(w5['emails_s'], 2)} s) | {fmt(w5['emails_per_s'])} |",
+            ]
+    return [*lines, ""]
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -794,22 +972,30 @@ def main() -> int:
     run_id = f"bench-{stamp.lower()}"
     logs = REPO / ".cache" / "bench-logs" / stamp
     logs.mkdir(parents=True, exist_ok=True)
-    log(f"records={settings.data.records:,} repeats={settings.repeats}; child logs in {logs}")
-    log("building the Kafka Streams reference (bench/reference/build.sh)")
-    subprocess.run(["bash", str(REFERENCE / "build.sh")], check=True)
-    target = REFERENCE / "target"
-    classpath = f"{target / 'classes'}:{(target / 'classpath.txt').read_text().strip()}"
+    log(
+        f"records={settings.data.records:,} repeats={settings.repeats} "
+        f"skip={','.join(sorted(settings.skip)) or '-'}; child logs in {logs}"
+    )
+    classpath = ""
+    if settings.runs("w1"):
+        log("building the Kafka Streams reference (bench/reference/build.sh)")
+        subprocess.run(["bash", str(REFERENCE / "build.sh")], check=True)
+        target = REFERENCE / "target"
+        classpath = f"{target / 'classes'}:{(target / 'classpath.txt').read_text().strip()}"
     mach = machine()
     runs: list[dict[str, Any]] = []
+    extras: dict[str, dict[str, Any]] = {}
     with broker() as (bootstrap, broker_pid):
         offsets = Offsets(bootstrap)
         try:
             input_topic = f"{run_id}-positions"
-            create_topic(offsets.admin, input_topic, settings.data.partitions)
-            log(f"producing {settings.data.records:,} records to {input_topic}")
-            started = time.monotonic()
-            records = produce(bootstrap, input_topic, settings.data)
-            log(f"produced {records:,} records in {time.monotonic() - started:.1f}s")
+            records = 0
+            if settings.runs("w1"):
+                create_topic(offsets.admin, input_topic, settings.data.partitions)
+                log(f"producing {settings.data.records:,} records to {input_topic}")
+                started = time.monotonic()
+                records = produce(bootstrap, input_topic, settings.data)
+                log(f"produced {records:,} records in {time.monotonic() - started:.1f}s")
             ctx = Ctx(
                 settings=settings,
                 bootstrap=bootstrap,
@@ -821,7 +1007,7 @@ def main() -> int:
                 kstreams=Impl("kstreams", classpath),
                 broker_pid=broker_pid,
             )
-            for rep in range(settings.repeats):
+            for rep in range(settings.repeats if settings.runs("w1") else 0):
                 log(f"--- repeat {rep + 1}/{settings.repeats}")
                 run: dict[str, Any] = {"raw": run_raw(ctx)}
                 restarts: dict[str, Restart] = {}
@@ -836,8 +1022,15 @@ def main() -> int:
                     )
                 # W2 last: by then the at_least_once runs' old group members are long gone.
                 for label in ("st_alos", "ks_alos"):
-                    run[label]["restore"] = run_w2(ctx, restarts[label])
+                    if settings.runs("w2"):
+                        run[label]["restore"] = run_w2(ctx, restarts[label])
                 runs.append(run)
+            # W3 and W5 once (streamtable only, no ratio to take): after the rest, on their
+            # own topics, so they change nothing W1/W2 measure.
+            if settings.runs("w3"):
+                extras["w3"] = guarded("W3", lambda: run_w3(ctx))
+            if settings.runs("w5"):
+                extras["w5"] = guarded("W5", lambda: run_w5(ctx))
         finally:
             log("deleting this run's topics")
             with suppress(Exception):
@@ -845,14 +1038,18 @@ def main() -> int:
             offsets.close()
             for path in STATE_ROOT.glob(f"{run_id}-*"):
                 shutil.rmtree(path, ignore_errors=True)
-    summary = summarize(settings, runs, mach)
+    summary = summarize(settings, runs, mach, extras)
     wall_s = time.monotonic() - wall_start
     summary["generated_at"] = stamp
     summary["wall_time_s"] = round(wall_s, 1)
     summary["runs"] = runs
+    summary["extras"] = extras
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=2) + "\n"
     (RESULTS / f"{stamp}.json").write_text(text)
+    if settings.skip:  # a partial run: the full run's latest.json and RESULTS.md stand
+        log(f"done in {wall_s:.0f}s: bench/results/{stamp}.json (partial: BENCH_SKIP)")
+        return 0
     (RESULTS / "latest.json").write_text(text)
     write_markdown(summary, stamp, wall_s, BENCH / "RESULTS.md")
     log(f"done in {wall_s:.0f}s: bench/results/{stamp}.json, bench/RESULTS.md")

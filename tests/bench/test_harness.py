@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from bench.datagen import US_EXCHANGES, DataSettings, generate
-from bench.run import Settings, summarize, write_markdown
+from bench.queries import percentiles
+from bench.run import Settings, skipped, summarize, write_markdown
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +39,7 @@ def test_generator_opens_every_position_first_then_mixes_changes() -> None:
     assert 0.5 < us[True] / 1000 < 0.7
 
 
-def test_summary_has_the_agreed_keys_and_pending_nulls(tmp_path: Path) -> None:
+def test_summary_has_the_agreed_keys_and_nulls_for_skipped_extras(tmp_path: Path) -> None:
     settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
     run = {
         "raw": {"rps": 100.0},
@@ -55,8 +57,8 @@ def test_summary_has_the_agreed_keys_and_pending_nulls(tmp_path: Path) -> None:
         assert summary["w3"][key] is None
     assert summary["w5"]["jobs_per_s"] is None
     assert summary["w5"]["emails_per_s"] is None
-    assert summary["w3"]["pending"]
-    assert summary["w5"]["pending"]
+    assert summary["w3"]["skipped"]
+    assert summary["w5"]["skipped"]
     summary["machine"] = dict.fromkeys(
         ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java"], "x"
     )
@@ -65,3 +67,58 @@ def test_summary_has_the_agreed_keys_and_pending_nulls(tmp_path: Path) -> None:
     text = out.read_text()
     assert "| W1 seed, at_least_once (records/s) | 10 | 20 | 0.50 |" in text
     assert list(itertools.islice(text.splitlines(), 1)) == ["# Benchmark results"]
+
+
+def test_w3_and_w5_figures_reach_the_summary_and_the_markdown(tmp_path: Path) -> None:
+    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
+    extras: dict[str, dict[str, Any]] = {
+        "w3": {
+            "local_get": {"p50_ms": 0.02, "p99_ms": 0.05, "n": 20000},
+            "routed_get": {"p50_ms": 1.5, "p99_ms": 4.0, "n": 2000},
+            "scan_s": 3.25,
+            "scan_keys": 100000,
+        },
+        "w5": {"jobs_per_s": 5000.0, "emails_per_s": 300.0, "jobs": 9000, "emails": 9000},
+    }
+    summary = summarize(settings, [], {"nproc": 2}, extras)
+    assert summary["w3"]["local_get_p50_ms"] == 0.02
+    assert summary["w3"]["routed_get_p99_ms"] == 4.0
+    assert summary["w3"]["scan_100k_s"] == 3.25
+    assert summary["w3"]["scan_keys"] == 100000
+    assert summary["w5"]["jobs_per_s"] == 5000.0
+    assert summary["w5"]["emails_per_s"] == 300.0
+    assert summary["w5"]["jobs"] == 9000
+    assert "skipped" not in summary["w3"]
+    summary["machine"] = dict.fromkeys(
+        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java"], "x"
+    )
+    out = tmp_path / "RESULTS.md"
+    write_markdown(summary, "stamp", 1.0, out)
+    text = out.read_text()
+    assert "| W3 full paginated scan over HTTP, 100,000 keys (s) | 3.25 |" in text
+    assert "| W5 emails/s to the SMTP sink" in text
+    assert "no Kafka Streams reference" in text
+
+
+def test_a_failed_extra_is_reported_not_raised() -> None:
+    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
+    summary = summarize(settings, [], {"nproc": 2}, {"w5": {"error": "boom"}})
+    assert summary["w5"]["error"] == "boom"
+    assert summary["w5"]["jobs_per_s"] is None
+
+
+def test_bench_skip_names_workloads() -> None:
+    assert skipped(" W3, w5 ") == frozenset({"w3", "w5"})
+    assert skipped("") == frozenset()
+    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024, skip=skipped("w1"))
+    assert not settings.runs("w2")  # W2 restarts a W1 run
+    assert settings.runs("w3")
+    with pytest.raises(SystemExit):
+        skipped("w4")
+
+
+def test_percentiles_in_milliseconds() -> None:
+    stats = percentiles([i * 1_000_000 for i in range(1, 101)])
+    assert stats["p50_ms"] == 51.0
+    assert stats["p99_ms"] == 100.0
+    assert stats["n"] == 100

@@ -1,0 +1,285 @@
+"""W3: interactive queries over HTTP, streamtable only (Kafka Streams has no query server).
+
+``measure(...)`` (called by ``bench/run.py``) produces ``keys`` positions (one record per key) to
+a fresh topic, starts two instances of a one-table topology (``positions-store``) in separate
+processes, each serving ``create_query_app(app)`` with uvicorn on 127.0.0.1 and advertising it as
+its ``application_server``, waits until the group has committed the whole topic and a cluster
+scan is possible, and then measures:
+
+* local gets: ``app.store("positions-store").get(key)`` in instance A's process for random keys
+  A owns (``GET /bench/local-gets`` runs the loop there and answers the percentiles);
+* routed gets: ``GET /stores/positions-store/keys/{key}`` sent to A (httpx, keep-alive) for keys
+  B owns, so A forwards each one to B;
+* a full scan: ``GET /stores/positions-store?limit=1000`` on A, following ``next_cursor``
+  (A merges its own page with B's), counting the keys.
+
+``python -m bench.queries serve --bootstrap B --application-id A --input T --state-dir D --port P``
+is one instance; it prints ``STATE <state>`` on every change and runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from confluent_kafka.admin import AdminClient
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+import streamtable as st
+from bench.datagen import DataSettings, create_topic, produce
+from streamtable.query import create_query_app
+from streamtable.serde import JSON, STRING
+
+STORE = "positions-store"
+
+
+def table_topology(input_topic: str) -> st.Topology:
+    b = st.StreamsBuilder()
+    b.table(input_topic, key_serde=STRING, value_serde=JSON, store=STORE)
+    return b.build()
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6, 4)
+
+    return {
+        "p50_ms": at(0.50),
+        "p99_ms": at(0.99),
+        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
+        "n": len(ordered),
+    }
+
+
+# -- one instance (a child process) ---------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = st.StreamsConfig(
+        application_id=args.application_id,
+        bootstrap_servers=args.bootstrap,
+        state_dir=Path(args.state_dir),
+        application_server=f"127.0.0.1:{args.port}",
+    )
+    app = st.StreamsApp(table_topology(args.input), config)
+
+    def local_gets(request: Request) -> dict[str, Any]:
+        n = int(request.query_params.get("n", "20000"))
+        store = app.store(STORE)
+        keys = [k for k, _ in store.all()]
+        rng = random.Random(int(request.query_params.get("seed", "1")))
+        chosen = [rng.choice(keys) for _ in range(n)]
+        for key in chosen[:500]:  # warm-up
+            store.get(key)
+        samples: list[int] = []
+        missing = 0
+        for key in chosen:
+            started = time.perf_counter_ns()
+            value = store.get(key)
+            samples.append(time.perf_counter_ns() - started)
+            missing += value is None
+        return {"local_keys": len(keys), "missing": missing, **percentiles(samples)}
+
+    async def local_gets_route(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(local_gets, request))
+
+    web = Starlette(
+        routes=[
+            Route("/bench/local-gets", local_gets_route, methods=["GET"]),
+            Mount("/", app=create_query_app(app)),
+        ]
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(web, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="bench-http", daemon=True)
+    thread.start()
+
+    def on_state(old: st.AppState, new: st.AppState) -> None:
+        sys.stdout.write(f"STATE {new.name}\n")
+        sys.stdout.flush()
+
+    app.add_state_listener(on_state)
+    try:
+        return app.run_until_signal()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# -- the measurement (in bench/run.py's process) --------------------------------------------------
+
+
+def _wait(what: str, check: Any, timeout_s: float, alive: Any) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive()
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"W3: timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def measure(
+    *,
+    bootstrap: str,
+    admin: AdminClient,
+    run_id: str,
+    keys: int,
+    partitions: int,
+    state_root: Path,
+    start_child: Any,
+    committed: Any,
+    ends: Any,
+    ports: tuple[int, int],
+    local_gets: int = 20_000,
+    routed_gets: int = 2_000,
+    timeout_s: float = 300.0,
+    log: Any = print,
+) -> dict[str, Any]:
+    """See the module docstring. ``start_child(argv, name)`` spawns a ``Child`` (bench/run.py),
+    ``committed(group)`` / ``ends(topic)`` are ``Offsets`` methods."""
+    topic = f"{run_id}-w3-positions"
+    app_id = f"{run_id}-w3"
+    create_topic(admin, topic, partitions)
+    produced = produce(bootstrap, topic, DataSettings(records=keys, positions=keys, clients=1000))
+    log(f"W3: produced {produced:,} keys to {topic}; starting two query instances")
+    children = []
+    try:
+        for name, port in zip(("w3-a", "w3-b"), ports, strict=True):
+            argv = [
+                sys.executable, "-m", "bench.queries", "serve",
+                "--bootstrap", bootstrap,
+                "--application-id", app_id,
+                "--input", topic,
+                "--state-dir", str(state_root / f"{app_id}-{name}"),
+                "--port", str(port),
+            ]  # fmt: skip
+            children.append(start_child(argv, name))
+
+        def alive() -> None:
+            for child in children:
+                child.check_alive()
+
+        end = ends(topic)
+
+        def caught_up() -> bool:
+            done = committed(app_id)
+            return all(done.get((topic, p), 0) >= e for p, e in end.items())
+
+        started = time.monotonic()
+        _wait("the group to commit the whole topic", caught_up, timeout_s, alive)
+        a, b = (f"http://127.0.0.1:{port}" for port in ports)
+        with httpx.Client(timeout=30) as http:
+
+            def scannable() -> bool:
+                try:
+                    reply = http.get(f"{a}/stores/{STORE}", params={"limit": 1})
+                    owned = http.get(f"{b}/stores/{STORE}", params={"local": "true", "limit": 1})
+                except httpx.HTTPError:
+                    return False
+                return reply.status_code == 200 and owned.status_code == 200
+
+            _wait("a cluster scan to be possible", scannable, timeout_s, alive)
+            log(f"W3: both instances ready after {time.monotonic() - started:.1f}s")
+
+            local = http.get(f"{a}/bench/local-gets", params={"n": local_gets}, timeout=120)
+            local.raise_for_status()
+            local_stats = local.json()
+            log(f"W3: local gets on A: {local_stats}")
+
+            # keys B owns: B's own part of the store, page by page
+            b_keys: list[str] = []
+            cursor: str | None = None
+            while len(b_keys) < routed_gets:
+                params: dict[str, Any] = {"local": "true", "limit": 1000}
+                if cursor:
+                    params["cursor"] = cursor
+                page = http.get(f"{b}/stores/{STORE}", params=params)
+                page.raise_for_status()
+                body = page.json()
+                b_keys += [item["key"] for item in body["items"]]
+                cursor = body["next_cursor"]
+                if not cursor:
+                    break
+            rng = random.Random(3)
+            rng.shuffle(b_keys)
+            b_keys = b_keys[:routed_gets]
+            for key in b_keys[:100]:  # warm-up (A's connection pool to B)
+                http.get(f"{a}/stores/{STORE}/keys/{key}").raise_for_status()
+            samples: list[int] = []
+            for key in b_keys:
+                t0 = time.perf_counter_ns()
+                reply = http.get(f"{a}/stores/{STORE}/keys/{key}")
+                samples.append(time.perf_counter_ns() - t0)
+                if reply.status_code != 200:
+                    raise RuntimeError(f"W3: routed get of {key!r}: {reply.status_code}")
+            routed = percentiles(samples)
+            log(f"W3: routed gets A -> B: {routed}")
+
+            seen = 0
+            pages = 0
+            cursor = None
+            t0 = time.perf_counter_ns()
+            while True:
+                params = {"limit": 1000}
+                if cursor:
+                    params["cursor"] = cursor
+                reply = http.get(f"{a}/stores/{STORE}", params=params)
+                if reply.status_code != 200:
+                    raise RuntimeError(f"W3: scan page {pages}: {reply.status_code} {reply.text}")
+                body = reply.json()
+                seen += len(body["items"])
+                pages += 1
+                cursor = body["next_cursor"]
+                if not cursor:
+                    break
+            scan_s = (time.perf_counter_ns() - t0) / 1e9
+            log(f"W3: full scan: {seen:,} keys in {pages} pages, {scan_s:.2f}s")
+            if seen != produced:
+                raise RuntimeError(f"W3: the scan saw {seen:,} keys, expected {produced:,}")
+    finally:
+        for child in children:
+            child.stop()
+    return {
+        "keys": produced,
+        "local_get": local_stats,
+        "routed_get": routed,
+        "scan_s": round(scan_s, 3),
+        "scan_keys": seen,
+        "scan_pages": pages,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.queries")
+    parser.add_argument("mode", choices=["serve"])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--application-id", required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
