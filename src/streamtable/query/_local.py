@@ -120,7 +120,12 @@ def local_scan(
         return QueryResult.failure(FailureReason.BAD_REQUEST, f"cursor: {exc}")
     try:
         before = app.local_metadata()
-        entries = app.store(store, allow_stale=allow_stale).range(start, request.hi)
+        # A page reads at most limit + 2 entries per partition (the cursor's own key, the page,
+        # one to know there is more), unless a prefix of a non-text key must be searched for.
+        bounded = request.prefix is None or isinstance(serde, StringSerde)
+        entries = app.store(store, allow_stale=allow_stale).range(
+            start, request.hi, limit=request.limit + 2 if bounded else None
+        )
         after = app.local_metadata()
     except StoreNotReady as exc:
         return QueryResult.failure(FailureReason.NOT_READY, str(exc))

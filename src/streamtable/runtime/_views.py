@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from streamtable.serde import Serde
@@ -51,18 +52,28 @@ class CompositeStoreView:
         found = self.get_with_timestamp(key)
         return None if found is None else found[0]
 
-    def _merge(self, scan: Callable[[Any], Iterator[tuple[Any, Any]]]) -> Iterator[tuple[Any, Any]]:
+    def _merge(
+        self, scan: Callable[[Any], Iterator[tuple[Any, Any]]], limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
         ks = self._key_serde.serialize
         with self._lock:
             stores, _ = self._stores()
-            parts = [[(ks(k), k, v) for k, v in scan(store)] for _, store in sorted(stores.items())]
-        return ((k, v) for _, k, v in heapq.merge(*parts, key=lambda item: item[0]))
+            # Each partition's part is read under the lock (a rebalance cannot close a store
+            # under the reader); with a limit, no partition needs more than ``limit`` entries.
+            parts = [
+                [(ks(k), k, v) for k, v in islice(scan(store), limit)]
+                for _, store in sorted(stores.items())
+            ]
+        merged = ((k, v) for _, k, v in heapq.merge(*parts, key=lambda item: item[0]))
+        return merged if limit is None else islice(merged, limit)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self._merge(lambda store: store.all())
 
-    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
-        return self._merge(lambda store: store.range(lo, hi))
+    def range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        return self._merge(lambda store: store.range(lo, hi), limit)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self._merge(lambda store: store.prefix_scan(prefix))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 from streamtable.state._kv import SerdeStore, _prefix_upper_bound
@@ -183,9 +184,12 @@ class CachingStore:
             if value is not None:
                 yield key, value
 
-    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
+    def range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
         ks = self.inner.key_serde.serialize
-        return self._overlay(None if lo is None else ks(lo), None if hi is None else ks(hi))
+        found = self._overlay(None if lo is None else ks(lo), None if hi is None else ks(hi))
+        return found if limit is None else islice(found, limit)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self._overlay(None, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, Protocol
 
 from streamtable.serde import Serde
@@ -35,7 +36,9 @@ class ReadableStore(Protocol):
 
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None: ...
 
-    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]: ...
+    def range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]: ...
 
     def all(self) -> Iterator[tuple[Any, Any]]: ...
 
@@ -110,11 +113,14 @@ class SerdeStore:
         for kb, vb in items:
             yield kd(kb), vd(vb[_TS_SIZE:])
 
-    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
+    def range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
         ks = self.key_serde.serialize
-        return self._decode(
+        found = self._decode(
             self.engine.range(None if lo is None else ks(lo), None if hi is None else ks(hi))
         )
+        return found if limit is None else islice(found, limit)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self._decode(self.engine.range(None, None))

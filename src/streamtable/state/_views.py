@@ -33,8 +33,11 @@ class ReadOnlyKeyValueStore:
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self._store.all()
 
-    def range(self, lo: Any = None, hi: Any = None) -> Iterator[tuple[Any, Any]]:
-        return self._store.range(lo, hi)
+    def range(
+        self, lo: Any = None, hi: Any = None, *, limit: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """``limit`` bounds how many entries are read (and, across partitions, merged)."""
+        return self._store.range(lo, hi, limit)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self._store.prefix_scan(prefix)
