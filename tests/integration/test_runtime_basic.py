@@ -313,3 +313,24 @@ def test_consumed_repartition_records_are_purged(
             wait_until(purged, f"records of {repartition} to be deleted", TIMEOUT_S)
     finally:
         consumer.close()
+
+
+def test_schedule_calls_back_on_the_processing_thread_until_cancelled(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
+    calls: list[int] = []
+    with make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path) as app:
+        cancel = app.schedule(100, calls.append)
+        wait_until(lambda: len(calls) >= 3, "three scheduled calls", TIMEOUT_S)
+        assert calls == sorted(calls)
+        cancel()
+        # Another schedule proves the loop went on; the cancelled one was called no more.
+        other: list[int] = []
+        app.schedule(50, other.append)
+        wait_until(lambda: len(other) >= 1, "the other schedule to fire", TIMEOUT_S)
+        count = len(calls)
+        wait_until(
+            lambda: len(other) >= 4, "the other schedule to fire three times more", TIMEOUT_S
+        )
+        assert len(calls) == count

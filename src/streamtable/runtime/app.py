@@ -103,6 +103,7 @@ class StreamsApp:
         self._standbys: StandbyTasks | None = None
         self._standby_check = 0.0
         self._gauges_at = 0.0
+        self._schedules: list[list[Any]] = []  # [interval_ms, next due (monotonic), cb, cancelled]
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -172,6 +173,30 @@ class StreamsApp:
         if self._state is AppState.PENDING_SHUTDOWN:
             self._set_state(AppState.NOT_RUNNING)
         return True
+
+    def schedule(self, interval_ms: int, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(now_ms)`` every ``interval_ms`` of wall-clock time on the processing
+        thread (between batches, never during a commit), while the app runs. Returns a
+        function that cancels it. For per-task work with state, use a processor's punctuator."""
+        if interval_ms <= 0:
+            raise ValueError("interval_ms must be positive")
+        entry = [interval_ms, time.monotonic() + interval_ms / 1000.0, callback, False]
+        self._schedules.append(entry)
+
+        def cancel() -> None:
+            entry[3] = True
+
+        return cancel
+
+    def _run_schedules(self) -> None:
+        now = time.monotonic()
+        for entry in list(self._schedules):
+            interval_ms, due, callback, cancelled = entry
+            if cancelled:
+                self._schedules.remove(entry)
+            elif now >= due:
+                entry[1] = now + interval_ms / 1000.0  # the next slot after now: no bursts
+                callback(int(time.time() * 1000))
 
     def run_until_signal(
         self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
@@ -406,6 +431,8 @@ class StreamsApp:
         self._globals.poll()
         if self._standbys is not None:
             self._tend_standbys()
+        if self._schedules and self._state is AppState.RUNNING:
+            self._run_schedules()
 
     def _tend_standbys(self) -> None:
         """Once a second, place standbys from the live instances' records; always, apply
