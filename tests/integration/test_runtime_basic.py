@@ -50,8 +50,11 @@ def converge(app: st.StreamsApp, expected: dict[str, frozenset[str]]) -> None:
     except AssertionError:
         got = last[0] or {}
         diff = {k for k in set(got) | set(expected) if got.get(k) != expected.get(k)}
+        tasks = sorted(f"{t.task_id}:{t.state.name}" for t in app._tasks.values())
         raise AssertionError(
-            f"store differs from oracle for {len(diff)} keys: {sorted(diff)[:5]}"
+            f"store differs from oracle for {len(diff)} keys: {sorted(diff)[:5]} "
+            f"(store {'not ready' if last[0] is None else f'has {len(got)} keys'}, "
+            f"app {app.state.name}, tasks {tasks})"
         ) from None
 
 
