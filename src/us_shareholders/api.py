@@ -6,7 +6,7 @@
     GET  /readyz             200 only when running and restored
     GET  /metrics            Prometheus
     GET  /digests            per partition of this instance: last week done, counts
-    POST /digests/run        run this week's digest now (every instance; idempotent)
+    POST /digests/run        run this week's digest now (every partition; durable; idempotent)
     /query/...               the library's interactive-query server (any store)
 
 Failures are answers: not ready or rebalancing -> 503 with Retry-After; owner unreachable -> 504;
@@ -32,7 +32,7 @@ from streamtable.errors import StoreNotReady
 from streamtable.query import FORWARDED_HEADER, FailureReason, create_query_app
 from streamtable.query._local import local_get
 from us_shareholders.digest import HOLDERS_STORE, PROGRESS_STORE, DigestControl
-from us_shareholders.schedule import DigestSchedule
+from us_shareholders.schedule import DigestSchedule, WeekId
 
 RETRY_AFTER = {"Retry-After": "1"}
 FORWARD_TIMEOUT_S = 5.0
@@ -54,8 +54,11 @@ def create_api(
     control: DigestControl,
     schedule: DigestSchedule,
     registry: CollectorRegistry,
+    request_digest: Callable[[WeekId, datetime], None],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
+    """``request_digest(week, now)`` makes a digest request durable (the service writes it to
+    the requests topic, read by every instance) and returns once the broker has it."""
     http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S)
 
     @asynccontextmanager
@@ -69,10 +72,10 @@ def create_api(
     def peers() -> list[str]:
         return [str(m.host_info) for m in app.all_metadata() if not m.is_local and m.host_info]
 
-    async def fan_out(path: str, method: str = "GET") -> list[httpx.Response] | Response:
+    async def fan_out(path: str) -> list[httpx.Response] | Response:
         try:
             calls = [
-                http.request(method, f"http://{host}{path}", headers={FORWARDED_HEADER: "1"})
+                http.get(f"http://{host}{path}", headers={FORWARDED_HEADER: "1"})
                 for host in peers()
             ]
             return list(await asyncio.gather(*calls))
@@ -187,13 +190,15 @@ def create_api(
         )
 
     @api.post("/digests/run", status_code=202)
-    async def run_digest(request: Request) -> Response:
-        week = schedule.week_of(clock())
-        control.request(week)
-        if not request.headers.get(FORWARDED_HEADER):
-            replies = await fan_out("/digests/run", "POST")
-            if isinstance(replies, Response):
-                return replies
+    def run_digest() -> Response:
+        # Durable, not in memory: every instance reads the request from the requests topic, so
+        # it reaches each partition even if an instance crashes or restarts right after it.
+        now = clock()
+        week = schedule.week_of(now)
+        try:
+            request_digest(week, now)
+        except Exception as exc:  # the broker did not take it: nothing was requested
+            return _unavailable(f"the digest request could not be written: {exc}")
         return JSONResponse({"week": str(week), "status": "requested"}, 202)
 
     return api

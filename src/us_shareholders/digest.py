@@ -4,8 +4,11 @@
 the clients of the partition that task owns. A wall-clock punctuator checks, every second,
 whether a week is due (``schedule.due_week``: at or after the scheduled time, catching up only
 the current week, never for a brand-new deployment before its first scheduled time) or was
-asked for (``POST /digests/run``). It then waits until the task has read its inputs up to the
-end offsets seen when the week became due (never a stale table), forwards one job per eligible
+asked for (``POST /digests/run``, which writes the week to the compacted
+``<application id>-digest-requests`` topic, read by every instance as a GlobalKTable: a request
+survives a crash or restart of any instance and reaches the partitions wherever they move).
+It then waits until the task has read its inputs up to the end offsets seen when the week
+became due (never a stale table), forwards one job per eligible
 client to ``<application id>-digests`` and records the partition's progress in the changelogged
 ``digest-progress`` store. Jobs and progress are written by the same task in the same commit,
 so under ``exactly_once_v2`` they are one transaction: a crash before the commit re-runs the
@@ -28,13 +31,26 @@ HOLDERS_STORE = "us-share-holders"
 PROGRESS_STORE = "digest-progress"
 CLIENTS_STORE = "clients-store"
 INSTRUMENTS_STORE = "instruments-store"
+REQUESTS_STORE = "digest-requests"
+REQUEST_KEY = "run"
 TICK_MS = 1000
 KEEP_RUNS = 8
 
 
+def requests_topic(application_id: str) -> str:
+    """The compacted topic of digest requests (``POST /digests/run``), one key: ``run``."""
+    return f"{application_id}-digest-requests"
+
+
+def request_record(week: WeekId, now: datetime) -> dict[str, Any]:
+    """The value ``POST /digests/run`` writes to the requests topic under ``REQUEST_KEY``."""
+    return {"week": str(week), "requested_at": now.isoformat()}
+
+
 class DigestControl:
-    """Shared between the HTTP API and the digest processors of one instance: a request to
-    run the current week now (``POST /digests/run``)."""
+    """Shared between the HTTP API and the digest processors of one instance: which partitions
+    answered the latest request, and an in-process request (the dry run and tests; the HTTP API
+    writes the durable requests topic instead)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -83,6 +99,7 @@ class DigestProcessor(st.Processor):
         self.instruments = (
             context.get_state_store(INSTRUMENTS_STORE) if self.with_instruments else None
         )
+        self.requests = context.get_state_store(REQUESTS_STORE)
         context.schedule(TICK_MS, st.PunctuationType.WALL_CLOCK_TIME, self.tick)
 
     def process(self, record: st.Record) -> None:
@@ -113,9 +130,18 @@ class DigestProcessor(st.Processor):
         self._target = None
         self._answer(week)
 
+    def _requested(self) -> WeekId | None:
+        """The latest requested week: durable (requests topic) or in-process, whichever is later."""
+        weeks = [self.control.requested()]
+        durable = self.requests.get(REQUEST_KEY)  # validated by records.DIGEST_REQUEST
+        if durable is not None:
+            weeks.append(WeekId.parse(durable["week"]))
+        known = [w for w in weeks if w is not None]
+        return max(known) if known else None
+
     def _answer(self, ran: WeekId | None) -> None:
         """Tell the control that a pending request is handled (``GET /digests`` shows it)."""
-        requested = self.control.requested()
+        requested = self._requested()
         if requested is not None and (ran is None or ran == requested):
             self.control.answered(self.context.partition, requested)
 
@@ -124,7 +150,7 @@ class DigestProcessor(st.Processor):
         last = None if state["last_week"] is None else WeekId.parse(state["last_week"])
         week = self.schedule.due_week(now, last, _utc(state["armed_at"]))
         current = self.schedule.week_of(now)
-        requested = self.control.requested()
+        requested = self._requested()
         if week is None and requested == current and (last is None or last < current):
             week = current
         if week is not None and last is not None:

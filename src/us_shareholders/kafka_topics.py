@@ -7,6 +7,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from us_shareholders.digest import requests_topic
+
 COMPACT = {"cleanup.policy": "compact"}
 
 
@@ -14,11 +16,12 @@ def service_topics(
     positions: str, clients: str, instruments: str | None, application_id: str, partitions: int
 ) -> dict[str, tuple[int, dict[str, str]]]:
     """``{topic: (partitions, config)}``: inputs compacted; digest jobs as many partitions as
-    positions (delete policy, they are work items)."""
+    positions (delete policy, they are work items); digest requests compacted, one partition."""
     topics: dict[str, tuple[int, dict[str, str]]] = {
         positions: (partitions, COMPACT),
         clients: (partitions, COMPACT),
         f"{application_id}-digests": (partitions, {"cleanup.policy": "delete"}),
+        requests_topic(application_id): (1, COMPACT),
     }
     if instruments:
         topics[instruments] = (1, COMPACT)

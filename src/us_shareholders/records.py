@@ -7,6 +7,7 @@ dead-letter topic with the reason, and the table keeps the previous value of tha
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from streamtable.errors import SerializationError
 
 _NUMBER = (int, float)
+_WEEK_RE = re.compile(r"\d{4}-W\d{2}")
 
 
 def _object(data: bytes, what: str) -> dict[str, Any]:
@@ -87,6 +89,21 @@ class InstrumentSerde:
         return orjson.dumps(value)
 
 
+class DigestRequestSerde:
+    """``{"week": "YYYY-Www", "requested_at"}``: a ``POST /digests/run`` (the requests topic)."""
+
+    def deserialize(self, data: bytes) -> dict[str, Any]:
+        obj = _object(data, "digest request")
+        week = _field(obj, "week", str, "digest request")
+        if _WEEK_RE.fullmatch(week) is None:
+            raise SerializationError(f"digest request field 'week' must be YYYY-Www, got {week!r}")
+        return {"week": week, "requested_at": obj.get("requested_at")}
+
+    def serialize(self, value: dict[str, Any]) -> bytes:
+        return orjson.dumps(value)
+
+
 POSITION = PositionSerde()
 CLIENT = ClientSerde()
 INSTRUMENT = InstrumentSerde()
+DIGEST_REQUEST = DigestRequestSerde()

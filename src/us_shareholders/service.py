@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
+from typing import Any
 
+import orjson
 import uvicorn
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 import streamtable as st
 from us_shareholders.api import create_api
 from us_shareholders.config import ServiceSettings
 from us_shareholders.delivery import SmtpSender, deliver_with_retry
-from us_shareholders.digest import DigestControl
+from us_shareholders.digest import REQUEST_KEY, DigestControl, request_record, requests_topic
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mail import DigestRenderer
+from us_shareholders.schedule import WeekId
 from us_shareholders.topology import TopologySettings, build_topology
 from us_shareholders.venues import VenueMatcher
 from us_shareholders.worker import DeliveryMetrics, DeliveryWorker
@@ -31,9 +36,43 @@ def topology_settings(settings: ServiceSettings) -> TopologySettings:
         clients_topic=settings.clients_topic,
         instruments_topic=settings.instruments_topic,
         digests_topic=digests_topic(settings),
+        requests_topic=requests_topic(settings.application_id),
         venues=VenueMatcher(settings.us_exchanges),
         schedule=settings.digest_schedule,
     )
+
+
+class DigestRequests:
+    """Writes ``POST /digests/run`` to the compacted requests topic and waits for the ack."""
+
+    def __init__(self, kafka: dict[str, Any], topic: str, timeout_s: float = 10.0) -> None:
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._producer = Producer({**kafka, "enable.idempotence": True})
+        self._lock = threading.Lock()
+
+    def write(self, week: WeekId, now: datetime) -> None:
+        """Raises KafkaException if the broker did not acknowledge the request in time."""
+        errors: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                errors.append(error)
+
+        with self._lock:
+            self._producer.produce(
+                self.topic,
+                key=REQUEST_KEY.encode(),
+                value=orjson.dumps(request_record(week, now)),
+                on_delivery=delivered,
+            )
+            if self._producer.flush(self.timeout_s) > 0:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no ack from the broker"))
+        if errors:
+            raise KafkaException(errors[0])
+
+    def close(self) -> None:
+        self._producer.flush(self.timeout_s)
 
 
 class Service:
@@ -57,7 +96,13 @@ class Service:
             DeliveryMetrics(registry),
             on_exit=sender.close,
         )
-        api = create_api(self.app, self.control, settings.digest_schedule, registry)
+        self.requests = DigestRequests(
+            {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka},
+            requests_topic(settings.application_id),
+        )
+        api = create_api(
+            self.app, self.control, settings.digest_schedule, registry, self.requests.write
+        )
         self.http = uvicorn.Server(
             uvicorn.Config(
                 api,
@@ -107,6 +152,7 @@ class Service:
         self.worker.stop()
         self.http.should_exit = True
         self._http_thread.join(10)
+        self.requests.close()
 
     def start(self) -> None:
         """Start everything and return (for tests and embedding; ``run`` for a process)."""

@@ -2,7 +2,8 @@
 
 share-holders (table, validated) -> filter(US venue) -> group_by(client)
     -> aggregate client -> {position id: {ticker, exchange, amount}}   store us-share-holders
-    -> digest processor (clients, instruments: GlobalKTables)   -> <app id>-digests
+    -> digest processor (clients, instruments, digest requests: GlobalKTables)
+    -> <app id>-digests
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from us_shareholders.digest import (
     HOLDERS_STORE,
     INSTRUMENTS_STORE,
     PROGRESS_STORE,
+    REQUESTS_STORE,
     DigestControl,
     DigestProcessor,
 )
@@ -32,6 +34,7 @@ class TopologySettings:
     clients_topic: str
     instruments_topic: str | None
     digests_topic: str
+    requests_topic: str
     venues: VenueMatcher
     schedule: DigestSchedule
 
@@ -81,7 +84,13 @@ def build_topology(settings: TopologySettings, control: DigestControl) -> st.Top
         value_serde=records.CLIENT,
         store=CLIENTS_STORE,
     )
-    stores = [HOLDERS_STORE, PROGRESS_STORE, CLIENTS_STORE]
+    builder.global_table(
+        settings.requests_topic,
+        key_serde=st.serde.STRING,
+        value_serde=records.DIGEST_REQUEST,
+        store=REQUESTS_STORE,
+    )
+    stores = [HOLDERS_STORE, PROGRESS_STORE, CLIENTS_STORE, REQUESTS_STORE]
     if settings.instruments_topic:
         builder.global_table(
             settings.instruments_topic,

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from us_shareholders.delivery import DeliveryResult, DeliveryStatus
@@ -41,6 +41,12 @@ class DeliveryMetrics:
         )
         self.retried = Counter(
             "ush_email_retries", "Deliveries retried after transient failures.", registry=registry
+        )
+        self.commit_failed = Counter(
+            "ush_delivery_commit_failures",
+            "Delivered jobs whose offset commit was refused (a rebalance): sent again, same "
+            "Message-ID.",
+            registry=registry,
         )
 
 
@@ -108,14 +114,14 @@ class DeliveryWorker:
             msg.topic() or self.topic, msg.partition() or 0, (msg.offset() or 0) + 1
         )
         if value is None:
-            self._consumer.commit(offsets=[tp], asynchronous=False)
+            self._commit(tp)
             return
         try:
             job = orjson.loads(value)
             message = self._render(job)
         except Exception as exc:
             self._dead_letter(msg, f"unrenderable job: {exc!r}")
-            self._consumer.commit(offsets=[tp], asynchronous=False)
+            self._commit(tp)
             return
         while not self._stop.is_set():
             result = self._deliver(message)
@@ -133,7 +139,17 @@ class DeliveryWorker:
             self._stop.wait(self._retry_pause_s)
         else:
             return  # stopping: the job stays uncommitted and is delivered after a restart
-        self._consumer.commit(offsets=[tp], asynchronous=False)
+        self._commit(tp)
+
+    def _commit(self, tp: TopicPartition) -> None:
+        """Commit past a handled job. A commit refused because the partition moved in a
+        rebalance is not fatal: the new owner delivers the job again, with the same
+        ``Message-ID``, so the worker logs it and goes on."""
+        try:
+            self._consumer.commit(offsets=[tp], asynchronous=False)
+        except KafkaException as exc:
+            self._metrics.commit_failed.inc()
+            log.warning("commit of %s[%d]@%d refused: %s", tp.topic, tp.partition, tp.offset, exc)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         log.error("digest job to %s: %s", self.dlq, reason)

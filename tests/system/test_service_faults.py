@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient
 
-from tests.support.kafka import delete_topics, unique_name, wait_until
+from tests.support.kafka import WaitTimeout, delete_topics, unique_name, wait_until
 from tests.support.positions import produce
 from tests.support.smtp import smtp_sink as smtp_sink
 from us_shareholders.demo import expected_emails, generate
@@ -125,6 +125,17 @@ def read_jobs(bootstrap: str, topic: str) -> Counter[str]:
         consumer.close()
 
 
+def diagnose(instances: list[Instance]) -> str:
+    """Each instance's ``/digests`` and the tail of its log, for a failure message."""
+    parts = []
+    for i, instance in enumerate(instances):
+        reply = instance.get("/digests") if instance.proc and instance.proc.poll() is None else None
+        digests = reply.text if reply is not None else "(no answer)"
+        log_tail = instance.log.read_text(errors="replace")[-4000:]
+        parts.append(f"--- instance {i}: /digests {digests}\n{log_tail}")
+    return "\n".join(parts)
+
+
 def encoded(records: list[tuple[str, Any]]) -> list[tuple[str, bytes | None]]:
     return [(k, None if v is None else json.dumps(v).encode()) for k, v in records]
 
@@ -167,11 +178,15 @@ def test_kill9_during_digest_and_updates_keeps_jobs_exactly_once(
         assert httpx.post(instances[0].base + "/digests/run", timeout=10).status_code == 202
         instances[1].kill9()
         instances[1].start()
-        wait_until(
-            lambda: len({m["To"] for m in smtp_sink.messages()}) >= expected,
-            f"{expected} recipients",
-            TIMEOUT_S,
-        )
+        try:
+            wait_until(
+                lambda: len({m["To"] for m in smtp_sink.messages()}) >= expected,
+                f"{expected} recipients",
+                TIMEOUT_S,
+            )
+        except WaitTimeout as exc:
+            got = len({m["To"] for m in smtp_sink.messages()})
+            raise AssertionError(f"{exc}; got {got}\n{diagnose(instances)}") from exc
         jobs = read_jobs(bootstrap_servers, f"{app_id}-digests")
         assert len(jobs) == expected
         assert set(jobs.values()) == {1}, "a client got more than one job"

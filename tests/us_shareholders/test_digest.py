@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import streamtable as st
-from us_shareholders.digest import DigestControl
+from us_shareholders.digest import DigestControl, request_record
 from us_shareholders.schedule import WeekId, parse_schedule
 from us_shareholders.topology import TopologySettings, build_topology
 from us_shareholders.venues import VenueMatcher
@@ -35,6 +35,7 @@ class Service:
             clients_topic="clients",
             instruments_topic="instruments" if instruments else None,
             digests_topic="digests",
+            requests_topic="digest-requests",
             venues=VenueMatcher(),
             schedule=SCHEDULE,
         )
@@ -44,6 +45,7 @@ class Service:
         self.positions = self.driver.input_topic("share-holders")
         self.clients = self.driver.input_topic("clients")
         self.jobs = self.driver.output_topic("digests")
+        self.requests = self.driver.input_topic("digest-requests")
         self.now = start
 
     def at(self, instant: datetime) -> None:
@@ -141,10 +143,38 @@ def test_new_deployment_waits_for_the_next_scheduled_time_unless_asked() -> None
     svc.clients.pipe("client1", {"name": "Ada", "email": "ada@example.com"})
     svc.at(svc.now + timedelta(hours=1))
     assert svc.jobs.read_key_values() == []
-    svc.control.request(WeekId.parse("2026-W48"))  # POST /digests/run
+    svc.requests.pipe("run", request_record(WeekId.parse("2026-W48"), svc.now))  # POST
     svc.at(svc.now + timedelta(seconds=1))
     assert [job["week"] for _, job in svc.jobs.read_key_values()] == ["2026-W48"]
-    svc.control.request(WeekId.parse("2026-W48"))  # idempotent: the week is done
+    svc.requests.pipe("run", request_record(WeekId.parse("2026-W48"), svc.now))  # idempotent
+    svc.control.request(WeekId.parse("2026-W48"))  # in-process (the dry run): done, too
+    svc.at(svc.now + timedelta(seconds=1))
+    assert svc.jobs.read_key_values() == []
+    svc.driver.close()
+
+
+def test_a_request_for_a_past_week_runs_nothing() -> None:
+    svc = Service(MONDAY_RUN + timedelta(hours=3), instruments=False)
+    svc.positions.pipe("1", position("1", "client1", "AAPL", "NASDAQ"))
+    svc.clients.pipe("client1", {"name": "Ada", "email": "ada@example.com"})
+    svc.requests.pipe("run", request_record(WeekId.parse("2026-W47"), svc.now))
+    svc.at(svc.now + timedelta(seconds=1))
+    assert svc.jobs.read_key_values() == []
+    svc.driver.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "digest request is not JSON"),
+        (b'{"week": 48}', "digest request field 'week' must be a str"),
+        (b'{"week": "next monday"}', "digest request field 'week' must be YYYY-Www"),
+    ],
+)
+def test_a_malformed_request_is_rejected_with_its_reason(raw: bytes, reason: str) -> None:
+    svc = Service(MONDAY_RUN + timedelta(hours=3), instruments=False)
+    with pytest.raises(st.StreamTableError, match=reason):
+        svc.requests.pipe_raw(b"run", raw)
     svc.at(svc.now + timedelta(seconds=1))
     assert svc.jobs.read_key_values() == []
     svc.driver.close()
