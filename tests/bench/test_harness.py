@@ -77,6 +77,7 @@ def test_w3_and_w5_figures_reach_the_summary_and_the_markdown(tmp_path: Path) ->
             "routed_get": {"p50_ms": 1.5, "p99_ms": 4.0, "n": 2000},
             "scan_s": 3.25,
             "scan_keys": 100000,
+            "scan_s_by_limit": {"10000": 3.25, "1000": 7.5},
         },
         "w5": {"jobs_per_s": 5000.0, "emails_per_s": 300.0, "jobs": 9000, "emails": 9000},
     }
@@ -95,7 +96,8 @@ def test_w3_and_w5_figures_reach_the_summary_and_the_markdown(tmp_path: Path) ->
     out = tmp_path / "RESULTS.md"
     write_markdown(summary, "stamp", 1.0, out)
     text = out.read_text()
-    assert "| W3 full paginated scan over HTTP, 100,000 keys (s) | 3.25 |" in text
+    assert "| W3 full paginated scan over HTTP, 100,000 keys, pages of 10,000 (s) | 3.25 |" in text
+    assert "| W3 the same scan, pages of 1,000 (s) | 7.50 |" in text
     assert "| W5 emails/s to the SMTP sink" in text
     assert "no Kafka Streams reference" in text
 

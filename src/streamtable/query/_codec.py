@@ -92,6 +92,29 @@ def render(value: Any) -> Any:
     return str(value)
 
 
+_FAST_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _fast_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | bytes | bytearray | memoryview):
+        return render(value)
+    raise TypeError  # anything else: dump the slow way, through render()
+
+
+def dumps(value: Any) -> bytes:
+    """``orjson.dumps(render(value))``, without walking ``value`` in Python when orjson can
+    take it as it is (str-keyed dicts, lists, tuples, str, int, float, bool, None; sets and
+    bytes through ``render``). Anything else falls back to ``render`` first."""
+    try:
+        return orjson.dumps(value, default=_fast_default, option=_FAST_OPTIONS)
+    except TypeError:
+        return orjson.dumps(render(value))
+
+
 def _render_dict_key(key: Any) -> str:
     if isinstance(key, str):
         return key
@@ -100,6 +123,14 @@ def _render_dict_key(key: Any) -> str:
 
 def encode_cursor(key_bytes: bytes) -> str:
     return base64.urlsafe_b64encode(_CURSOR_VERSION + key_bytes).decode().rstrip("=")
+
+
+def cursor_key(cursor: str) -> bytes:
+    """The serialized key of a cursor an instance sent; raises ValueError if it is not one."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    if not raw.startswith(_CURSOR_VERSION):
+        raise ValueError(f"not a cursor: {cursor!r}")
+    return raw[len(_CURSOR_VERSION) :]
 
 
 def decode_cursor(cursor: str) -> QueryResult[bytes]:

@@ -33,6 +33,7 @@ import asyncio
 import heapq
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -46,7 +47,9 @@ from starlette.routing import Route
 
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
 from streamtable.query._codec import (
+    cursor_key,
     decode_cursor,
+    dumps,
     encode_cursor,
     parse_key,
     prefix_bytes,
@@ -54,7 +57,6 @@ from streamtable.query._codec import (
 )
 from streamtable.query._local import (
     QueryableApp,
-    ScanItem,
     ScanPage,
     ScanRequest,
     is_global,
@@ -63,12 +65,13 @@ from streamtable.query._local import (
 )
 from streamtable.query._result import FailureReason, QueryResult
 from streamtable.runtime._metadata import HostInfo, StreamsMetadata
+from streamtable.serde import StringSerde
 
 FORWARDED_HEADER = "x-streamtable-forwarded"
 """Set on requests one instance sends another; such a request is answered locally or refused."""
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = 10_000
 
 Body = dict[str, Any]
 
@@ -232,8 +235,9 @@ class _QueryServer:
             if not page.is_ok:
                 return page
         try:
-            return _merge(store, [p.unwrap() for p in pages], count, request.limit)
-        except (KeyError, TypeError, ValueError) as exc:  # a peer of another version
+            text_keys = isinstance(self.app.topology.stores[store].key_serde, StringSerde)
+            return _merge(store, [p.unwrap() for p in pages], count, request.limit, text_keys)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a peer of another kind
             return QueryResult.failure(
                 FailureReason.OWNER_UNREACHABLE, f"an instance sent a malformed page: {exc!r}"
             )
@@ -317,9 +321,7 @@ def _flag(value: str | None) -> bool:
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
-    )
+    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
 def _scan_request(params: Mapping[str, str], serde: Any) -> QueryResult[ScanRequest]:
@@ -365,12 +367,14 @@ def _scan_request(params: Mapping[str, str], serde: Any) -> QueryResult[ScanRequ
 
 
 def _page_body(store: str, page: ScanPage, *, with_cursors: bool) -> Body:
-    items = []
-    for item in page.items:
-        rendered: Body = {"key": render(item.key), "value": render(item.value)}
-        if with_cursors:
-            rendered["cursor"] = encode_cursor(item.key_bytes)
-        items.append(rendered)
+    """The page as a response body; keys and values are rendered when it is dumped."""
+    if with_cursors:
+        items = [
+            {"key": i.key, "value": i.value, "cursor": encode_cursor(i.key_bytes)}
+            for i in page.items
+        ]
+    else:
+        items = [{"key": i.key, "value": i.value} for i in page.items]
     last = page.items[-1].key_bytes if page.items and page.has_more else None
     return {
         "store": store,
@@ -381,23 +385,32 @@ def _page_body(store: str, page: ScanPage, *, with_cursors: bool) -> Body:
     }
 
 
-def _merge(store: str, pages: list[Body], count: int, limit: int) -> QueryResult[Body]:
-    """Merge the instances' pages (each sorted by cursor) into the first ``limit`` items."""
+def _merge(
+    store: str, pages: list[Body], count: int, limit: int, text_keys: bool
+) -> QueryResult[Body]:
+    """Merge the instances' pages (each sorted by cursor) into the first ``limit`` items.
+    With ``text_keys`` (STRING keys) a key's UTF-8 bytes are its serialized form, so the
+    cursors need not be decoded."""
     served = sorted(p for page in pages for p in page["partitions"])
     if served != list(range(count)):
         return QueryResult.failure(
             FailureReason.NOT_READY, f"partitions of {store!r} moved during the scan; retry"
         )
-    runs = []
-    for page in pages:
-        run = []
-        for item in page["items"]:
-            key_bytes = decode_cursor(item["cursor"]).unwrap()
-            run.append(ScanItem(key_bytes, item["key"], item["value"]))
-        runs.append(run)
-    merged = list(heapq.merge(*runs, key=lambda item: item.key_bytes))
+    if text_keys:
+        runs = [[(item["key"].encode(), item) for item in page["items"]] for page in pages]
+    else:
+        runs = [[(cursor_key(item["cursor"]), item) for item in page["items"]] for page in pages]
+    merged = list(heapq.merge(*runs, key=itemgetter(0)))
     more = len(merged) > limit or any(page["has_more"] for page in pages)
-    body = _page_body(store, ScanPage(merged[:limit], tuple(served), more), with_cursors=False)
+    del merged[limit:]
+    last = merged[-1][0] if more and merged else None
+    body = {
+        "store": store,
+        "items": [{"key": item["key"], "value": item["value"]} for _, item in merged],
+        "partitions": served,
+        "has_more": more,
+        "next_cursor": None if last is None else encode_cursor(last),
+    }
     return QueryResult.ok(body)
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
@@ -135,45 +136,62 @@ class ChangelogRestorer:
     def _read(self, max_records: int) -> None:
         batches: dict[TP, list[tuple[bytes, bytes | None, int]]] = {}
         finished: set[TP] = set()
+        pending = self._pending
+        consume = self._consumer.consume
         read = 0
-        while read < max_records and len(finished) < len(self._pending):
-            messages = self._consumer.consume(num_messages=1000, timeout=0.1)
+        while read < max_records and len(finished) < len(pending):
+            messages = consume(num_messages=1000, timeout=0.1)
             if not messages:
                 break
+            # One partition's messages come in runs: look its state up once per run.
+            run: TP | None = None
+            pend: _Pending | None = None
+            batch: list[tuple[bytes, bytes | None, int]] = []
+            validate: Callable[[bytes, bytes | None], bool] | None = None
             for msg in messages:
                 topic, partition = msg.topic(), msg.partition()
                 if topic is None or partition is None:
                     continue
-                tp = (topic, partition)
-                pend = self._pending.get(tp)
                 error = msg.error()
                 if error is not None:
                     if error.code() == ClientError._PARTITION_EOF:
-                        finished.add(tp)
+                        finished.add((topic, partition))
                         continue
                     raise KafkaError(f"restoring {topic}[{partition}]: {error}")
-                if pend is None or tp in finished:
+                tp = (topic, partition)
+                if tp != run:
+                    run = tp
+                    pend = None if tp in finished else pending.get(tp)
+                    if pend is not None:
+                        batch = batches.setdefault(tp, [])
+                        validate = partial(_valid, pend.spec) if pend.validate else None
+                if pend is None:
                     continue
                 offset = msg.offset()
                 if offset is None:
                     continue
                 if offset >= pend.end:
                     finished.add(tp)
+                    pend = None
                     continue
                 pend.position = offset + 1
                 read += 1
-                key, value = msg.key(), msg.value()
-                if key is not None and (not pend.validate or _valid(pend.spec, key, value)):
-                    batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
+                key = msg.key()
+                if key is not None:
+                    value = msg.value()
+                    if validate is None or validate(key, value):
+                        batch.append((key, value, msg.timestamp()[1]))
                 if pend.position >= pend.end:
                     finished.add(tp)
-        for tp, batch in batches.items():
-            self._pending[tp].store.restore_batch(batch)
+                    pend = None
+        for btp, records in batches.items():
+            if records:
+                pending[btp].store.restore_batch(records)
         self.restored_records += read
         self._done_records += read
-        for tp in finished:
-            if tp in self._pending:
-                self._finish(tp)
+        for ftp in finished:
+            if ftp in pending:
+                self._finish(ftp)
         self._report()
 
     def _report(self, final: bool = False) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 
 class BytesStore(Protocol):
@@ -85,7 +85,13 @@ class MemoryBytesStore:
 
 
 class RocksDBBytesStore:
-    """RocksDB through rocksdict. Writes from a commit go in one ``WriteBatch``."""
+    """RocksDB through rocksdict. Writes from a commit go in one ``WriteBatch``.
+
+    Writes skip RocksDB's write-ahead log, as Kafka Streams' do: the changelog is the log.
+    What a crash loses from the memtables is restored from the changelog, because a checkpoint
+    is written only after :meth:`flush` has put the memtables on disk (and under exactly-once,
+    a store without a checkpoint is wiped and restored from scratch).
+    """
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -93,6 +99,9 @@ class RocksDBBytesStore:
         options.create_if_missing(True)
         self._path = path
         self._db = Rdict(str(path), options=options)
+        write_options = WriteOptions()
+        write_options.disable_wal = True  # type: ignore[method-assign, assignment]  # a property; the stub says method
+        self._db.set_write_options(write_options)
         self._closed = False
 
     @property

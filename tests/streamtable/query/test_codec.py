@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 
 from streamtable.query import FailureReason, QueryResult, parse_key, render
-from streamtable.query._codec import decode_cursor, encode_cursor, prefix_bytes
+from streamtable.query._codec import cursor_key, decode_cursor, dumps, encode_cursor, prefix_bytes
 from streamtable.serde import BYTES, DEFAULT, DOUBLE, INT, JSON, LONG, STRING
 
 pytestmark = pytest.mark.unit
@@ -125,3 +131,55 @@ def test_prefix_of_string_keys_matches_serialized_keys() -> None:
     assert DEFAULT.serialize("c12").startswith(prefix_bytes("c1", DEFAULT).unwrap())
     assert not DEFAULT.serialize("c2").startswith(prefix_bytes("c1", DEFAULT).unwrap())
     assert prefix_bytes("1", INT).reason is FailureReason.BAD_REQUEST
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class Size(enum.IntEnum):
+    BIG = 2
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+ATOMS = (
+    hs.none()
+    | hs.booleans()
+    | hs.integers(-(2**63), 2**63 - 1)
+    | hs.floats(allow_nan=False, allow_infinity=False)
+    | hs.text(max_size=5)
+    | hs.binary(max_size=5)
+    | hs.sampled_from([Colour.RED, Size.BIG, Point(1), datetime(2026, 11, 24, tzinfo=UTC)])
+)
+HASHABLE = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers(-5, 5) | hs.text(max_size=3),
+    lambda inner: hs.tuples(inner, inner) | hs.frozensets(inner, max_size=3),
+    max_leaves=5,
+)
+VALUES = hs.recursive(
+    ATOMS,
+    lambda inner: (
+        hs.lists(inner, max_size=3)
+        | hs.lists(inner, max_size=3).map(tuple)
+        | hs.frozensets(HASHABLE, max_size=3)
+        | hs.sets(HASHABLE, max_size=3)
+        | hs.dictionaries(hs.text(max_size=3), inner, max_size=3)
+        | hs.dictionaries(HASHABLE, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(VALUES)
+def test_fast_dumps_equals_rendering_then_dumping(value: Any) -> None:
+    assert dumps(value) == orjson.dumps(render(value))
+
+
+def test_cursor_key_is_the_key_bytes_and_refuses_what_is_no_cursor() -> None:
+    assert cursor_key(encode_cursor(b"\x00abc")) == b"\x00abc"
+    with pytest.raises(ValueError, match="not a cursor"):
+        cursor_key("bm90IGEgY3Vyc29y")
