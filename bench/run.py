@@ -13,7 +13,9 @@ run, default 600),
 ``KAFKA_BOOTSTRAP_SERVERS`` (use that cluster instead of starting kafka-local on port
 ``BENCH_KAFKA_PORT``, default 19192, home ``.cache/bench-kafka``), ``BENCH_SKIP`` (workloads to
 leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and W4), ``w2``, ``w3``, ``w5``),
-``BENCH_W3_KEYS`` (100,000), ``BENCH_W5_CLIENTS`` / ``BENCH_W5_POSITIONS`` (5,000 / 25,000).
+``BENCH_W3_KEYS`` (100,000), ``BENCH_W5_CLIENTS`` / ``BENCH_W5_POSITIONS`` (5,000 / 25,000),
+``BENCH_PROCESSES`` (the extra W1 at_least_once run with that many streamtable processes of one
+application; default: the number of CPUs; 1 leaves the run out).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Settings:
     w3_keys: int = 100_000
     w5_clients: int = 5_000
     w5_positions: int = 25_000
+    processes: int = 1
 
     def runs(self, workload: str) -> bool:
         return workload not in self.skip and not (workload == "w2" and "w1" in self.skip)
@@ -101,6 +104,7 @@ class Settings:
             w3_keys=env_int("BENCH_W3_KEYS", 100_000),
             w5_clients=env_int("BENCH_W5_CLIENTS", 5_000),
             w5_positions=env_int("BENCH_W5_POSITIONS", 25_000),
+            processes=env_int("BENCH_PROCESSES", os.cpu_count() or 1),
         )
 
     def commit_ms(self, guarantee: str) -> int:
@@ -363,7 +367,11 @@ def w1_done(ctx: Ctx, app_id: str, input_ends: dict[int, int], eos: bool) -> tup
     return True, consumed
 
 
-def run_w1(ctx: Ctx, impl: Impl, guarantee: str, label: str) -> tuple[dict[str, Any], Restart]:
+def run_w1(
+    ctx: Ctx, impl: Impl, guarantee: str, label: str, processes: int = 1
+) -> tuple[dict[str, Any], Restart]:
+    """One W1 run; ``processes`` > 1 starts that many instances of the same application (each
+    its own state dir), which share the input's partitions through the consumer group."""
     s = ctx.settings
     app_id = f"{ctx.run_id}-{label}"
     ctx.apps.append(app_id)
@@ -371,53 +379,70 @@ def run_w1(ctx: Ctx, impl: Impl, guarantee: str, label: str) -> tuple[dict[str, 
     create_output(ctx, output)
     state_dir = STATE_ROOT / app_id
     shutil.rmtree(state_dir, ignore_errors=True)
-    argv = impl.argv(
-        ctx.bootstrap,
-        app_id,
-        ctx.input_topic,
-        output,
-        state_dir,
-        guarantee,
-        s.commit_ms(guarantee),
-        s.cache_bytes,
-    )
+
+    def argv_for(directory: Path) -> list[str]:
+        return impl.argv(
+            ctx.bootstrap,
+            app_id,
+            ctx.input_topic,
+            output,
+            directory,
+            guarantee,
+            s.commit_ms(guarantee),
+            s.cache_bytes,
+        )
+
+    argv = argv_for(state_dir)
     input_ends = ctx.offsets.ends(ctx.input_topic)
     assert input_ends is not None
-    log(f"W1 {label}: starting")
+    log(f"W1 {label}: starting" + (f" {processes} processes" if processes > 1 else ""))
     broker_cpu = cpu_seconds(ctx.broker_pid)
-    child = Child(argv, label, ctx.logs / f"{label}.stderr.log")
-    result: dict[str, Any] = {"label": label, "app_id": app_id, "guarantee": guarantee}
+    children = [
+        Child(
+            argv if processes == 1 else argv_for(state_dir / f"p{i}"),
+            label if processes == 1 else f"{label}-p{i}",
+            ctx.logs / (f"{label}.stderr.log" if processes == 1 else f"{label}-p{i}.stderr.log"),
+        )
+        for i in range(processes)
+    ]
+    started = children[0].started
+    result: dict[str, Any] = {
+        "label": label, "app_id": app_id, "guarantee": guarantee, "processes": processes
+    }  # fmt: skip
     try:
         last_report = time.monotonic()
         while True:
-            child.check_alive()
+            for child in children:
+                child.check_alive()
             done, consumed = w1_done(ctx, app_id, input_ends, guarantee == "exactly_once_v2")
             now = time.monotonic()
             if done:
                 break
-            if now - child.started > s.timeout_s:
+            if now - started > s.timeout_s:
                 raise RuntimeError(f"W1 {label}: not done after {s.timeout_s:.0f}s")
             if now - last_report >= 5:
                 log(
                     f"W1 {label}: {consumed:,}/{ctx.records:,} input records committed "
-                    f"({now - child.started:.0f}s)"
+                    f"({now - started:.0f}s)"
                 )
                 last_report = now
             time.sleep(0.1)
-        elapsed = now - child.started
-        running = child.first(lambda line: line == "STATE RUNNING")
+        elapsed = now - started
+        running = children[0].first(lambda line: line == "STATE RUNNING")
+        rss = [c.peak_rss_mb() for c in children]
+        cpu = [c.cpu_s() for c in children]
         result.update(
             elapsed_s=round(elapsed, 3),
             rps=round(ctx.records / elapsed, 1),
-            startup_to_running_s=None if running is None else round(running[0] - child.started, 3),
-            peak_rss_mb=child.peak_rss_mb(),
-            cpu_s=child.cpu_s(),
+            startup_to_running_s=None if running is None else round(running[0] - started, 3),
+            peak_rss_mb=None if None in rss else max(r for r in rss if r is not None),
+            cpu_s=None if None in cpu else sum(c for c in cpu if c is not None),
             broker_cpu_s=delta(broker_cpu, cpu_seconds(ctx.broker_pid)),
         )
         log(f"W1 {label}: {elapsed:.1f}s, {ctx.records / elapsed:,.0f} records/s")
     finally:
-        code = child.stop()
-        result["exit_code"] = code
+        codes = [child.stop() for child in children]
+        result["exit_code"] = next((c for c in codes if c), codes[0])
     return result, Restart(impl, argv, app_id, state_dir, label)
 
 
@@ -649,6 +674,8 @@ def summarize(
         "kstreams_alos_rps": pick("ks_alos", "rps"),
         "kstreams_eos_rps": pick("ks_eos", "rps"),
         "raw_consumer_rps": pick("raw", "rps"),
+        "streamtable_alos_processes": settings.processes if settings.processes > 1 else None,
+        "streamtable_alos_processes_rps": pick("st_alos_procs", "rps"),
     }
     w1_cpu = {
         "streamtable_alos_cpu_s": pick("st_alos", "cpu_s"),
@@ -719,6 +746,12 @@ def summarize(
         "w1_streamtable_alos_over_raw": ratio(w1["streamtable_alos_rps"], w1["raw_consumer_rps"]),
         "w1_streamtable_eos_over_raw": ratio(w1["streamtable_eos_rps"], w1["raw_consumer_rps"]),
         "w1_kstreams_alos_over_raw": ratio(w1["kstreams_alos_rps"], w1["raw_consumer_rps"]),
+        "w1_streamtable_alos_processes_over_raw": ratio(
+            w1["streamtable_alos_processes_rps"], w1["raw_consumer_rps"]
+        ),
+        "w1_streamtable_alos_processes_over_kstreams": ratio(
+            w1["streamtable_alos_processes_rps"], w1["kstreams_alos_rps"]
+        ),
         "w1_streamtable_eos_over_alos": ratio(
             w1["streamtable_eos_rps"], w1["streamtable_alos_rps"]
         ),
@@ -828,6 +861,22 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
                 ("streamtable exactly_once_v2 / raw consumer", r["w1_streamtable_eos_over_raw"], 3),
                 ("Kafka Streams at_least_once / raw consumer", r["w1_kstreams_alos_over_raw"], 3),
                 (
+                    f"streamtable at_least_once in {fmt(w1['streamtable_alos_processes'])} "
+                    "processes (records/s)",
+                    w1["streamtable_alos_processes_rps"],
+                    0,
+                ),
+                (
+                    "the same / raw consumer",
+                    r["w1_streamtable_alos_processes_over_raw"],
+                    3,
+                ),
+                (
+                    "the same / Kafka Streams at_least_once (one process, one thread)",
+                    r["w1_streamtable_alos_processes_over_kstreams"],
+                    2,
+                ),
+                (
                     "streamtable exactly_once_v2 / at_least_once",
                     r["w1_streamtable_eos_over_alos"],
                     2,
@@ -867,7 +916,10 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
         "(= application id's) committed offsets reach the end offsets of the input topic and "
         "of the repartition topic (under exactly_once_v2, end - 1 for the repartition topic: "
         "the final transaction marker takes an offset). Polled every 0.1 s. "
-        "Records/s = input records / elapsed.",
+        "Records/s = input records / elapsed. The run with several streamtable processes starts "
+        "them together (same application id, one state directory each; the input's partitions "
+        "are shared by the consumer group) and is timed from the first spawn; its RSS is the "
+        "largest process's, its CPU the sum.",
         "* **Raw consumer**: a confluent-kafka `Consumer` in its own process assigned to every "
         "partition from the beginning, `consume(num_messages=10000)` until the end offsets; "
         "clock from process spawn.",
@@ -1023,6 +1075,14 @@ def main() -> int:
                 ):
                     run[label], restarts[label] = run_w1(
                         ctx, impl, guarantee, f"{label}-r{rep + 1}"
+                    )
+                if settings.processes > 1:  # the same, one process per core (scaling out)
+                    run["st_alos_procs"], _ = run_w1(
+                        ctx,
+                        ctx.streamtable,
+                        "at_least_once",
+                        f"st_alos_procs-r{rep + 1}",
+                        settings.processes,
                     )
                 # W2 last: by then the at_least_once runs' old group members are long gone.
                 for label in ("st_alos", "ks_alos"):
