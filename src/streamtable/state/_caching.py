@@ -7,7 +7,8 @@ So downstream sees one change per key per commit, as with Kafka Streams' record 
 from nothing to nothing (a delete of an absent key) is neither written nor forwarded.
 
 All caches of a task share one :class:`CacheBudget` (``cache_max_bytes``); a write that takes the
-budget over evicts, i.e. flushes, the oldest dirty entries of the store written to.
+budget over evicts, i.e. flushes, the oldest dirty entries of the store written to (down to
+7/8 of the budget, so that evictions come in batches).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FlushListener = Callable[[Any, Any, Any, int], None]
 
 _ENTRY_OVERHEAD = 96  # dict slot + tuple + bookkeeping, in bytes (estimate)
 _ABSENT = object()
+_sizeof = sys.getsizeof
 
 
 class CacheBudget:
@@ -31,10 +33,6 @@ class CacheBudget:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.used = 0
-
-
-def _size(key: Any, value: Any) -> int:
-    return _ENTRY_OVERHEAD + sys.getsizeof(key) + sys.getsizeof(value)
 
 
 class CachingStore:
@@ -75,7 +73,7 @@ class CachingStore:
 
     def put(self, key: Any, value: Any, timestamp: int) -> None:
         dirty = self._dirty
-        size = _size(key, value)
+        size = _ENTRY_OVERHEAD + _sizeof(key) + _sizeof(value)  # shallow: an estimate
         previous = dirty.pop(key, None)
         budget = self._budget
         if previous is not None:
@@ -89,9 +87,12 @@ class CachingStore:
         self.put(key, None, 0)
 
     def _evict(self) -> None:
+        """Flush the oldest entries until the budget has an eighth to spare: one write (and
+        one multi-get of old values) per batch of evictions, not per put."""
         budget = self._budget
         evicted: list[tuple[Any, tuple[Any, int, int]]] = []
-        while budget.used > budget.max_bytes and self._dirty:
+        target = budget.max_bytes - (budget.max_bytes >> 3)
+        while budget.used > target and self._dirty:
             key = next(iter(self._dirty))
             entry = self._dirty.pop(key)
             budget.used -= entry[2]
