@@ -209,15 +209,15 @@ class ChangelogRestorer:
             return
         self._last_log = now
         elapsed = max(now - self._started, 1e-6)
-        percent = 100.0 * self._done_records / self._total if self._total else 100.0
-        log.info(
-            "restore%s: %d/%d records (%.0f%%), %.0f records/s",
-            " done" if final else "",
-            self._done_records,
-            self._total,
-            percent,
-            self._done_records / elapsed,
-        )
+        if self._total:  # nothing to restore (a first start): nothing to say
+            log.info(
+                "restore%s: %d/%d records (%.0f%%), %.0f records/s",
+                " done" if final else "",
+                self._done_records,
+                self._total,
+                100.0 * self._done_records / self._total,
+                self._done_records / elapsed,
+            )
         if final:
             self._total = self._done_records = 0
             self._started = 0.0
