@@ -2,7 +2,7 @@
 
     GET  /holders            whole cluster, sorted by client (fan-out); ?local=true: this instance
     GET  /holders/{client}   routed to the owner; 404 if not a US holder
-    GET  /healthz            200 while the instance is alive
+    GET  /healthz            200 while the stream processing and the delivery worker are alive
     GET  /readyz             200 only when running and restored
     GET  /metrics            Prometheus
     GET  /digests            per partition of this instance: last week done, counts
@@ -56,6 +56,7 @@ def create_api(
     registry: CollectorRegistry,
     request_digest: Callable[[WeekId, datetime], None],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    delivery_alive: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
     """``request_digest(week, now)`` makes a digest request durable (the service writes it to
     the requests topic, read by every instance) and returns once the broker has it."""
@@ -93,9 +94,16 @@ def create_api(
 
     @api.get("/healthz")
     def healthz() -> JSONResponse:
+        # A dead delivery worker would leave jobs unsent while everything else looks fine.
         alive = app.state.is_alive()
+        delivering = delivery_alive()
         return JSONResponse(
-            {"status": "ok" if alive else "down", "state": app.state.name}, 200 if alive else 503
+            {
+                "status": "ok" if alive and delivering else "down",
+                "state": app.state.name,
+                "delivery": "running" if delivering else "stopped",
+            },
+            200 if alive and delivering else 503,
         )
 
     @api.get("/readyz")

@@ -101,7 +101,12 @@ class Service:
             requests_topic(settings.application_id),
         )
         api = create_api(
-            self.app, self.control, settings.digest_schedule, registry, self.requests.write
+            self.app,
+            self.control,
+            settings.digest_schedule,
+            registry,
+            self.requests.write,
+            delivery_alive=self.worker.is_alive,
         )
         self.http = uvicorn.Server(
             uvicorn.Config(

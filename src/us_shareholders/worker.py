@@ -84,10 +84,16 @@ class DeliveryWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ush-delivery", daemon=True)
         self.delivered = 0
+        self._started = False
 
     def start(self) -> None:
         self._consumer.subscribe([self.topic])
+        self._started = True
         self._thread.start()
+
+    def is_alive(self) -> bool:
+        """Running, or not started yet; False once it stopped or failed."""
+        return not self._started or self._thread.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

@@ -123,6 +123,14 @@ def test_one_instance_serves_holders_and_emails_this_weeks_digest(
         assert metrics is not None
         assert "streamtable_dlq_records_total 1.0" in metrics.text
         assert "ush_emails_delivered_total 2.0" in metrics.text
+
+        health = get("/healthz")
+        assert health is not None
+        assert (health.status_code, health.json()["delivery"]) == (200, "running")
+        service.worker.stop()  # a delivery worker that is gone makes the instance unhealthy
+        health = get("/healthz")
+        assert health is not None
+        assert (health.status_code, health.json()["delivery"]) == (503, "stopped")
     finally:
         service.close()
 

@@ -6,9 +6,9 @@ writes the survivors to the store below in one batch and tells the flush listene
 So downstream sees one change per key per commit, as with Kafka Streams' record cache. A change
 from nothing to nothing (a delete of an absent key) is neither written nor forwarded.
 
-All caches of an instance share one :class:`CacheBudget` (``cache_max_bytes``); a write that takes the
-budget over evicts, i.e. flushes, the oldest dirty entries of the store written to (down to
-7/8 of the budget, so that evictions come in batches).
+All caches of an instance share one :class:`CacheBudget` (``cache_max_bytes``); a write that
+takes the budget over evicts, i.e. flushes, the oldest dirty entries of the store written to
+(down to 7/8 of the budget, so that evictions come in batches).
 """
 
 from __future__ import annotations
