@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from streamtable.errors import ConfigError, StreamTableError
+from us_shareholders import logs
 from us_shareholders.config import ServiceSettings
 
 # Options that map one-to-one onto settings (flag --x-y <-> USH_X_Y <-> settings.x_y).
@@ -59,7 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     for name in SETTINGS_FLAGS:
         common.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
     common.add_argument("--kafka", default=None, help="librdkafka settings as a JSON object")
-    common.add_argument("--log-level", default="INFO")
+    common.add_argument("--log-level", default=os.environ.get("USH_LOG_LEVEL", "INFO"))
+    common.add_argument(
+        "--log-format",
+        default=os.environ.get("USH_LOG_FORMAT", "auto"),
+        help="json, text or auto (JSON unless stderr is a terminal)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", parents=[common], help="run an instance: processing, HTTP, delivery")
     holders = sub.add_parser("holders", parents=[common], help="list US holders (or one)")
@@ -124,12 +130,8 @@ def _cmd_digest(settings: ServiceSettings, out: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "mail.log", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        logs.configure(args.log_level, args.log_format)
         if args.kafka:
             args.kafka = json.loads(args.kafka)
         settings = _settings(args)
