@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
 from streamtable.query._result import FailureReason, QueryResult
@@ -54,8 +54,7 @@ class ScanRequest:
     limit: int = 100
 
 
-@dataclass(frozen=True)
-class ScanItem:
+class ScanItem(NamedTuple):
     key_bytes: bytes
     key: Any
     value: Any
@@ -123,7 +122,7 @@ def local_scan(
         # A page reads at most limit + 2 entries per partition (the cursor's own key, the page,
         # one to know there is more), unless a prefix of a non-text key must be searched for.
         bounded = request.prefix is None or isinstance(serde, StringSerde)
-        entries = app.store(store, allow_stale=allow_stale).range(
+        entries = app.store(store, allow_stale=allow_stale).range_entries(
             start, request.hi, limit=request.limit + 2 if bounded else None
         )
         after = app.local_metadata()
@@ -133,8 +132,7 @@ def local_scan(
         return QueryResult.failure(FailureReason.NOT_READY, "tasks moved during the scan; retry")
     items: list[ScanItem] = []
     has_more = False
-    for key, value in entries:
-        kb = serde.serialize(key)
+    for kb, key, value in entries:
         if request.after is not None and kb <= request.after:
             continue
         if request.prefix is not None and not kb.startswith(request.prefix):

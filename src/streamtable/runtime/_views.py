@@ -3,7 +3,8 @@
 ``get`` routes by partition (murmur2 of the serialized key, as the producer placed it);
 ``all``/``range``/``prefix_scan`` merge the tasks' stores in the order of serialized key bytes.
 Each call checks the app is RUNNING (else :class:`StoreNotReady`) and reads under the app's
-lock, materializing results, so a rebalance never closes a store under a reader.
+lock, materializing the entries' bytes, so a rebalance never closes a store under a reader;
+entries are decoded after the merge, and with a limit only those kept.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import heapq
 import threading
 from collections.abc import Callable, Iterator
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from streamtable.serde import Serde
+from streamtable.state._kv import decode_entries
 from streamtable.topology import partition_for
 
 StoreLookup = Callable[[], tuple[dict[int, Any], int]]  # partition -> store, partition count
@@ -67,13 +70,31 @@ class CompositeStoreView:
         merged = ((k, v) for _, k, v in heapq.merge(*parts, key=lambda item: item[0]))
         return merged if limit is None else islice(merged, limit)
 
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]:
+        """``range`` with each key's serialized bytes, ``(key bytes, key, value)``. The stores'
+        entries are merged by key bytes before they are decoded, so with a ``limit`` only the
+        entries kept are decoded (each partition still reads up to ``limit``)."""
+        ks = self._key_serde.serialize
+        lo_b, hi_b = (None if lo is None else ks(lo)), (None if hi is None else ks(hi))
+        with self._lock:
+            stores, _ = self._stores()
+            ordered = [store for _, store in sorted(stores.items())]
+            parts = [list(islice(s.raw_entries(lo_b, hi_b), limit)) for s in ordered]
+        if not ordered:
+            return iter(())
+        merged = heapq.merge(*parts, key=itemgetter(0))
+        serdes = ordered[0]
+        return decode_entries(merged if limit is None else islice(merged, limit), serdes)
+
     def all(self) -> Iterator[tuple[Any, Any]]:
-        return self._merge(lambda store: store.all())
+        return self.range()
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[Any, Any]]:
-        return self._merge(lambda store: store.range(lo, hi), limit)
+        return ((key, value) for _, key, value in self.range_entries(lo, hi, limit))
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self._merge(lambda store: store.prefix_scan(prefix))

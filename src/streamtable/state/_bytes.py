@@ -138,17 +138,16 @@ class RocksDBBytesStore:
             self._db.write(batch)
 
     def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        it = self._db.iter()
-        if lo is None:
-            it.seek_to_first()
-        else:
-            it.seek(lo)
-        while it.valid():
-            key: bytes = it.key()
-            if hi is not None and key > hi:
-                break
-            yield key, it.value()
-            it.next()
+        # rocksdict's items() iterates in native code: about twice as fast as stepping a raw
+        # iterator from Python (key(), value(), next() per entry).
+        items: Iterator[tuple[bytes, bytes]] = self._db.items(from_key=lo)  # type: ignore[assignment]
+        if hi is None:
+            yield from items
+            return
+        for key, value in items:
+            if key > hi:
+                return
+            yield key, value
 
     def approximate_num_entries(self) -> int:
         raw = self._db.property_int_value("rocksdb.estimate-num-keys")

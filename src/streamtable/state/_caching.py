@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from streamtable.state._kv import SerdeStore, _prefix_upper_bound
+from streamtable.state._kv import RawEntry, SerdeStore, _prefix_upper_bound, decode_entries
 
 FlushListener = Callable[[Any, Any, Any, int], None]
 
@@ -149,41 +149,54 @@ class CachingStore:
         self._dirty = {}
 
     # -- scans merge the dirty entries over the store below ------------------------------------
-    def _overlay(
+    def raw_entries(
         self, lo: bytes | None, hi: bytes | None, prefix: bytes | None = None
-    ) -> Iterator[tuple[Any, Any]]:
+    ) -> Iterator[RawEntry]:
+        """The dirty entries over the store below, in key-bytes order, deleted ones left out;
+        entries from below are not decoded yet (see :func:`decode_entries`)."""
         ks = self.inner.key_serde.serialize
-        pending = []
+        pending: list[RawEntry] = []
         for key, (value, _, _) in list(self._dirty.items()):
             kb = ks(key)
             if (lo is not None and kb < lo) or (hi is not None and kb > hi):
                 continue
             if prefix is not None and not kb.startswith(prefix):
                 continue
-            pending.append((kb, key, value))
+            pending.append((kb, (key, value), True))
         pending.sort(key=lambda item: item[0])
-        below = self.inner.range_raw(lo, hi)
-        kd = self.inner.key_serde.deserialize
-        vd = self.inner.value_serde.deserialize
         i = 0
-        for kb, vb in below:
+        for kb, vb in self.inner.range_raw(lo, hi):
             if prefix is not None and not kb.startswith(prefix):
                 continue
             while i < len(pending) and pending[i][0] < kb:
-                _, key, value = pending[i]
+                entry = pending[i]
                 i += 1
-                if value is not None:
-                    yield key, value
+                if entry[1][1] is not None:
+                    yield entry
             if i < len(pending) and pending[i][0] == kb:
-                _, key, value = pending[i]
+                entry = pending[i]
                 i += 1
-                if value is not None:
-                    yield key, value
+                if entry[1][1] is not None:
+                    yield entry
                 continue
-            yield kd(kb), vd(vb[8:])
-        for _, key, value in pending[i:]:
-            if value is not None:
-                yield key, value
+            yield kb, vb, False
+        for entry in pending[i:]:
+            if entry[1][1] is not None:
+                yield entry
+
+    def _overlay(
+        self, lo: bytes | None, hi: bytes | None, prefix: bytes | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        raw = self.raw_entries(lo, hi, prefix)
+        return ((key, value) for _, key, value in decode_entries(raw, self.inner))
+
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]:
+        """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
+        ks = self.inner.key_serde.serialize
+        raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
+        return decode_entries(raw if limit is None else islice(raw, limit), self.inner)
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None

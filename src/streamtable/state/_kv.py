@@ -40,11 +40,32 @@ class ReadableStore(Protocol):
         self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[Any, Any]]: ...
 
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]: ...
+
     def all(self) -> Iterator[tuple[Any, Any]]: ...
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]: ...
 
     def approximate_num_entries(self) -> int: ...
+
+
+RawEntry = tuple[bytes, Any, bool]
+"""``(key bytes, stored bytes, False)`` or, from a record cache, ``(key bytes, (key, value),
+True)``: what a scan merges by key bytes before it decodes only the entries it keeps."""
+
+
+def decode_entries(entries: Iterable[RawEntry], serdes: Any) -> Iterator[tuple[bytes, Any, Any]]:
+    """``(key bytes, key, value)`` of raw entries, with ``serdes.key_serde`` and
+    ``serdes.value_serde`` (a store's)."""
+    kd = serdes.key_serde.deserialize
+    vd = serdes.value_serde.deserialize
+    for kb, payload, ready in entries:
+        if ready:
+            yield kb, payload[0], payload[1]
+        else:
+            yield kb, kd(kb), vd(payload[_TS_SIZE:])
 
 
 class KeyValueStore(ReadableStore, Protocol):
@@ -124,6 +145,18 @@ class SerdeStore:
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self._decode(self.engine.range(None, None))
+
+    def raw_entries(self, lo: bytes | None, hi: bytes | None) -> Iterator[RawEntry]:
+        """Entries in key-bytes order, not decoded yet (see :func:`decode_entries`)."""
+        return ((kb, vb, False) for kb, vb in self.engine.range(lo, hi))
+
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]:
+        """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
+        ks = self.key_serde.serialize
+        raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
+        return decode_entries(raw if limit is None else islice(raw, limit), self)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self.prefix_scan_bytes(self.key_serde.serialize(prefix))

@@ -39,6 +39,14 @@ class ReadOnlyKeyValueStore:
         """``limit`` bounds how many entries are read (and, across partitions, merged)."""
         return self._store.range(lo, hi, limit)
 
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, *, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]:
+        """``range`` with each key's serialized bytes: ``(key bytes, key, value)`` (what the
+        query server pages by)."""
+        entries: Iterator[tuple[bytes, Any, Any]] = self._store.range_entries(lo, hi, limit)
+        return entries
+
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self._store.prefix_scan(prefix)
 
