@@ -10,9 +10,12 @@ elsewhere (``NOT_OWNER``: the caller routed on stale metadata).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from itertools import islice
+from operator import itemgetter
+from typing import Any, Protocol
 
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
 from streamtable.query._result import FailureReason, QueryResult
@@ -54,10 +57,8 @@ class ScanRequest:
     limit: int = 100
 
 
-class ScanItem(NamedTuple):
-    key_bytes: bytes
-    key: Any
-    value: Any
+ScanItem = tuple[bytes, Any, Any]
+"""``(key bytes, key, value)`` of one scanned entry."""
 
 
 @dataclass(frozen=True)
@@ -130,18 +131,22 @@ def local_scan(
         return QueryResult.failure(FailureReason.NOT_READY, str(exc))
     if after.generation != before.generation:
         return QueryResult.failure(FailureReason.NOT_READY, "tasks moved during the scan; retry")
-    items: list[ScanItem] = []
-    has_more = False
-    for kb, key, value in entries:
-        if request.after is not None and kb <= request.after:
-            continue
-        if request.prefix is not None and not kb.startswith(request.prefix):
-            if kb > request.prefix:
-                break  # sorted: nothing further can match
-            continue
-        if len(items) == request.limit:
-            has_more = True
-            break
-        items.append(ScanItem(kb, key, value))
+    rows = list(entries)  # sorted by key bytes
+    first = 0 if request.after is None else bisect_right(rows, request.after, key=itemgetter(0))
+    window: list[ScanItem]
+    if request.prefix is None:
+        window = rows[first : first + request.limit + 1]
+    else:
+        window = []
+        for row in islice(rows, first, None):
+            if not row[0].startswith(request.prefix):
+                if row[0] > request.prefix:
+                    break  # sorted: nothing further can match
+                continue
+            window.append(row)
+            if len(window) > request.limit:
+                break
+    has_more = len(window) > request.limit
+    items = window[: request.limit]
     partitions = () if is_global(app, store) else tuple(before.active.get(store, ()))
     return QueryResult.ok(ScanPage(items, partitions, has_more))

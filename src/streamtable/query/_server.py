@@ -137,9 +137,10 @@ class _QueryServer:
     async def scan(self, request: Request) -> Response:
         store = request.path_params["store"]
         params = request.query_params
-        local = _flag(params.get("local")) or FORWARDED_HEADER in request.headers
+        forwarded = FORWARDED_HEADER in request.headers
+        local = _flag(params.get("local")) or forwarded
         stale = _flag(params.get("stale"))
-        result = await self._scan(store, params, local, stale)
+        result = await self._scan(store, params, local, stale, forwarded)
         return self._respond(store, result)
 
     # -- key lookups -------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class _QueryServer:
 
     # -- scans -------------------------------------------------------------------------------
     async def _scan(
-        self, store: str, params: Mapping[str, str], local: bool, stale: bool
+        self, store: str, params: Mapping[str, str], local: bool, stale: bool, forwarded: bool
     ) -> QueryResult[Body]:
         spec = self.app.topology.stores.get(store)
         if spec is None:
@@ -195,7 +196,10 @@ class _QueryServer:
             page = await run_in_threadpool(local_scan, self.app, store, request, stale)
             if not page.is_ok:
                 return QueryResult.failure(_reason(page), page.message)
-            return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=local))
+            # Item cursors let the merging instance order the items by key bytes; with text
+            # keys it takes the keys' UTF-8 bytes, so a forwarded page leaves them out.
+            cursors = local and not (forwarded and _text_keys(self.app, store))
+            return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=cursors))
         return await self._fan_out(store, request, params, stale)
 
     async def _fan_out(
@@ -235,7 +239,7 @@ class _QueryServer:
             if not page.is_ok:
                 return page
         try:
-            text_keys = isinstance(self.app.topology.stores[store].key_serde, StringSerde)
+            text_keys = _text_keys(self.app, store)
             return _merge(store, [p.unwrap() for p in pages], count, request.limit, text_keys)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a peer of another kind
             return QueryResult.failure(
@@ -246,7 +250,8 @@ class _QueryServer:
         page = await run_in_threadpool(local_scan, self.app, store, request, stale)
         if not page.is_ok:
             return QueryResult.failure(_reason(page), page.message)
-        return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=True))
+        cursors = not _text_keys(self.app, store)
+        return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=cursors))
 
     # -- forwarding --------------------------------------------------------------------------
     def _http(self) -> httpx.AsyncClient:
@@ -305,6 +310,11 @@ class _QueryServer:
         body = {"error": result.reason.value, "message": result.message, "store": store}
         headers = {"Retry-After": str(self.retry_after_s)} if result.reason.retriable else None
         return _json(result.reason.status, body, headers)
+
+
+def _text_keys(app: QueryableApp, store: str) -> bool:
+    """STRING keys: a key's UTF-8 bytes are its serialized form (and its order)."""
+    return isinstance(app.topology.stores[store].key_serde, StringSerde)
 
 
 def _reason(result: QueryResult[Any]) -> FailureReason:
@@ -370,12 +380,12 @@ def _page_body(store: str, page: ScanPage, *, with_cursors: bool) -> Body:
     """The page as a response body; keys and values are rendered when it is dumped."""
     if with_cursors:
         items = [
-            {"key": i.key, "value": i.value, "cursor": encode_cursor(i.key_bytes)}
-            for i in page.items
+            {"key": key, "value": value, "cursor": encode_cursor(kb)}
+            for kb, key, value in page.items
         ]
     else:
-        items = [{"key": i.key, "value": i.value} for i in page.items]
-    last = page.items[-1].key_bytes if page.items and page.has_more else None
+        items = [{"key": key, "value": value} for _, key, value in page.items]
+    last = page.items[-1][0] if page.items and page.has_more else None
     return {
         "store": store,
         "items": items,

@@ -18,7 +18,13 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-from streamtable.state._kv import RawEntry, SerdeStore, _prefix_upper_bound, decode_entries
+from streamtable.state._kv import (
+    Decoded,
+    RawEntry,
+    SerdeStore,
+    _prefix_upper_bound,
+    decode_entries,
+)
 
 FlushListener = Callable[[Any, Any, Any, int], None]
 
@@ -155,17 +161,26 @@ class CachingStore:
         """The dirty entries over the store below, in key-bytes order, deleted ones left out;
         entries from below are not decoded yet (see :func:`decode_entries`)."""
         ks = self.inner.key_serde.serialize
-        pending: list[RawEntry] = []
+        pending: list[tuple[bytes, Decoded]] = []
         for key, (value, _, _) in list(self._dirty.items()):
             kb = ks(key)
             if (lo is not None and kb < lo) or (hi is not None and kb > hi):
                 continue
             if prefix is not None and not kb.startswith(prefix):
                 continue
-            pending.append((kb, (key, value), True))
+            pending.append((kb, Decoded((key, value))))
+        below = self.inner.raw_entries(lo, hi)
+        if not pending and prefix is None:
+            return below  # nothing dirty here: the engine's entries as they are
         pending.sort(key=lambda item: item[0])
+        return self._overlaid(below, pending, prefix)
+
+    @staticmethod
+    def _overlaid(
+        below: Iterator[RawEntry], pending: list[tuple[bytes, Decoded]], prefix: bytes | None
+    ) -> Iterator[RawEntry]:
         i = 0
-        for kb, vb in self.inner.range_raw(lo, hi):
+        for kb, vb in below:
             if prefix is not None and not kb.startswith(prefix):
                 continue
             while i < len(pending) and pending[i][0] < kb:
@@ -179,7 +194,7 @@ class CachingStore:
                 if entry[1][1] is not None:
                     yield entry
                 continue
-            yield kb, vb, False
+            yield kb, vb
         for entry in pending[i:]:
             if entry[1][1] is not None:
                 yield entry

@@ -51,9 +51,16 @@ class ReadableStore(Protocol):
     def approximate_num_entries(self) -> int: ...
 
 
-RawEntry = tuple[bytes, Any, bool]
-"""``(key bytes, stored bytes, False)`` or, from a record cache, ``(key bytes, (key, value),
-True)``: what a scan merges by key bytes before it decodes only the entries it keeps."""
+class Decoded(tuple[Any, Any]):
+    """``(key, value)`` already decoded: a record cache's dirty entry in a raw scan."""
+
+    __slots__ = ()
+
+
+RawEntry = tuple[bytes, "bytes | Decoded"]
+"""``(key bytes, stored bytes)`` as the engine holds it, or ``(key bytes, Decoded((key,
+value)))`` from a record cache: what a scan merges by key bytes before it decodes only the
+entries it keeps."""
 
 
 def decode_entries(entries: Iterable[RawEntry], serdes: Any) -> Iterator[tuple[bytes, Any, Any]]:
@@ -61,8 +68,8 @@ def decode_entries(entries: Iterable[RawEntry], serdes: Any) -> Iterator[tuple[b
     ``serdes.value_serde`` (a store's)."""
     kd = serdes.key_serde.deserialize
     vd = serdes.value_serde.deserialize
-    for kb, payload, ready in entries:
-        if ready:
+    for kb, payload in entries:
+        if type(payload) is Decoded:
             yield kb, payload[0], payload[1]
         else:
             yield kb, kd(kb), vd(payload[_TS_SIZE:])
@@ -148,7 +155,7 @@ class SerdeStore:
 
     def raw_entries(self, lo: bytes | None, hi: bytes | None) -> Iterator[RawEntry]:
         """Entries in key-bytes order, not decoded yet (see :func:`decode_entries`)."""
-        return ((kb, vb, False) for kb, vb in self.engine.range(lo, hi))
+        return self.engine.range(lo, hi)
 
     def range_entries(
         self, lo: Any = None, hi: Any = None, limit: int | None = None
