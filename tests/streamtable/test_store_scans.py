@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -72,3 +73,17 @@ def test_range_entries_read_rocksdb_within_bounds(tmp_path: Path) -> None:
     assert [kb for kb, _, _ in got] == [f"k{i:03d}".encode() for i in range(10, 20)]
     assert [v for _, _, v in store.range_entries("k098", None)] == [98, 99]
     assert len(list(store.range_entries(None, None, 7))) == 7
+
+
+def test_json_fragments_serve_stored_json_text_and_decode_dirty_entries(tmp_path: Path) -> None:
+    budget = CacheBudget(1 << 20)
+    inner = SerdeStore("s", RocksDBBytesStore(tmp_path / "s"), STRING, JSON, None)
+    inner.restore_batch([(b"a", b'{"x": [1, 2]}', 1), (b"b", b'"text"', 1)])  # producer bytes
+    cache = CachingStore(inner, budget)
+    cache.put("c", {"y": None}, 2)  # dirty: not in the engine yet
+    entries = list(view_over({0: cache}).range_entries(json_fragments=True))
+    assert [k for _, k, _ in entries] == ["a", "b", "c"]
+    body = orjson.dumps([v for _, _, v in entries])
+    assert body == b'[{"x": [1, 2]},"text",{"y":null}]'
+    decoded = [v for _, _, v in view_over({0: cache}).range_entries()]
+    assert orjson.loads(body) == decoded

@@ -124,7 +124,10 @@ def local_scan(
         # one to know there is more), unless a prefix of a non-text key must be searched for.
         bounded = request.prefix is None or isinstance(serde, StringSerde)
         entries = app.store(store, allow_stale=allow_stale).range_entries(
-            start, request.hi, limit=request.limit + 2 if bounded else None
+            start,
+            request.hi,
+            limit=request.limit + 2 if bounded else None,
+            json_fragments=True,  # JSON values go out as stored, not decoded and re-encoded
         )
         after = app.local_metadata()
     except StoreNotReady as exc:

@@ -71,7 +71,11 @@ class CompositeStoreView:
         return merged if limit is None else islice(merged, limit)
 
     def range_entries(
-        self, lo: Any = None, hi: Any = None, limit: int | None = None
+        self,
+        lo: Any = None,
+        hi: Any = None,
+        limit: int | None = None,
+        json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes, ``(key bytes, key, value)``. The stores'
         entries are merged by key bytes before they are decoded, so with a ``limit`` only the
@@ -86,7 +90,8 @@ class CompositeStoreView:
             return iter(())
         merged = heapq.merge(*parts, key=itemgetter(0))
         serdes = ordered[0]
-        return decode_entries(merged if limit is None else islice(merged, limit), serdes)
+        found = merged if limit is None else islice(merged, limit)
+        return decode_entries(found, serdes, json_fragments)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self.range()

@@ -206,12 +206,17 @@ class CachingStore:
         return ((key, value) for _, key, value in decode_entries(raw, self.inner))
 
     def range_entries(
-        self, lo: Any = None, hi: Any = None, limit: int | None = None
+        self,
+        lo: Any = None,
+        hi: Any = None,
+        limit: int | None = None,
+        json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
         ks = self.inner.key_serde.serialize
         raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
-        return decode_entries(raw if limit is None else islice(raw, limit), self.inner)
+        found = raw if limit is None else islice(raw, limit)
+        return decode_entries(found, self.inner, json_fragments)
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None

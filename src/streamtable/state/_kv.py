@@ -8,11 +8,13 @@ bytes, so range scans agree with Kafka Streams for the same serdes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, Protocol
 
-from streamtable.serde import Serde
+import orjson
+
+from streamtable.serde import JsonSerde, Serde
 from streamtable.state._bytes import BytesStore
 
 _TS = struct.Struct(">q")
@@ -41,7 +43,11 @@ class ReadableStore(Protocol):
     ) -> Iterator[tuple[Any, Any]]: ...
 
     def range_entries(
-        self, lo: Any = None, hi: Any = None, limit: int | None = None
+        self,
+        lo: Any = None,
+        hi: Any = None,
+        limit: int | None = None,
+        json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]: ...
 
     def all(self) -> Iterator[tuple[Any, Any]]: ...
@@ -63,13 +69,19 @@ value)))`` from a record cache: what a scan merges by key bytes before it decode
 entries it keeps."""
 
 
-def decode_entries(entries: Iterable[RawEntry], serdes: Any) -> Iterator[tuple[bytes, Any, Any]]:
+def decode_entries(
+    entries: Iterable[RawEntry], serdes: Any, json_fragments: bool = False
+) -> Iterator[tuple[bytes, Any, Any]]:
     """``(key bytes, key, value)`` of raw entries, with ``serdes.key_serde`` and
-    ``serdes.value_serde`` (a store's)."""
+    ``serdes.value_serde`` (a store's). With ``json_fragments`` and a JSON value serde, stored
+    values come as ``orjson.Fragment`` of their JSON text (valid JSON: it was written by the
+    serde or validated by it), to be served as JSON without decoding them."""
     kd = serdes.key_serde.deserialize
-    vd = serdes.value_serde.deserialize
+    vd: Callable[[bytes], Any] = serdes.value_serde.deserialize
+    if json_fragments and isinstance(serdes.value_serde, JsonSerde):
+        vd = orjson.Fragment
     for kb, payload in entries:
-        if type(payload) is Decoded:
+        if isinstance(payload, Decoded):
             yield kb, payload[0], payload[1]
         else:
             yield kb, kd(kb), vd(payload[_TS_SIZE:])
@@ -158,12 +170,17 @@ class SerdeStore:
         return self.engine.range(lo, hi)
 
     def range_entries(
-        self, lo: Any = None, hi: Any = None, limit: int | None = None
+        self,
+        lo: Any = None,
+        hi: Any = None,
+        limit: int | None = None,
+        json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
         ks = self.key_serde.serialize
         raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
-        return decode_entries(raw if limit is None else islice(raw, limit), self)
+        found = raw if limit is None else islice(raw, limit)
+        return decode_entries(found, self, json_fragments)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self.prefix_scan_bytes(self.key_serde.serialize(prefix))

@@ -40,11 +40,19 @@ class ReadOnlyKeyValueStore:
         return self._store.range(lo, hi, limit)
 
     def range_entries(
-        self, lo: Any = None, hi: Any = None, *, limit: int | None = None
+        self,
+        lo: Any = None,
+        hi: Any = None,
+        *,
+        limit: int | None = None,
+        json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)`` (what the
-        query server pages by)."""
-        entries: Iterator[tuple[bytes, Any, Any]] = self._store.range_entries(lo, hi, limit)
+        query server pages by). ``json_fragments``: the values of a JSON store come as
+        ``orjson.Fragment`` of their stored JSON text, to be served without decoding them."""
+        entries: Iterator[tuple[bytes, Any, Any]] = self._store.range_entries(
+            lo, hi, limit, json_fragments
+        )
         return entries
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
