@@ -30,9 +30,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
@@ -69,6 +69,9 @@ from streamtable.serde import StringSerde
 
 FORWARDED_HEADER = "x-streamtable-forwarded"
 """Set on requests one instance sends another; such a request is answered locally or refused."""
+
+COLUMNS = "columns"
+"""``format=columns``: the compact page one instance asks another for in a cluster scan."""
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -196,10 +199,10 @@ class _QueryServer:
             page = await run_in_threadpool(local_scan, self.app, store, request, stale)
             if not page.is_ok:
                 return QueryResult.failure(_reason(page), page.message)
-            # Item cursors let the merging instance order the items by key bytes; with text
-            # keys it takes the keys' UTF-8 bytes, so a forwarded page leaves them out.
-            cursors = local and not (forwarded and _text_keys(self.app, store))
-            return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=cursors))
+            if forwarded and params.get("format") == COLUMNS:
+                text_keys = _text_keys(self.app, store)
+                return QueryResult.ok(_columns_body(store, page.unwrap(), text_keys))
+            return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=local))
         return await self._fan_out(store, request, params, stale)
 
     async def _fan_out(
@@ -219,39 +222,47 @@ class _QueryServer:
                 "exactly once (rebalancing); retry",
             )
         forward = {k: v for k, v in params.items() if k in ("from", "to", "prefix", "cursor")}
-        forward.update(local="true", limit=str(request.limit))
+        forward.update(local="true", limit=str(request.limit), format=COLUMNS)
         if stale:
             forward["stale"] = "true"
         path = f"/stores/{quote(store, safe='')}"
+        text_keys = _text_keys(self.app, store)
         calls = []
         for target in targets:
             if target.is_local:
-                calls.append(self._local_page(store, request, stale))
+                calls.append(self._local_run(store, request, stale))
             elif target.host_info is None:
                 return QueryResult.failure(
                     FailureReason.NOT_READY,
                     f"instance {target.instance_id} has no application_server",
                 )
             else:
-                calls.append(self._forward(target.host_info, path, forward))
-        pages = await asyncio.gather(*calls)
-        for page in pages:
-            if not page.is_ok:
-                return page
-        try:
-            text_keys = _text_keys(self.app, store)
-            return _merge(store, [p.unwrap() for p in pages], count, request.limit, text_keys)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a peer of another kind
-            return QueryResult.failure(
-                FailureReason.OWNER_UNREACHABLE, f"an instance sent a malformed page: {exc!r}"
-            )
+                calls.append(self._remote_run(target.host_info, path, forward, text_keys))
+        runs = await asyncio.gather(*calls)
+        for run in runs:
+            if not run.is_ok:
+                return QueryResult.failure(_reason(run), run.message)
+        return _merge(store, [r.unwrap() for r in runs], count, request.limit)
 
-    async def _local_page(self, store: str, request: ScanRequest, stale: bool) -> QueryResult[Body]:
+    async def _local_run(self, store: str, request: ScanRequest, stale: bool) -> QueryResult[_Run]:
         page = await run_in_threadpool(local_scan, self.app, store, request, stale)
         if not page.is_ok:
             return QueryResult.failure(_reason(page), page.message)
-        cursors = not _text_keys(self.app, store)
-        return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=cursors))
+        found = page.unwrap()
+        return QueryResult.ok(_Run(list(found.items), list(found.partitions), found.has_more))
+
+    async def _remote_run(
+        self, host: HostInfo, path: str, params: Mapping[str, str], text_keys: bool
+    ) -> QueryResult[_Run]:
+        body = await self._forward(host, path, params)
+        if not body.is_ok:
+            return QueryResult.failure(_reason(body), body.message)
+        try:
+            return QueryResult.ok(_run_of(body.unwrap(), text_keys))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a peer of another kind
+            return QueryResult.failure(
+                FailureReason.OWNER_UNREACHABLE, f"instance {host} sent a malformed page: {exc!r}"
+            )
 
     # -- forwarding --------------------------------------------------------------------------
     def _http(self) -> httpx.AsyncClient:
@@ -395,28 +406,64 @@ def _page_body(store: str, page: ScanPage, *, with_cursors: bool) -> Body:
     }
 
 
-def _merge(
-    store: str, pages: list[Body], count: int, limit: int, text_keys: bool
-) -> QueryResult[Body]:
-    """Merge the instances' pages (each sorted by cursor) into the first ``limit`` items.
-    With ``text_keys`` (STRING keys) a key's UTF-8 bytes are its serialized form, so the
-    cursors need not be decoded."""
-    served = sorted(p for page in pages for p in page["partitions"])
+def _columns_body(store: str, page: ScanPage, text_keys: bool) -> Body:
+    """A page for the instance merging a cluster scan (``format=columns``): keys, each value's
+    JSON text (a string: the merging instance passes it on without parsing it) and, unless the
+    keys are text (their UTF-8 bytes order them), each key's cursor."""
+    body: Body = {
+        "store": store,
+        "keys": [key for _, key, _ in page.items],
+        "values": [dumps(value).decode() for _, _, value in page.items],
+        "partitions": list(page.partitions),
+        "has_more": page.has_more,
+    }
+    if not text_keys:
+        body["cursors"] = [encode_cursor(kb) for kb, _, _ in page.items]
+    return body
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One instance's part of a cluster scan page: ``(order bytes, key, value)`` rows in
+    order, the partitions they come from, and whether that instance has more."""
+
+    rows: list[tuple[bytes, Any, Any]]
+    partitions: list[int]
+    has_more: bool
+
+
+def _run_of(body: Body, text_keys: bool) -> _Run:
+    """A peer's page as a run; raises KeyError, TypeError or ValueError if it is malformed."""
+    if "keys" in body:  # format=columns
+        keys, values = body["keys"], [orjson.Fragment(v) for v in body["values"]]
+        if len(keys) != len(values):
+            raise ValueError("keys and values differ in length")
+        if text_keys:
+            order = [key.encode() for key in keys]
+        else:
+            order = [cursor_key(c) for c in body["cursors"]]
+            if len(order) != len(keys):
+                raise ValueError("keys and cursors differ in length")
+        rows = list(zip(order, keys, values, strict=True))
+    else:  # a page with items (a peer that does not know format=columns)
+        rows = [(cursor_key(i["cursor"]), i["key"], i["value"]) for i in body["items"]]
+    return _Run(rows, [int(p) for p in body["partitions"]], bool(body["has_more"]))
+
+
+def _merge(store: str, runs: list[_Run], count: int, limit: int) -> QueryResult[Body]:
+    """Merge the instances' runs (each sorted by key bytes) into the first ``limit`` items."""
+    served = sorted(p for run in runs for p in run.partitions)
     if served != list(range(count)):
         return QueryResult.failure(
             FailureReason.NOT_READY, f"partitions of {store!r} moved during the scan; retry"
         )
-    if text_keys:
-        runs = [[(item["key"].encode(), item) for item in page["items"]] for page in pages]
-    else:
-        runs = [[(cursor_key(item["cursor"]), item) for item in page["items"]] for page in pages]
-    merged = list(heapq.merge(*runs, key=itemgetter(0)))
-    more = len(merged) > limit or any(page["has_more"] for page in pages)
-    del merged[limit:]
-    last = merged[-1][0] if more and merged else None
+    rows = sorted((row for run in runs for row in run.rows), key=itemgetter(0))
+    more = len(rows) > limit or any(run.has_more for run in runs)
+    del rows[limit:]
+    last = rows[-1][0] if more and rows else None
     body = {
         "store": store,
-        "items": [{"key": item["key"], "value": item["value"]} for _, item in merged],
+        "items": [{"key": key, "value": value} for _, key, value in rows],
         "partitions": served,
         "has_more": more,
         "next_cursor": None if last is None else encode_cursor(last),

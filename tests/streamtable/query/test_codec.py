@@ -14,6 +14,7 @@ from hypothesis import strategies as hs
 
 from streamtable.query import FailureReason, QueryResult, parse_key, render
 from streamtable.query._codec import cursor_key, decode_cursor, dumps, encode_cursor, prefix_bytes
+from streamtable.query._server import _run_of
 from streamtable.serde import BYTES, DEFAULT, DOUBLE, INT, JSON, LONG, STRING
 
 pytestmark = pytest.mark.unit
@@ -183,3 +184,24 @@ def test_cursor_key_is_the_key_bytes_and_refuses_what_is_no_cursor() -> None:
     assert cursor_key(encode_cursor(b"\x00abc")) == b"\x00abc"
     with pytest.raises(ValueError, match="not a cursor"):
         cursor_key("bm90IGEgY3Vyc29y")
+
+
+def test_a_peer_page_in_either_format_becomes_the_same_run() -> None:
+    columns = {"keys": ["a", "b"], "values": ['{"v":1}', "2"], "partitions": [1], "has_more": True}
+    items = {
+        "items": [
+            {"key": "a", "value": {"v": 1}, "cursor": encode_cursor(b"a")},
+            {"key": "b", "value": 2, "cursor": encode_cursor(b"b")},
+        ],
+        "partitions": [1],
+        "has_more": True,
+    }
+    for body in (columns, items):
+        run = _run_of(body, text_keys=True)
+        assert [(kb, key) for kb, key, _ in run.rows] == [(b"a", "a"), (b"b", "b")]
+        assert orjson.dumps([v for _, _, v in run.rows]) == b'[{"v":1},2]'
+        assert (run.partitions, run.has_more) == ([1], True)
+    with pytest.raises(KeyError):
+        _run_of({"keys": ["a"], "values": ["1"], "partitions": [0], "has_more": False}, False)
+    with pytest.raises(ValueError, match="differ in length"):
+        _run_of({"keys": ["a"], "values": [], "partitions": [0], "has_more": False}, True)
