@@ -96,13 +96,18 @@ class CachingStore:
         """Flush the oldest entries until the budget has an eighth to spare: one write (and
         one multi-get of old values) per batch of evictions, not per put."""
         budget = self._budget
+        need = budget.used - (budget.max_bytes - (budget.max_bytes >> 3))
         evicted: list[tuple[Any, tuple[Any, int, int]]] = []
-        target = budget.max_bytes - (budget.max_bytes >> 3)
-        while budget.used > target and self._dirty:
-            key = next(iter(self._dirty))
-            entry = self._dirty.pop(key)
-            budget.used -= entry[2]
-            evicted.append((key, entry))
+        freed = 0
+        dirty = self._dirty
+        for item in dirty.items():  # oldest first; one pass (not next(iter()) per entry)
+            evicted.append(item)
+            freed += item[1][2]
+            if freed >= need:
+                break
+        for key, _ in evicted:
+            del dirty[key]
+        budget.used -= freed
         self._write(evicted)
 
     def flush(self) -> None:
