@@ -24,6 +24,7 @@ from streamtable.state._kv import (
     SerdeStore,
     _prefix_upper_bound,
     decode_entries,
+    scan_entries,
 )
 
 FlushListener = Callable[[Any, Any, Any, int], None]
@@ -218,10 +219,7 @@ class CachingStore:
         json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
-        ks = self.inner.key_serde.serialize
-        raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
-        found = raw if limit is None else islice(raw, limit)
-        return decode_entries(found, self.inner, json_fragments)
+        return scan_entries(self, self.inner, lo, hi, limit, json_fragments)
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None

@@ -87,6 +87,16 @@ def decode_entries(
             yield kb, kd(kb), vd(payload[_TS_SIZE:])
 
 
+def scan_entries(
+    store: Any, serdes: Any, lo: Any, hi: Any, limit: int | None, json_fragments: bool
+) -> Iterator[tuple[bytes, Any, Any]]:
+    """``store.raw_entries`` between the serialized bounds, the first ``limit``, decoded with
+    ``serdes`` (see :func:`decode_entries`)."""
+    ks = serdes.key_serde.serialize
+    raw = store.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
+    return decode_entries(raw if limit is None else islice(raw, limit), serdes, json_fragments)
+
+
 class KeyValueStore(ReadableStore, Protocol):
     """A writable store, as processors see it."""
 
@@ -177,10 +187,7 @@ class SerdeStore:
         json_fragments: bool = False,
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
-        ks = self.key_serde.serialize
-        raw = self.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
-        found = raw if limit is None else islice(raw, limit)
-        return decode_entries(found, self, json_fragments)
+        return scan_entries(self, self, lo, hi, limit, json_fragments)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self.prefix_scan_bytes(self.key_serde.serialize(prefix))
