@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import streamtable as st
@@ -87,12 +88,25 @@ def test_failover_to_a_standby_restores_only_the_tail(
             return union == expected and any(standby.values())
 
         wait_until(split_and_warm, "both instances RUNNING with standbys", TIMEOUT_S)
-        assert second._standbys is not None
-        wait_until(
-            lambda: second._standbys is not None and second._standbys.applied_records > 10_000,
-            "the standby to catch up with the changelogs",
-            TIMEOUT_S,
-        )
+        standbys = second._standbys
+        assert standbys is not None
+        offsets = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("wm")})
+
+        def caught_up() -> bool:
+            # Every changelog partition the standbys follow is applied to its end (the first
+            # instance has committed the whole input, so the source changelogs are complete).
+            positions = standbys.positions()
+            ends = {
+                tp: offsets.get_watermark_offsets(TopicPartition(*tp), timeout=10)[1]
+                for tp in positions
+            }
+            return bool(positions) and all(positions[tp] >= end for tp, end in ends.items())
+
+        try:
+            wait_until(caught_up, "the standby to catch up with the changelogs", TIMEOUT_S)
+        finally:
+            offsets.close()
+        assert standbys.applied_records > 0
         before = second.restored_records
         first.close()
         wait_until(

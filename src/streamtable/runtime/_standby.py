@@ -99,6 +99,11 @@ class StandbyTasks:
     def tasks(self) -> set[TaskKey]:
         return set(self._hosted)
 
+    def positions(self) -> dict[TP, int]:
+        """Per changelog partition the standbys follow: the next offset to apply (-2 for
+        "from the beginning", before the first record)."""
+        return {tp: standby.positions[tp] for tp, standby in self._by_tp.items()}
+
     def reconcile(self, wanted: set[TaskKey]) -> None:
         """Open the standbys newly wanted, close those no longer wanted."""
         changed = False
