@@ -66,6 +66,7 @@ from streamtable.query._local import (
 from streamtable.query._result import FailureReason, QueryResult
 from streamtable.runtime._metadata import HostInfo, StreamsMetadata
 from streamtable.serde import StringSerde
+from streamtable.topology import StoreSpec
 
 FORWARDED_HEADER = "x-streamtable-forwarded"
 """Set on requests one instance sends another; such a request is answered locally or refused."""
@@ -146,15 +147,23 @@ class _QueryServer:
         result = await self._scan(store, params, local, stale, forwarded)
         return self._respond(store, result)
 
-    # -- key lookups -------------------------------------------------------------------------
-    async def _get_key(
-        self, store: str, key_text: str, forwarded: bool, stale: bool
-    ) -> QueryResult[Body]:
+    def _queryable(self, store: str) -> QueryResult[StoreSpec]:
+        """The store's spec, if it exists and the app is alive to answer for it."""
         spec = self.app.topology.stores.get(store)
         if spec is None:
             return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no store named {store!r}")
         if not self.app.state.is_alive():
-            return _not_alive(self.app)
+            return QueryResult.failure(FailureReason.NOT_READY, f"the app is {self.app.state.name}")
+        return QueryResult.ok(spec)
+
+    # -- key lookups -------------------------------------------------------------------------
+    async def _get_key(
+        self, store: str, key_text: str, forwarded: bool, stale: bool
+    ) -> QueryResult[Body]:
+        found = self._queryable(store)
+        if not found.is_ok:
+            return QueryResult.failure(_reason(found), found.message)
+        spec = found.unwrap()
         parsed = parse_key(key_text, spec.key_serde)
         if not parsed.is_ok:
             return QueryResult.failure(FailureReason.BAD_KEY, parsed.message)
@@ -186,12 +195,10 @@ class _QueryServer:
     async def _scan(
         self, store: str, params: Mapping[str, str], local: bool, stale: bool, forwarded: bool
     ) -> QueryResult[Body]:
-        spec = self.app.topology.stores.get(store)
-        if spec is None:
-            return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no store named {store!r}")
-        if not self.app.state.is_alive():
-            return _not_alive(self.app)
-        parsed = _scan_request(params, spec.key_serde)
+        found = self._queryable(store)
+        if not found.is_ok:
+            return QueryResult.failure(_reason(found), found.message)
+        parsed = _scan_request(params, found.unwrap().key_serde)
         if not parsed.is_ok:
             return QueryResult.failure(_reason(parsed), parsed.message)
         request = parsed.unwrap()
@@ -331,10 +338,6 @@ def _text_keys(app: QueryableApp, store: str) -> bool:
 def _reason(result: QueryResult[Any]) -> FailureReason:
     assert result.reason is not None
     return result.reason
-
-
-def _not_alive(app: QueryableApp) -> QueryResult[Body]:
-    return QueryResult.failure(FailureReason.NOT_READY, f"the app is {app.state.name}")
 
 
 def _flag(value: str | None) -> bool:
