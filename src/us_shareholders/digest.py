@@ -7,18 +7,20 @@ the current week, never for a brand-new deployment before its first scheduled ti
 asked for (``POST /digests/run``, which writes the week to the compacted
 ``<application id>-digest-requests`` topic, read by every instance as a GlobalKTable: a request
 survives a crash or restart of any instance and reaches the partitions wherever they move).
-It then waits until the task has read its inputs up to the end offsets seen when the week
-became due (never a stale table), forwards one job per eligible
-client to ``<application id>-digests`` and records the partition's progress in the changelogged
-``digest-progress`` store. Jobs and progress are written by the same task in the same commit,
-so under ``exactly_once_v2`` they are one transaction: a crash before the commit re-runs the
-week; after it, the week is done.
+It then waits until every instance has processed and committed the positions topic up to
+its end offsets seen when the week became due, and this task has read its own input (the
+repartitioned holders) up to the end offsets seen after that (never a stale table). It
+forwards one job per eligible client to ``<application id>-digests`` and records the
+partition's progress in the changelogged ``digest-progress`` store. Jobs and progress are
+written by the same task in the same commit, so under ``exactly_once_v2`` they are one
+transaction: a crash before the commit re-runs the week; after it, the week is done.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,16 +82,31 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+@dataclass
+class _Target:
+    """A due week: the positions topic's end offsets when it became due, and (once every
+    instance has committed those) the end offsets of this task's inputs to read up to."""
+
+    week: WeekId
+    upstream: dict[int, int]
+    inputs: dict[str, int] | None = None
+
+
 class DigestProcessor(st.Processor):
     """See the module docstring. One instance per task (partition)."""
 
     def __init__(
-        self, schedule: DigestSchedule, control: DigestControl, with_instruments: bool
+        self,
+        schedule: DigestSchedule,
+        control: DigestControl,
+        with_instruments: bool,
+        upstream: str,
     ) -> None:
         self.schedule = schedule
         self.control = control
         self.with_instruments = with_instruments
-        self._target: tuple[WeekId, dict[str, int]] | None = None
+        self.upstream = upstream  # the positions topic, read by another sub-topology
+        self._target: _Target | None = None
 
     def init(self, context: st.ProcessorContext) -> None:
         super().init(context)
@@ -119,12 +136,21 @@ class DigestProcessor(st.Processor):
             self._target = None
             self._answer(None)
             return
-        if self._target is None or self._target[0] != week:
-            ends = {topic: end for topic, (_, end) in self.context.input_offsets().items()}
-            self._target = (week, ends)
-            log.info("partition %d: week %s due; reading inputs up to %s", partition, week, ends)
+        if self._target is None or self._target.week != week:
+            # The positions as they stand now, on every partition: each may feed this one.
+            upstream = {p: end for p, (_, end) in self.context.group_offsets(self.upstream).items()}
+            self._target = _Target(week, upstream)
+            log.info("partition %d: week %s due; waiting for %s up to %s", partition, week,
+                     self.upstream, upstream)  # fmt: skip
+        target = self._target
+        if target.inputs is None:
+            committed = self.context.group_offsets(self.upstream)
+            if any(committed.get(p, (0, 0))[0] < end for p, end in target.upstream.items()):
+                return  # some instance has not processed (and committed) those positions yet
+            # They are all in this task's inputs now (committed with the offsets): read to here.
+            target.inputs = {t: end for t, (_, end) in self.context.input_offsets().items()}
         offsets = self.context.input_offsets()
-        if any(offsets.get(t, (0, 0))[0] < end for t, end in self._target[1].items()):
+        if any(offsets.get(t, (0, 0))[0] < end for t, end in target.inputs.items()):
             return  # not caught up yet: never run on a stale table
         self._run(week, state, now_ms)
         self._target = None

@@ -101,11 +101,12 @@ def build_topology(settings: TopologySettings, control: DigestControl) -> st.Top
         stores.append(INSTRUMENTS_STORE)
     builder.add_state_store(PROGRESS_STORE, key_serde=st.serde.INT, value_serde=st.serde.JSON)
     schedule = settings.schedule
+    positions_topic = settings.positions_topic
     with_instruments = bool(settings.instruments_topic)
     (
         holders.to_stream()
         .process(
-            lambda: DigestProcessor(schedule, control, with_instruments),
+            lambda: DigestProcessor(schedule, control, with_instruments, positions_topic),
             stores=stores,
             key_serde=st.serde.STRING,
             value_serde=st.serde.JSON,

@@ -65,6 +65,12 @@ class ProcessorContext:
         whether the task has caught up with its inputs (always, in the test driver)."""
         return self._task.input_offsets()
 
+    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+        """``{partition: (committed offset, end offset)}`` of ``topic`` for the whole
+        application, every instance: whether everything up to the end offsets has been
+        processed and committed (always, and so empty, in the test driver)."""
+        return self._task.group_offsets(topic)
+
     def forward(self, record: Record) -> None:
         self._node.forward(record.key, record.value, record.timestamp)
 

@@ -88,7 +88,10 @@ class StreamsApp:
         self._assignment_seen = False
         self._budget = CacheBudget(config.cache_max_bytes)
         self._hooks = TaskHooks(
-            lambda: int(time.time() * 1000), self._on_flush_error, self._input_offsets
+            lambda: int(time.time() * 1000),
+            self._on_flush_error,
+            self._input_offsets,
+            self._group_offsets,
         )
         self._globals: GlobalStores | None = None
         self._restorer: ChangelogRestorer | None = None
@@ -533,6 +536,21 @@ class StreamsApp:
                 position = max(self._consumer.committed([tp], timeout=10)[0].offset, 0)
             result[topic] = (position, high)
         return result
+
+    def _group_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+        """The group's committed offset and the high watermark of each partition of ``topic``
+        (an input of some sub-topology): what every instance has processed and committed."""
+        assert self._consumer is not None
+        assert self._plan is not None
+        tps = [TopicPartition(topic, p) for p in range(self._plan.count(topic))]
+        committed = self._consumer.committed(tps, timeout=10)
+        return {
+            tp.partition: (
+                max(tp.offset, 0),
+                self._consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)[1],
+            )
+            for tp in committed
+        }
 
     def _on_flush_error(self, node: str, key: Any, value: Any, exc: Exception) -> None:
         """A cached table change failed downstream at commit time (e.g. a filter reading a

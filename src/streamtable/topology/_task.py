@@ -43,12 +43,15 @@ class TaskHooks:
     - ``on_flush_error(node, key, value, error)``: a cached change failed downstream of
       ``node`` at flush time; None lets the error propagate (as Kafka Streams does);
     - ``input_offsets(task) -> {topic: (next offset to process, end offset)}``: how far the
-      task has read its inputs; None means always caught up (the test driver).
+      task has read its inputs; None means always caught up (the test driver);
+    - ``group_offsets(topic) -> {partition: (committed offset, end offset)}``: how far the
+      whole application (every instance) has processed a topic; None means all of it.
     """
 
     wall_clock_ms: Callable[[], int]
     on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None
     input_offsets: Callable[[TaskCore], dict[str, tuple[int, int]]] | None = None
+    group_offsets: Callable[[str], dict[int, tuple[int, int]]] | None = None
 
 
 class _Punctuator:
@@ -89,6 +92,7 @@ class TaskCore:
         self._wall_clock_ms = hooks.wall_clock_ms
         self._on_flush_error = hooks.on_flush_error
         self._input_offsets = hooks.input_offsets
+        self._group_offsets = hooks.group_offsets
         self.topic: str | None = None
         self.offset = -1
         self.headers: Headers = None
@@ -184,6 +188,11 @@ class TaskCore:
         if self._input_offsets is None:
             return dict.fromkeys(self._sources, (0, 0))
         return self._input_offsets(self)
+
+    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+        """``{partition: (committed offset, end offset)}`` of ``topic`` for the whole
+        application; empty when everything is processed as it arrives (the test driver)."""
+        return {} if self._group_offsets is None else self._group_offsets(topic)
 
     def internal_topic(self, suffix: str) -> str:
         return f"{self.application_id}-{suffix}"
