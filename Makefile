@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LOCAL := tools/kafka/kafka-local
 
-.PHONY: install lint typecheck test test-unit demo bench kafka-start kafka-stop clean
+.PHONY: install lint typecheck test test-unit chaos demo bench kafka-start kafka-stop clean
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ test: install
 
 test-unit: install
 	$(VENV)/bin/pytest -m unit -q
+
+# The fault harness (tests/chaos): SEEDS random seeds of real app processes on a broker of its own
+# (port CHAOS_KAFKA_PORT, default 19392), each with a schedule of faults and an oracle; prints
+# "chaos: K/N seeds correct". The default takes about 20 minutes on a 2-core machine.
+SEEDS ?= 18
+chaos: install
+	$(PY) -m tests.chaos --seeds $(SEEDS)
 
 # Benchmarks (bench/run.py): streamtable vs. Kafka Streams vs. a raw consumer on a kafka-local broker
 # of its own (port BENCH_KAFKA_PORT, default 19192), unless KAFKA_BOOTSTRAP_SERVERS is set. Writes

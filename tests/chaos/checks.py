@@ -1,0 +1,255 @@
+"""The verdict of a chaos run: what must hold once the input stopped and the group committed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka.admin import AdminClient
+
+from streamtable.runtime.topics import dlq_topic
+from tests.chaos.cluster import Instance
+from tests.chaos.kafka_io import partition_count, read_topic
+from tests.chaos.topologies import TopologyKind
+from tests.chaos.worker import plain
+
+if TYPE_CHECKING:
+    from tests.chaos.runner import SeedRun
+
+MAX_LOG_LINE = 4096
+_SHOWN = 8  # differing keys shown in a report
+
+
+def coverage_problem(
+    dumps: dict[str, dict[str, Any]], partitions: int, kind: TopologyKind
+) -> str | None:
+    """None when every instance is RUNNING and each result partition is active on exactly one."""
+    not_running = {n: d["state"] for n, d in dumps.items() if d["state"] != "RUNNING"}
+    if not_running:
+        return f"instances not RUNNING: {not_running}"
+    if kind.name == "global":
+        return None  # no result store: the output topic is checked
+    owners = Counter(p for d in dumps.values() for p in d["active"])
+    if sorted(owners) != list(range(partitions)) or any(n != 1 for n in owners.values()):
+        return f"result partitions owned: {dict(sorted(owners.items()))}"
+    if any(d["store"] is None for d in dumps.values()):
+        return "a store is not queryable yet"
+    return None
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def verify(
+    run: SeedRun, dumps: dict[str, dict[str, Any]], admin: AdminClient, details: dict[str, Any]
+) -> list[str]:
+    failures: list[str] = []
+    kind = run.kind
+    eos = run.plan.guarantee == "exactly_once_v2"
+    expected = _json(kind.oracle(run.produced.events))
+    details["expected_keys"] = len(expected)
+    union: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    if kind.name != "global":
+        twice = []
+        for name, dump in sorted(dumps.items()):
+            for key, value in (dump["store"] or {}).items():
+                if key in union:
+                    twice.append(f"{key} ({where[key]}, {name})")
+                union[key] = value
+                where[key] = name
+        if twice:
+            failures.append(f"{len(twice)} keys served by two instances: {twice[:_SHOWN]}")
+        failures += _compare(expected, union, where, exact=eos or kind.exact_under_alos)
+    if kind.output:
+        failures += _check_output(run, expected, union, eos)
+    if eos and kind.name != "global":
+        failures += _check_changelog(run, union, kind.name == "count")
+    failures += _check_dlq(run, eos, details)
+    return failures
+
+
+def _compare(
+    expected: dict[str, Any], actual: dict[str, Any], where: dict[str, str], exact: bool
+) -> list[str]:
+    diffs = []
+    for key in sorted(set(expected) | set(actual)):
+        want, got = expected.get(key), actual.get(key)
+        bad = want != got if exact else (got is None or want is None or got < want)
+        if bad:
+            diffs.append(f"{key}: expected {want!r}, got {got!r} on {where.get(key, '-')}")
+    if not diffs:
+        return []
+    how = "differ from" if exact else "fall short of"
+    return [
+        f"store: {len(diffs)} of {len(expected)} keys {how} the oracle; first: "
+        + "; ".join(diffs[:_SHOWN])
+    ]
+
+
+def _check_output(
+    run: SeedRun, expected: dict[str, Any], store: dict[str, Any], eos: bool
+) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    topic = run.topics["output"]
+    records = read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), eos)
+    failures: list[str] = []
+    if run.kind.name == "count":
+        seen: dict[str, list[int]] = {}
+        for r in records:
+            assert r.key is not None
+            assert r.value is not None
+            seen.setdefault(r.key.decode(), []).append(json.loads(r.value))
+        for key, values in seen.items():
+            if eos and any(b <= a for a, b in pairwise(values)):
+                failures.append(
+                    f"output: counts of {key} not strictly increasing under EOS: {values[-10:]}"
+                )
+                break
+        last = {k: v[-1] for k, v in seen.items()}
+        if last != store:
+            bad = [k for k in sorted(set(last) | set(store)) if last.get(k) != store.get(k)]
+            failures.append(
+                f"output: last count differs from the store for {len(bad)} keys: {bad[:_SHOWN]}"
+            )
+        return failures
+    # global: every input record's result once (EOS) or at least once (ALOS), nothing else.
+    got: Counter[str] = Counter()
+    unexpected = []
+    for r in records:
+        assert r.key is not None
+        assert r.value is not None
+        value = json.loads(r.value)
+        seq = str(value[0])
+        if expected.get(seq) != [r.key.decode(), value]:
+            unexpected.append(seq)
+        got[seq] += 1
+    missing = [s for s in expected if got[s] == 0]
+    repeated = [s for s, n in got.items() if n > 1]
+    if missing:
+        failures.append(
+            f"output: {len(missing)} of {len(expected)} results missing, e.g. {missing[:_SHOWN]}"
+        )
+    if unexpected:
+        failures.append(
+            f"output: {len(unexpected)} results not implied by the input: {unexpected[:_SHOWN]}"
+        )
+    if eos and repeated:
+        failures.append(
+            f"output: {len(repeated)} results repeated under EOS, e.g. {repeated[:_SHOWN]}"
+        )
+    return failures
+
+
+def _check_changelog(run: SeedRun, store: dict[str, Any], increasing: bool) -> list[str]:
+    """Under EOS the result changelog, read_committed, ends at the store's content per key."""
+    topology = run.kind.build(run.topics)
+    spec = topology.stores["result"]
+    topic = f"{run.app_id}-result-changelog"
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    records = read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), True)
+    last: dict[str, Any] = {}
+    history: dict[str, list[Any]] = {}
+    for r in records:
+        assert r.key is not None
+        key = str(spec.key_serde.deserialize(r.key))
+        value = None if r.value is None else _json(plain(spec.value_serde.deserialize(r.value)))
+        last[key] = value
+        history.setdefault(key, []).append(value)
+    final = {k: v for k, v in last.items() if v is not None}
+    failures = []
+    if final != store:
+        bad = [k for k in sorted(set(final) | set(store)) if final.get(k) != store.get(k)]
+        failures.append(
+            f"changelog (read_committed) ends off the store for {len(bad)} keys: {bad[:_SHOWN]}"
+        )
+    if increasing:
+        for key, values in history.items():
+            if any(b is None or a is None or b <= a for a, b in pairwise(values)):
+                failures.append(
+                    f"changelog: counts of {key} not strictly increasing: {values[-10:]}"
+                )
+                break
+    return failures
+
+
+def _check_dlq(run: SeedRun, eos: bool, details: dict[str, Any]) -> list[str]:
+    topic = dlq_topic(run.app_id)
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    count = partition_count(admin, topic)
+    records = read_topic(run.broker.bootstrap, topic, count, eos) if count else []
+    seen: Counter[tuple[str, int, int]] = Counter()
+    no_reason = 0
+    for r in records:
+        h = r.headers
+        try:
+            coords = (h["x-topic"].decode(), int(h["x-partition"]), int(h["x-offset"]))
+        except (KeyError, ValueError):
+            continue  # a change that failed at flush time carries its processor, not a record
+        seen[coords] += 1
+        if not h.get("x-error"):
+            no_reason += 1
+    want = run.produced.malformed
+    details["dlq"] = {"records": len(records), "malformed_produced": len(want)}
+    failures = []
+    missing = [f"{c} {want[c]}" for c in want if c not in seen]
+    extra = [c for c in seen if c not in want]
+    repeated = [c for c, n in seen.items() if n > 1]
+    if missing:
+        failures.append(
+            f"dlq: {len(missing)} of {len(want)} malformed records missing: {missing[:_SHOWN]}"
+        )
+    if extra:
+        failures.append(f"dlq: {len(extra)} valid records sent to the DLQ: {extra[:_SHOWN]}")
+    if eos and repeated:
+        failures.append(
+            f"dlq: {len(repeated)} malformed records there twice under EOS: {repeated[:_SHOWN]}"
+        )
+    if no_reason:
+        failures.append(f"dlq: {no_reason} records without an x-error reason")
+    return failures
+
+
+def verify_logs(instances: list[Instance], marker: str, details: dict[str, Any]) -> list[str]:
+    """No log line longer than MAX_LOG_LINE; no record value (the marker) in any line."""
+    failures = []
+    errors: dict[str, int] = {}
+    for instance in instances:
+        if not instance.log_path.exists():
+            continue
+        long_lines = leaks = 0
+        for line in instance.log_path.read_text(errors="replace").splitlines():
+            if len(line) > MAX_LOG_LINE:
+                long_lines += 1
+            if marker in line:
+                leaks += 1
+            if " ERROR " in line or "Traceback" in line:
+                errors[instance.name] = errors.get(instance.name, 0) + 1
+        if long_lines:
+            failures.append(
+                f"logs: {instance.name} has {long_lines} lines over {MAX_LOG_LINE} chars"
+            )
+        if leaks:
+            failures.append(f"logs: {instance.name} echoes record values in {leaks} lines")
+    details["error_lines"] = errors
+    return failures
+
+
+_MOVE = re.compile(r"^(\S+ \S+) .*task (\S+) running")
+
+
+def task_moves(instances: list[Instance]) -> list[str]:
+    """When each instance started running which task (from its log), in time order."""
+    moves = []
+    for instance in instances:
+        if not instance.log_path.exists():
+            continue
+        for line in instance.log_path.read_text(errors="replace").splitlines():
+            m = _MOVE.match(line)
+            if m:
+                moves.append(f"{m.group(1)} {instance.name} runs {m.group(2)}")
+    return sorted(moves)

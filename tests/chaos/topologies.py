@@ -1,0 +1,230 @@
+"""The topologies the fault harness runs, each with a brute-force oracle.
+
+Every topology reads the same generated input (see ``plan.py``): ``positions`` (a table or a
+stream of ``{"id", "client", "ticker", "exchange", "amount"}`` (``amount`` is the record's
+sequence number, unique) keyed by position id; None
+closes a position) and, for some, ``notes`` (keyed by position id, co-partitioned) or
+``clients`` (keyed by client id). Positions are validated by the service's serde, so malformed
+records go to the dead-letter topic.
+
+What each topology is checked against after the run:
+
+- ``reduce`` (the seed): client -> set of US position ids, ``reduce(union, difference)``;
+- ``aggregate`` (the service's shape): client -> {position id: ticker};
+- ``count``: a STREAM of positions counted per client (``KGroupedStream.count``), also written to
+  an output topic: exact under exactly_once_v2, never below the truth under at_least_once (a
+  replay counts again, as in Kafka Streams);
+- ``join``: positions joined with notes on the position id (co-partitioned table-table join);
+- ``fkjoin``: positions joined with clients on ``client`` (foreign-key join);
+- ``global``: the positions stream joined with a GlobalKTable of clients, written to an output
+  topic: every input record's result exactly once (EOS) or at least once (ALOS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamtable as st
+from us_shareholders.records import CLIENT, POSITION
+
+US = frozenset({"NASDAQ", "NYSE"})
+
+Event = tuple[str, str, dict[str, Any] | None]  # (topic role, key, value)
+
+
+def _keep_us(key: str, pos: dict[str, Any]) -> bool:
+    return pos["exchange"] in US
+
+
+def reduce_topology(t: dict[str, str]) -> st.Topology:
+    builder = st.StreamsBuilder()
+    (
+        builder.table(
+            t["positions"], key_serde=st.serde.STRING, value_serde=POSITION,
+            store="positions-store", reject_null_keys=True,
+        )
+        .filter(_keep_us)
+        .group_by(lambda key, pos: (pos["client"], frozenset({key})), key_serde=st.serde.STRING)
+        .reduce(
+            adder=lambda agg, v: agg | v,
+            subtractor=lambda agg, v: (agg - v) or None,
+            store="result",
+        )
+    )  # fmt: skip
+    return builder.build()
+
+
+def aggregate_topology(t: dict[str, str]) -> st.Topology:
+    def add(client: str, held: tuple[str, str], agg: dict[str, str]) -> dict[str, str]:
+        return {**agg, held[0]: held[1]}
+
+    def subtract(client: str, held: tuple[str, str], agg: dict[str, str]) -> dict[str, str] | None:
+        rest = {pid: ticker for pid, ticker in agg.items() if pid != held[0]}
+        return rest or None
+
+    builder = st.StreamsBuilder()
+    (
+        builder.table(
+            t["positions"], key_serde=st.serde.STRING, value_serde=POSITION,
+            store="positions-store", reject_null_keys=True,
+        )
+        .filter(_keep_us)
+        .group_by(lambda key, pos: (pos["client"], (key, pos["ticker"])), key_serde=st.serde.STRING)
+        .aggregate(dict, add, subtract, store="result", value_serde=st.serde.JSON)
+    )  # fmt: skip
+    return builder.build()
+
+
+def count_topology(t: dict[str, str]) -> st.Topology:
+    builder = st.StreamsBuilder()
+    (
+        builder.stream(t["positions"], key_serde=st.serde.STRING, value_serde=POSITION)
+        .filter(lambda key, pos: pos is not None)
+        .group_by(lambda key, pos: pos["client"], key_serde=st.serde.STRING)
+        .count(store="result")
+        .to_stream()
+        .to(t["output"], key_serde=st.serde.STRING, value_serde=st.serde.JSON)
+    )
+    return builder.build()
+
+
+def join_topology(t: dict[str, str]) -> st.Topology:
+    builder = st.StreamsBuilder()
+    positions = builder.table(
+        t["positions"], key_serde=st.serde.STRING, value_serde=POSITION,
+        store="positions-store", reject_null_keys=True,
+    )  # fmt: skip
+    notes = builder.table(
+        t["notes"], key_serde=st.serde.STRING, value_serde=st.serde.JSON, store="notes-store"
+    )
+    positions.join(
+        notes, lambda pos, note: [pos["ticker"], note["note"]], store="result",
+        value_serde=st.serde.JSON,
+    )  # fmt: skip
+    return builder.build()
+
+
+def fkjoin_topology(t: dict[str, str]) -> st.Topology:
+    builder = st.StreamsBuilder()
+    positions = builder.table(
+        t["positions"], key_serde=st.serde.STRING, value_serde=POSITION,
+        store="positions-store", reject_null_keys=True,
+    )  # fmt: skip
+    clients = builder.table(
+        t["clients"], key_serde=st.serde.STRING, value_serde=CLIENT, store="clients-store"
+    )
+    positions.fk_join(
+        clients, lambda pos: pos["client"], lambda pos, client: [pos["ticker"], client["name"]],
+        store="result", value_serde=st.serde.JSON,
+    )  # fmt: skip
+    return builder.build()
+
+
+def global_topology(t: dict[str, str]) -> st.Topology:
+    builder = st.StreamsBuilder()
+    clients = builder.global_table(
+        t["clients"], key_serde=st.serde.STRING, value_serde=CLIENT, store="clients-store"
+    )
+    (
+        builder.stream(t["positions"], key_serde=st.serde.STRING, value_serde=POSITION)
+        .filter(lambda key, pos: pos is not None)
+        .join(clients, lambda key, pos: pos["client"],
+              lambda pos, client: [pos["amount"], pos["ticker"], client["name"]])
+        .to(t["output"], key_serde=st.serde.STRING, value_serde=st.serde.JSON)
+    )  # fmt: skip
+    return builder.build()
+
+
+# -- oracles ---------------------------------------------------------------------------------
+
+
+def _snapshot(events: list[Event], role: str) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for r, key, value in events:
+        if r != role:
+            continue
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+def reduce_oracle(events: list[Event]) -> dict[str, Any]:
+    holders: dict[str, list[str]] = {}
+    for pid, pos in _snapshot(events, "positions").items():
+        if pos["exchange"] in US:
+            holders.setdefault(pos["client"], []).append(pid)
+    return {client: sorted(ids) for client, ids in holders.items()}
+
+
+def aggregate_oracle(events: list[Event]) -> dict[str, Any]:
+    holders: dict[str, dict[str, str]] = {}
+    for pid, pos in _snapshot(events, "positions").items():
+        if pos["exchange"] in US:
+            holders.setdefault(pos["client"], {})[pid] = pos["ticker"]
+    return holders
+
+
+def count_oracle(events: list[Event]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for role, _, value in events:
+        if role == "positions" and value is not None:
+            counts[value["client"]] = counts.get(value["client"], 0) + 1
+    return counts
+
+
+def join_oracle(events: list[Event]) -> dict[str, Any]:
+    notes = _snapshot(events, "notes")
+    return {
+        pid: [pos["ticker"], notes[pid]["note"]]
+        for pid, pos in _snapshot(events, "positions").items()
+        if pid in notes
+    }
+
+
+def fkjoin_oracle(events: list[Event]) -> dict[str, Any]:
+    clients = _snapshot(events, "clients")
+    return {
+        pid: [pos["ticker"], clients[pos["client"]]["name"]]
+        for pid, pos in _snapshot(events, "positions").items()
+        if pos["client"] in clients
+    }
+
+
+def global_oracle(events: list[Event]) -> dict[str, Any]:
+    """The expected output records by the input's sequence number (its ``amount``, unique per
+    record): ``{seq: [key, value]}``."""
+    clients = _snapshot(events, "clients")
+    out: dict[str, Any] = {}
+    for role, key, value in events:
+        if role == "positions" and value is not None and value["client"] in clients:
+            name = clients[value["client"]]["name"]
+            out[str(value["amount"])] = [key, [value["amount"], value["ticker"], name]]
+    return out
+
+
+@dataclass(frozen=True)
+class TopologyKind:
+    name: str
+    build: Callable[[dict[str, str]], st.Topology]
+    oracle: Callable[[list[Event]], dict[str, Any]]
+    inputs: tuple[str, ...]  # topic roles besides "positions"
+    output: bool  # writes the "output" topic
+    exact_under_alos: bool  # replays are idempotent: the store is exact under at_least_once too
+    static_clients: bool = False  # clients never change during the run (a global join's input)
+
+
+KINDS: dict[str, TopologyKind] = {
+    k.name: k
+    for k in (
+        TopologyKind("reduce", reduce_topology, reduce_oracle, (), False, True),
+        TopologyKind("aggregate", aggregate_topology, aggregate_oracle, (), False, True),
+        TopologyKind("count", count_topology, count_oracle, (), True, False),
+        TopologyKind("join", join_topology, join_oracle, ("notes",), False, True),
+        TopologyKind("fkjoin", fkjoin_topology, fkjoin_oracle, ("clients",), False, True),
+        TopologyKind("global", global_topology, global_oracle, ("clients",), True, False, True),
+    )
+}
