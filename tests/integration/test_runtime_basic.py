@@ -23,7 +23,14 @@ from tests.support.kafka import (
     unique_name,
     wait_until,
 )
-from tests.support.positions import generate, oracle, produce, produce_positions, seed_topology
+from tests.support.positions import (
+    RecordsRefused,
+    generate,
+    oracle,
+    produce,
+    produce_positions,
+    seed_topology,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -176,6 +183,29 @@ def test_malformed_record_goes_to_dlq_and_processing_continues(
         assert header(msg, "x-offset").isdigit()
         assert app.metrics.dlq_records._value.get() == 1
         assert app.state is st.AppState.RUNNING
+
+
+def test_a_null_key_on_a_compacted_topic_is_refused_with_every_record_of_its_batch(
+    new_topic: TopicFactory, bootstrap_servers: str
+) -> None:
+    # What lost "valid positions" in a load with a null-key record at its end: the broker
+    # refuses the null key (INVALID_RECORD) and, with it, the whole produce batch it is in;
+    # those records never reach the topic, so no app can process or dead-letter them. The
+    # load helper must say so, not return as if everything was written.
+    topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
+    valid = [(f"p{i}", json.dumps({"id": f"p{i}"}).encode()) for i in range(50)]
+    with pytest.raises(RecordsRefused) as refused:
+        produce(bootstrap_servers, topic, [*valid, (None, b"{}")])
+    keys = [key for key, _, _ in refused.value.refused]
+    assert None in keys
+    assert len(keys) > 1, "valid records of the same batch are refused too"
+    assert all("INVALID_RECORD" in error for _, _, error in refused.value.refused)
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("g")})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    assert high - low == len(valid) + 1 - len(keys)
 
 
 def test_failure_while_the_cache_flushes_goes_to_dlq_and_processing_continues(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 import streamtable as st
 
@@ -69,14 +70,37 @@ def oracle(events: list[tuple[str, dict[str, Any] | None]]) -> dict[str, frozens
     return {client: frozenset(ids) for client, ids in holders.items()}
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes | None]]) -> None:
+class RecordsRefused(AssertionError):
+    """The broker refused some records (``refused``: key, partition, error of each).
+
+    ``flush() == 0`` only says that every record got its delivery report, not that the broker
+    took it: a compacted topic refuses a null key with INVALID_RECORD, and with it every other
+    record of the same produce batch, so a load that ignores the reports is silently short."""
+
+    def __init__(self, topic: str, refused: list[tuple[bytes | None, int | None, str]]) -> None:
+        super().__init__(f"{len(refused)} record(s) refused by {topic}, first: {refused[0]}")
+        self.refused = refused
+
+
+def produce(bootstrap: str, topic: str, records: Sequence[tuple[str | None, bytes | None]]) -> None:
+    """Write ``records`` (key None: a null key); raises :class:`RecordsRefused` unless the
+    broker acknowledged every one of them."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
     )
+    refused: list[tuple[bytes | None, int | None, str]] = []
+
+    def delivered(error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            refused.append((msg.key(), msg.partition(), str(error)))
+
     for key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
+        encoded = None if key is None else key.encode()
+        producer.produce(topic, key=encoded, value=value, on_delivery=delivered)
         producer.poll(0)
     assert producer.flush(30) == 0
+    if refused:
+        raise RecordsRefused(topic, refused)
 
 
 def produce_positions(

@@ -13,7 +13,8 @@ otherwise (one hop: a forwarded request carries :data:`FORWARDED_HEADER` and is 
 again; the receiver answers ``not_owner`` if the metadata was stale). A cluster scan asks every
 instance for its part (``local=true``) and merges the pages in serialized-key order, the order of
 the opaque ``cursor``; it fails, rather than answering partially, unless the instances' parts
-cover every partition of the store exactly once.
+cover every partition of the store exactly once. Mounted under a path (``api.mount("/query",
+create_query_app(app))``), it forwards to the same path on its peers.
 
 Failures are :class:`QueryResult` values mapped to status codes: ``not_ready``/``not_owner`` 503
 with ``Retry-After``, ``not_found``/``unknown_store`` 404, ``bad_key``/``bad_request`` 400,
@@ -135,7 +136,7 @@ class _QueryServer:
         key_text = request.path_params["key"]
         forwarded = FORWARDED_HEADER in request.headers
         stale = _flag(request.query_params.get("stale"))
-        result = await self._get_key(store, key_text, forwarded, stale)
+        result = await self._get_key(store, key_text, forwarded, stale, _mount_path(request))
         return self._respond(store, result)
 
     async def scan(self, request: Request) -> Response:
@@ -144,7 +145,7 @@ class _QueryServer:
         forwarded = FORWARDED_HEADER in request.headers
         local = _flag(params.get("local")) or forwarded
         stale = _flag(params.get("stale"))
-        result = await self._scan(store, params, local, stale, forwarded)
+        result = await self._scan(store, params, local, stale, forwarded, _mount_path(request))
         return self._respond(store, result)
 
     def _queryable(self, store: str) -> QueryResult[StoreSpec]:
@@ -158,7 +159,7 @@ class _QueryServer:
 
     # -- key lookups -------------------------------------------------------------------------
     async def _get_key(
-        self, store: str, key_text: str, forwarded: bool, stale: bool
+        self, store: str, key_text: str, forwarded: bool, stale: bool, mount: str
     ) -> QueryResult[Body]:
         found = self._queryable(store)
         if not found.is_ok:
@@ -188,12 +189,18 @@ class _QueryServer:
                 f"partition {where.partition} of {store!r}: {who} advertises an "
                 "application_server yet; retry",
             )
-        path = f"/stores/{quote(store, safe='')}/keys/{quote(key_text, safe='')}"
+        path = f"{mount}/stores/{quote(store, safe='')}/keys/{quote(key_text, safe='')}"
         return await self._forward(where.active_host, path, {"stale": "true"} if stale else {})
 
     # -- scans -------------------------------------------------------------------------------
     async def _scan(
-        self, store: str, params: Mapping[str, str], local: bool, stale: bool, forwarded: bool
+        self,
+        store: str,
+        params: Mapping[str, str],
+        local: bool,
+        stale: bool,
+        forwarded: bool,
+        mount: str,
     ) -> QueryResult[Body]:
         found = self._queryable(store)
         if not found.is_ok:
@@ -210,10 +217,15 @@ class _QueryServer:
                 text_keys = _text_keys(self.app, store)
                 return QueryResult.ok(_columns_body(store, page.unwrap(), text_keys))
             return QueryResult.ok(_page_body(store, page.unwrap(), with_cursors=local))
-        return await self._fan_out(store, request, params, stale)
+        return await self._fan_out(store, request, params, stale, mount)
 
     async def _fan_out(
-        self, store: str, request: ScanRequest, params: Mapping[str, str], stale: bool
+        self,
+        store: str,
+        request: ScanRequest,
+        params: Mapping[str, str],
+        stale: bool,
+        mount: str,
     ) -> QueryResult[Body]:
         instances = await run_in_threadpool(self.app.all_metadata)
         local = next((m for m in instances if m.is_local), None)
@@ -232,7 +244,7 @@ class _QueryServer:
         forward.update(local="true", limit=str(request.limit), format=COLUMNS)
         if stale:
             forward["stale"] = "true"
-        path = f"/stores/{quote(store, safe='')}"
+        path = f"{mount}/stores/{quote(store, safe='')}"
         text_keys = _text_keys(self.app, store)
         calls = []
         for target in targets:
@@ -328,6 +340,12 @@ class _QueryServer:
         body = {"error": result.reason.value, "message": result.message, "store": store}
         headers = {"Retry-After": str(self.retry_after_s)} if result.reason.retriable else None
         return _json(result.reason.status, body, headers)
+
+
+def _mount_path(request: Request) -> str:
+    """Where this server is mounted (``/query`` under ``app.mount("/query", ...)``; empty at
+    the root): peers run the same server at the same path, so a forward goes there too."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _text_keys(app: QueryableApp, store: str) -> bool:

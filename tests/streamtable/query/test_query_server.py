@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 import streamtable as st
 from streamtable.query import FORWARDED_HEADER
@@ -249,3 +251,20 @@ def test_instances_lists_the_cluster(client: InstanceClient) -> None:
     assert body["instances"][1]["application_server"] == "10.0.0.2:8000"
     assert body["instances"][1]["active"][STORE] == [1, 4]
     assert body["instances"][0]["is_local"] is True
+
+
+def test_a_mounted_server_forwards_to_the_same_mount_path_on_its_peers(cluster: Cluster) -> None:
+    # As the service does: api.mount("/query", create_query_app(app)) on every instance.
+    for address, server in list(cluster.network.apps.items()):
+        cluster.network.apps[address] = Starlette(routes=[Mount("/query", app=server)])
+    client = InstanceClient(cluster, "10.0.0.1:8000")
+    remote = [k for k in HOLDERS if cluster.owner_of(STORE, k).name != "i0"]
+    assert remote
+    for key in remote:
+        response = client.get("/query" + url(key))
+        assert response.status_code == 200, response.text
+        assert response.json()["value"] == sorted(HOLDERS[key])
+    assert {r.url.path.split("/stores/")[0] for r in cluster.network.requests} == {"/query"}
+    response = client.get(f"/query/stores/{STORE}", params={"limit": "1000"})
+    assert response.status_code == 200, response.text
+    assert sorted(i["key"] for i in response.json()["items"]) == sorted(HOLDERS)
