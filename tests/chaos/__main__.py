@@ -3,6 +3,7 @@
     python -m tests.chaos --seeds 16            # 16 random seeds (printed, so each replays)
     python -m tests.chaos --seed 1234 --seed 99  # exactly these
     python -m tests.chaos --seed 7 --kind reduce --guarantee exactly_once_v2 --faults kill9,broker
+    python -m tests.chaos --service --seed 7     # the us-shareholders service (``service.py``)
 
 The harness runs its own broker (kafka-local, port CHAOS_KAFKA_PORT, default 19392, home
 .cache/kafka-chaos) because it stops and starts it. The last line is
@@ -22,6 +23,7 @@ from pathlib import Path
 from tests.chaos.cluster import Broker
 from tests.chaos.plan import FAULTS, GUARANTEES, draw
 from tests.chaos.runner import Outcome, SeedRun
+from tests.chaos.service import ServiceRun, draw_service
 from tests.chaos.topologies import KINDS
 from tests.support.kafka import REPO_ROOT
 
@@ -52,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guarantee", choices=GUARANTEES)
     parser.add_argument("--faults", help=f"comma-separated, of {','.join(FAULTS)}")
     parser.add_argument("--standbys", type=int, choices=(0, 1))
+    parser.add_argument("--service", action="store_true", help="run us-shareholders processes")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".cache" / "chaos-runs")
     args = parser.parse_args(argv)
     seeds = list(args.seed) + [random.SystemRandom().randrange(10**6) for _ in range(args.seeds)]
     if not seeds:
         parser.error("give --seeds N or --seed S")
+    if args.service and args.kind:
+        parser.error("--kind is a library topology; --service runs the service's own")
     faults = args.faults.split(",") if args.faults else None
     for name in faults or []:
         if name not in FAULTS:
@@ -68,18 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     correct = 0
     try:
         for seed in seeds:
-            plan = draw(seed, kind=args.kind, guarantee=args.guarantee, faults=faults,
-                        standbys=args.standbys)  # fmt: skip
-            outcome = SeedRun(plan, broker, args.workdir / stamp / f"seed-{seed}").run()
+            workdir = args.workdir / stamp / f"seed-{seed}"
+            if args.service:
+                plan = draw_service(seed, guarantee=args.guarantee, faults=faults,
+                                    standbys=args.standbys)  # fmt: skip
+                outcome = ServiceRun(plan, broker, workdir).run()
+            else:
+                plan = draw(seed, kind=args.kind, guarantee=args.guarantee, faults=faults,
+                            standbys=args.standbys)  # fmt: skip
+                outcome = SeedRun(plan, broker, workdir).run()
             print(summary(outcome), flush=True)
             if outcome.ok:
                 correct += 1
             else:
                 for failure in outcome.failures:
                     print(f"    {failure}", flush=True)
-                pins = {"kind": args.kind, "guarantee": args.guarantee, "faults": args.faults,
+                pins = {"service": "" if args.service else None, "kind": args.kind,
+                        "guarantee": args.guarantee, "faults": args.faults,
                         "standbys": args.standbys}  # fmt: skip
-                flags = "".join(f" --{k} {v}" for k, v in pins.items() if v is not None)
+                flags = "".join(f" --{k} {v}".rstrip() for k, v in pins.items() if v is not None)
                 print(f"    replay: python -m tests.chaos --seed {seed}{flags}", flush=True)
                 print(f"    report: {outcome.workdir / 'report.json'}", flush=True)
                 timeline = outcome.details.get("timeline", [])
