@@ -657,9 +657,20 @@ class StreamsApp:
 
     def _close_tasks(self, tasks: list[StreamTask]) -> None:
         assert self._restorer is not None
+        assert self._collector is not None
         for task in tasks:
             if task.state is TaskState.RESTORING:
                 self._restorer.remove(task)
+            if task.state is TaskState.RUNNING and not self.config.exactly_once:
+                # At least once, a close may be dirty (lost partitions, a failed offset commit):
+                # the stores then hold, per key, the last value their caches forwarded
+                # downstream, past the committed offsets. Checkpointing a source table at its
+                # committed offset keeps the next restore from rewinding those keys to older
+                # values that the replay would then collapse in its cache without retracting
+                # what the repartition topic already received (extra ids after a broker
+                # bounce). The replay from the committed offsets continues from the forwarded
+                # values instead, as Kafka Streams' restore to the changelog's end does.
+                task.write_checkpoint(self._collector.changelog_offsets)
             task.close()
             self._tasks.pop(task.task_id, None)
             for t in task.topics:
