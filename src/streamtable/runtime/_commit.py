@@ -7,7 +7,9 @@ A commit, for all running tasks at once:
 2. flush the producer: every record is acknowledged, delivery errors raise here;
 3. commit the consumed offsets: ``consumer.commit`` under at_least_once, or under
    exactly_once_v2 ``send_offsets_to_transaction`` + ``commit_transaction`` (steps 2 and 3 are
-   then one atomic transaction). Steps 2 and 3 wait on the network without ``wait_lock``
+   then one atomic transaction). Under exactly_once_v2 a task that has processed everything
+   fetched commits the consumer's position, which steps over transaction markers (lag 0 when
+   caught up, as Kafka Streams). Steps 2 and 3 wait on the network without ``wait_lock``
    held, so interactive queries are served meanwhile; each transactional call has a deadline
    of its own (librdkafka's ``send_offsets_to_transaction`` ignores its timeout while the group
    coordinator is unreachable): past it the producer is given up (fatal, replaced);
@@ -105,6 +107,8 @@ class Committer:
         started = time.monotonic()
         for task in tasks:  # 1. caches
             task.core.flush()
+        if self.exactly_once:
+            self._advance_to_positions(tasks)
         offsets: dict[str, dict[str, int]] = {t.task_id: t.uncommitted() for t in tasks}
         partitions = [
             TopicPartition(topic, task.partition, offset)
@@ -130,6 +134,21 @@ class Committer:
             self.metrics.commit_latency.observe(time.monotonic() - started)
         if partitions and self.purger is not None:  # 5.
             self.purger.maybe_purge(partitions)
+
+    def _advance_to_positions(self, tasks: list[StreamTask]) -> None:
+        """Under read_committed the last offset of a partition is often a transaction marker,
+        which the consumer's position steps over but no processed record reaches. Every record
+        a running task was handed has been processed (the loop processes each batch whole), so
+        its position is what it has consumed: committing it reads lag 0 when caught up."""
+        wanted = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
+        if not wanted:
+            return
+        positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(wanted)}
+        for task in tasks:
+            for topic in task.topics:
+                position = positions.get((topic, task.partition), -1)
+                if position > max(task.consumed.get(topic, -1), task.committed.get(topic, -1)):
+                    task.consumed[topic] = position
 
     @contextlib.contextmanager
     def _unlocked(self) -> Iterator[None]:

@@ -1,6 +1,7 @@
 """The committer without a broker: a transactional call that never returns (librdkafka's
 ``send_offsets_to_transaction`` while the group coordinator is unreachable) fails the commit at
-its deadline with the owner's lock free meanwhile."""
+its deadline with the owner's lock free meanwhile, and under exactly_once_v2 a caught-up task
+commits the consumer's position (past the transaction markers)."""
 
 from __future__ import annotations
 
@@ -130,3 +131,13 @@ def test_a_transactional_call_that_never_returns_fails_the_commit_at_its_deadlin
         assert not commits.producer_lost
     finally:
         producer.release.set()
+
+
+def test_exactly_once_commits_the_position_past_a_trailing_marker() -> None:
+    producer = FakeProducer(stuck=False)
+    lock = threading.RLock()
+    task = FakeTask()
+    with lock:
+        committer(producer, 43, lock).commit([cast(Any, task)])  # offset 42 is a marker
+    assert [(tp.topic, tp.offset) for tp in producer.sent_offsets] == [("input", 43)]
+    assert task.committed == {"input": 43}
