@@ -737,6 +737,8 @@ class StreamsApp:
         assert self._consumer is not None
         assert self._committer is not None
         assert self._collector is not None
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         if fatal or self._committer.producer_lost:
             self._replace_producer()
         self._collector.forget_offsets()
@@ -752,8 +754,6 @@ class StreamsApp:
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         for task in tasks:
             self._state_dir.wipe(task.task_id)
-        if self._state is AppState.RUNNING:
-            self._set_state(AppState.REBALANCING)
         self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
 
     def _replace_producer(self) -> None:
