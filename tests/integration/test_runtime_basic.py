@@ -367,3 +367,45 @@ def test_schedule_calls_back_on_the_processing_thread_until_cancelled(
             lambda: len(other) >= 4, "the other schedule to fire three times more", TIMEOUT_S
         )
         assert len(calls) == count
+
+
+def test_exactly_once_commits_past_the_transaction_markers(
+    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+) -> None:
+    """Under exactly_once_v2 the last offset of a repartition partition is a transaction
+    marker: once caught up, the group's committed offsets equal the end offsets (lag 0 for
+    Kafka's own tooling), as Kafka Streams commits the consumer position."""
+    topic = new_topic(partitions=2, config={"cleanup.policy": "compact"}, prefix="positions")
+    repartition = f"{app_id}-us-share-holders-repartition"
+    events = generate(6, 1000, 200)
+    produce_positions(bootstrap_servers, topic, events)
+    last: list[dict[str, tuple[int, int]]] = [{}]
+
+    def caught_up() -> bool:
+        consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": app_id})
+        try:
+            parts = [TopicPartition(t, p) for t in (topic, repartition) for p in range(2)]
+            last[0] = {
+                f"{tp.topic}[{tp.partition}]": (
+                    tp.offset,
+                    consumer.get_watermark_offsets(tp, timeout=10)[1],
+                )
+                for tp in consumer.committed(parts, timeout=10)
+            }
+        finally:
+            consumer.close()
+        return all(committed == end for committed, end in last[0].values())
+
+    with make_app(
+        seed_topology(topic),
+        app_id,
+        bootstrap_servers,
+        tmp_path,
+        processing_guarantee="exactly_once_v2",
+        commit_interval_ms=100,
+    ) as app:
+        converge(app, oracle(events))
+        try:
+            wait_until(caught_up, "committed offsets == end offsets", 30.0)
+        except AssertionError:
+            raise AssertionError(f"committed vs end offsets: {last[0]}") from None

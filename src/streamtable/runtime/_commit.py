@@ -7,7 +7,12 @@ A commit, for all running tasks at once:
 2. flush the producer: every record is acknowledged, delivery errors raise here;
 3. commit the consumed offsets: ``consumer.commit`` under at_least_once, or under
    exactly_once_v2 ``send_offsets_to_transaction`` + ``commit_transaction`` (steps 2 and 3 are
-   then one atomic transaction);
+   then one atomic transaction). Under exactly_once_v2 a task that has processed everything
+   fetched commits the consumer's position, which steps over transaction markers (lag 0 when
+   caught up, as Kafka Streams). Steps 2 and 3 wait on the network without ``wait_lock``
+   held, so interactive queries are served meanwhile; each transactional call has a deadline
+   of its own (librdkafka's ``send_offsets_to_transaction`` ignores its timeout while the group
+   coordinator is unreachable): past it the producer is given up (fatal, replaced);
 4. write each task's checkpoint (changelog offsets from the producer's delivery reports), only
    under at_least_once or when closing: under EOS a checkpoint exists only while not processing;
 5. purge the repartition topics below the committed offsets (now and then, asynchronously).
@@ -15,9 +20,11 @@ A commit, for all running tasks at once:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
@@ -31,6 +38,8 @@ from streamtable.runtime.metrics import StreamsMetrics
 log = logging.getLogger("streamtable.runtime.commit")
 
 _TIMEOUT_S = 30.0
+# A transactional call that has not returned this long after its own timeout never will.
+_DEADLINE_GRACE_S = 5.0
 
 
 class TransactionAborted(KafkaError):
@@ -43,7 +52,12 @@ class TransactionAborted(KafkaError):
 
 
 class Committer:
-    """Commits tasks in the order stated in the module docstring."""
+    """Commits tasks in the order stated in the module docstring.
+
+    ``producer_lost`` is True once a transactional call overran its deadline: that producer
+    is still inside librdkafka and must never be used again; the owner replaces it (a new
+    producer with the same ``transactional.id`` fences it) and assigns :attr:`producer`.
+    """
 
     def __init__(
         self,
@@ -53,19 +67,38 @@ class Committer:
         exactly_once: bool,
         metrics: StreamsMetrics,
         purger: RepartitionPurger | None = None,
+        wait_lock: threading.RLock | None = None,
+        timeout_s: float = _TIMEOUT_S,
+        deadline_grace_s: float = _DEADLINE_GRACE_S,
     ) -> None:
         self.purger = purger
         self.consumer = consumer
-        self.producer = producer
+        self._producer = producer
         self.collector = collector
         self.exactly_once = exactly_once
         self.metrics = metrics
         self.in_transaction = False
+        self.producer_lost = False
+        self._wait_lock = wait_lock
+        self._timeout = timeout_s
+        self._grace = deadline_grace_s
         if exactly_once:
             collector.before_send = self.begin
 
+    @property
+    def producer(self) -> Producer:
+        return self._producer
+
+    @producer.setter
+    def producer(self, producer: Producer) -> None:
+        self._producer = producer
+        self.producer_lost = False
+        self.in_transaction = False
+
     def begin(self) -> None:
         if self.exactly_once and not self.in_transaction:
+            if self.producer_lost:
+                raise TransactionAborted("the producer was given up; it needs replacing", True)
             self.producer.begin_transaction()
             self.in_transaction = True
 
@@ -74,21 +107,24 @@ class Committer:
         started = time.monotonic()
         for task in tasks:  # 1. caches
             task.core.flush()
+        if self.exactly_once:
+            self._advance_to_positions(tasks)
         offsets: dict[str, dict[str, int]] = {t.task_id: t.uncommitted() for t in tasks}
         partitions = [
             TopicPartition(topic, task.partition, offset)
             for task in tasks
             for topic, offset in offsets[task.task_id].items()
         ]
-        if self.exactly_once:
-            if partitions:
-                self.begin()
-            if self.in_transaction:
-                self._commit_transaction(partitions)
-        else:
-            self._flush_producer()  # 2.
-            if partitions:  # 3.
-                self._commit_offsets(partitions)
+        with self._unlocked():
+            if self.exactly_once:
+                if partitions:
+                    self.begin()
+                if self.in_transaction:
+                    self._commit_transaction(partitions)
+            else:
+                self._flush_producer()  # 2.
+                if partitions:  # 3.
+                    self._commit_offsets(partitions)
         for task in tasks:
             task.mark_committed(offsets[task.task_id])
         if not self.exactly_once or closing:  # 4.
@@ -98,6 +134,65 @@ class Committer:
             self.metrics.commit_latency.observe(time.monotonic() - started)
         if partitions and self.purger is not None:  # 5.
             self.purger.maybe_purge(partitions)
+
+    def _advance_to_positions(self, tasks: list[StreamTask]) -> None:
+        """Under read_committed the last offset of a partition is often a transaction marker,
+        which the consumer's position steps over but no processed record reaches. Every record
+        a running task was handed has been processed (the loop processes each batch whole), so
+        its position is what it has consumed: committing it reads lag 0 when caught up."""
+        wanted = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
+        if not wanted:
+            return
+        positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(wanted)}
+        for task in tasks:
+            for topic in task.topics:
+                position = positions.get((topic, task.partition), -1)
+                if position > max(task.consumed.get(topic, -1), task.committed.get(topic, -1)):
+                    task.consumed[topic] = position
+
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Wait on the network with the owner's lock released (the stores do not change
+        meanwhile: this thread is the only writer)."""
+        if self._wait_lock is None:
+            yield
+            return
+        self._wait_lock.release()
+        try:
+            yield
+        finally:
+            self._wait_lock.acquire()
+
+    def _bounded(self, what: str, call: Callable[[], None]) -> None:
+        """Run a transactional call with a deadline of its own. Past it, the call is left to
+        finish (or not) on its own thread, the producer is given up and the commit fails as a
+        fatal abort: the owner replaces the producer and rebuilds the tasks' state."""
+        result: list[BaseException | None] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                call()
+                result.append(None)
+            except BaseException as exc:
+                result.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"streamtable-{what}", daemon=True).start()
+        deadline = self._timeout + self._grace
+        if not done.wait(deadline):
+            self.producer_lost = True
+            self.in_transaction = False
+            log.error(
+                "%s did not return within %.0fs (broker or coordinator unreachable); "
+                "giving up this producer",
+                what,
+                deadline,
+            )
+            raise TransactionAborted(f"{what} timed out after {deadline:.0f}s", fatal=True)
+        if result[0] is not None:
+            raise result[0]
 
     def _flush_producer(self) -> None:
         remaining = self.producer.flush(_TIMEOUT_S)
@@ -120,12 +215,16 @@ class Committer:
             raise KafkaError(f"offset commit failed: {exc}") from exc
 
     def _commit_transaction(self, partitions: list[TopicPartition]) -> None:
+        producer = self.producer
+        timeout = self._timeout
         try:
             if partitions:
-                self.producer.send_offsets_to_transaction(
-                    partitions, self.consumer.consumer_group_metadata(), _TIMEOUT_S
+                group = self.consumer.consumer_group_metadata()
+                self._bounded(
+                    "send_offsets_to_transaction",
+                    lambda: producer.send_offsets_to_transaction(partitions, group, timeout),
                 )
-            self.producer.commit_transaction(_TIMEOUT_S)
+            self._bounded("commit_transaction", lambda: producer.commit_transaction(timeout))
             self.in_transaction = False
             self.collector.raise_delivery_errors()
         except KafkaException as exc:
@@ -134,16 +233,23 @@ class Committer:
             fatal = isinstance(error, ClientError) and error.fatal()
             if not fatal:
                 try:
-                    self.producer.abort_transaction(_TIMEOUT_S)
-                except KafkaException:
+                    self._bounded("abort_transaction", lambda: producer.abort_transaction(timeout))
+                except (KafkaException, TransactionAborted):
                     fatal = True
             raise TransactionAborted(f"transaction aborted: {exc}", fatal) from exc
 
     def abort(self) -> None:
-        """Abort an open transaction (EOS) without committing anything."""
-        if self.exactly_once and self.in_transaction:
+        """Abort an open transaction (EOS) without committing anything. A producer that
+        cannot abort in time is given up (``producer_lost``)."""
+        if self.exactly_once and self.in_transaction and not self.producer_lost:
             self.in_transaction = False
+            producer = self.producer
             try:
-                self.producer.abort_transaction(_TIMEOUT_S)
+                with self._unlocked():
+                    self._bounded(
+                        "abort_transaction", lambda: producer.abort_transaction(self._timeout)
+                    )
             except KafkaException as exc:
                 log.warning("abort_transaction failed: %s", exc)
+            except TransactionAborted as exc:
+                log.warning("%s", exc)

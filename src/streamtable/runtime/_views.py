@@ -43,6 +43,7 @@ class CompositeStoreView:
         return self._lookup()
 
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
+        self._check_ready()  # fail fast, not behind a recovery holding the lock
         with self._lock:
             stores, count = self._stores()
             store = stores.get(partition_for(self._key_serde.serialize(key), max(count, 1)))
@@ -59,6 +60,7 @@ class CompositeStoreView:
         self, scan: Callable[[Any], Iterator[tuple[Any, Any]]], limit: int | None = None
     ) -> Iterator[tuple[Any, Any]]:
         ks = self._key_serde.serialize
+        self._check_ready()  # fail fast, not behind a recovery holding the lock
         with self._lock:
             stores, _ = self._stores()
             # Each partition's part is read under the lock (a rebalance cannot close a store
@@ -82,6 +84,7 @@ class CompositeStoreView:
         entries kept are decoded (each partition still reads up to ``limit``)."""
         ks = self._key_serde.serialize
         lo_b, hi_b = (None if lo is None else ks(lo)), (None if hi is None else ks(hi))
+        self._check_ready()  # fail fast, not behind a recovery holding the lock
         with self._lock:
             stores, _ = self._stores()
             ordered = [store for _, store in sorted(stores.items())]
@@ -105,6 +108,7 @@ class CompositeStoreView:
         return self._merge(lambda store: store.prefix_scan(prefix))
 
     def approximate_num_entries(self) -> int:
+        self._check_ready()  # fail fast, not behind a recovery holding the lock
         with self._lock:
             stores, _ = self._stores()
             return sum(int(s.approximate_num_entries()) for s in stores.values())

@@ -172,6 +172,11 @@ class StreamsApp:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
+                log.error(
+                    "app %s: the processing thread did not stop within %.0fs",
+                    self.config.application_id,
+                    timeout,
+                )
                 return False
         if self._state is AppState.PENDING_SHUTDOWN:
             self._set_state(AppState.NOT_RUNNING)
@@ -376,6 +381,7 @@ class StreamsApp:
             self.config.exactly_once,
             self.metrics,
             purger,
+            wait_lock=self._lock,
         )
         self._restorer = ChangelogRestorer(_clients.restore_consumer(self.config))
         if self.config.num_standby_replicas > 0:
@@ -398,7 +404,7 @@ class StreamsApp:
         with self._lock:
             try:
                 self._handle(messages)
-            except KafkaException as exc:
+            except (KafkaException, TransactionAborted) as exc:
                 if not self.config.exactly_once:
                     raise
                 # Fenced or failed mid-transaction: nothing of it counts; start over.
@@ -485,7 +491,7 @@ class StreamsApp:
                 ts = -1
             try:
                 task.core.process(topic, msg.key(), msg.value(), ts, offset, _headers(msg))
-            except KafkaException:
+            except (KafkaException, TransactionAborted):
                 raise  # the producer failed, not the record
             except Exception as exc:
                 self._on_record_error(msg, exc)
@@ -594,6 +600,8 @@ class StreamsApp:
         with self._lock:
             if self._committer is not None:
                 self._committer.abort()
+                if self._committer.producer_lost:
+                    self._replace_producer()
             for task in self._tasks.values():
                 task.core.discard_caches()
             self._close_tasks(list(self._tasks.values()))
@@ -657,9 +665,20 @@ class StreamsApp:
 
     def _close_tasks(self, tasks: list[StreamTask]) -> None:
         assert self._restorer is not None
+        assert self._collector is not None
         for task in tasks:
             if task.state is TaskState.RESTORING:
                 self._restorer.remove(task)
+            if task.state is TaskState.RUNNING and not self.config.exactly_once:
+                # At least once, a close may be dirty (lost partitions, a failed offset commit):
+                # the stores then hold, per key, the last value their caches forwarded
+                # downstream, past the committed offsets. Checkpointing a source table at its
+                # committed offset keeps the next restore from rewinding those keys to older
+                # values that the replay would then collapse in its cache without retracting
+                # what the repartition topic already received (extra ids after a broker
+                # bounce). The replay from the committed offsets continues from the forwarded
+                # values instead, as Kafka Streams' restore to the changelog's end does.
+                task.write_checkpoint(self._collector.changelog_offsets)
             task.close()
             self._tasks.pop(task.task_id, None)
             for t in task.topics:
@@ -718,10 +737,10 @@ class StreamsApp:
         assert self._consumer is not None
         assert self._committer is not None
         assert self._collector is not None
-        if fatal:
-            producer = _clients.producer(self.config, self.instance_id)
-            self._collector.producer = producer
-            self._committer.producer = producer
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
+        if fatal or self._committer.producer_lost:
+            self._replace_producer()
         self._collector.forget_offsets()
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -735,9 +754,18 @@ class StreamsApp:
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         for task in tasks:
             self._state_dir.wipe(task.task_id)
-        if self._state is AppState.RUNNING:
-            self._set_state(AppState.REBALANCING)
         self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
+
+    def _replace_producer(self) -> None:
+        """A new transactional producer with the same ``transactional.id``: its
+        ``init_transactions`` fences the old one and aborts its open transaction. The old one
+        is dropped unflushed (it may still be inside a call that never returns)."""
+        assert self._committer is not None
+        assert self._collector is not None
+        log.warning("app %s: replacing the producer", self.config.application_id)
+        producer = _clients.producer(self.config, self.instance_id)
+        self._collector.producer = producer
+        self._committer.producer = producer
 
     def _shutdown(self, clean: bool) -> None:
         with self._lock:
@@ -750,7 +778,9 @@ class StreamsApp:
         if self._consumer is not None:
             self._consumer.close()  # leaves the group
             self._consumer = None
-        if self._collector is not None:
+        if self._collector is not None and not (
+            self._committer is not None and self._committer.producer_lost
+        ):
             self._collector.producer.flush(10)
         if self._restorer is not None:
             self._restorer.close()

@@ -1,0 +1,143 @@
+"""The committer without a broker: a transactional call that never returns (librdkafka's
+``send_offsets_to_transaction`` while the group coordinator is unreachable) fails the commit at
+its deadline with the owner's lock free meanwhile, and under exactly_once_v2 a caught-up task
+commits the consumer's position (past the transaction markers)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from streamtable.runtime._commit import Committer, TransactionAborted
+from streamtable.runtime.metrics import StreamsMetrics
+
+pytestmark = pytest.mark.unit
+
+
+class FakeProducer:
+    def __init__(self, stuck: bool) -> None:
+        self.stuck = stuck
+        self.release = threading.Event()
+        self.sent_offsets: list[TopicPartition] = []
+        self.calls: list[str] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, offsets: list[TopicPartition], _g: Any, _t: Any) -> None:
+        self.calls.append("send_offsets")
+        if self.stuck:
+            self.release.wait(60)  # ignores its timeout, as librdkafka does
+        self.sent_offsets = offsets
+
+    def commit_transaction(self, _t: float) -> None:
+        self.calls.append("commit")
+
+    def abort_transaction(self, _t: float) -> None:
+        self.calls.append("abort")
+
+
+class FakeConsumer:
+    def __init__(self, position: int) -> None:
+        self._position = position
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self._position) for tp in tps]
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+class FakeCollector:
+    def __init__(self) -> None:
+        self.changelog_offsets: dict[tuple[str, int], int] = {}
+        self.before_send: Any = None
+
+    def raise_delivery_errors(self) -> None:
+        pass
+
+
+class FakeCore:
+    def flush(self) -> None:
+        pass
+
+
+class FakeTask:
+    """What the committer uses of a StreamTask: processed ``input`` up to offset 41."""
+
+    task_id = "0_0"
+    partition = 0
+    topics = ("input",)
+
+    def __init__(self) -> None:
+        self.core = FakeCore()
+        self.consumed = {"input": 42}
+        self.committed: dict[str, int] = {}
+
+    def uncommitted(self) -> dict[str, int]:
+        return {t: o for t, o in self.consumed.items() if self.committed.get(t) != o}
+
+    def mark_committed(self, offsets: Mapping[str, int]) -> None:
+        self.committed.update(offsets)
+
+    def write_checkpoint(self, _written: Any, force: bool = True) -> None:
+        pass
+
+
+def committer(producer: FakeProducer, position: int, lock: threading.RLock) -> Committer:
+    return Committer(
+        cast(Any, FakeConsumer(position)),
+        cast(Any, producer),
+        cast(Any, FakeCollector()),
+        True,
+        StreamsMetrics("test"),
+        wait_lock=lock,
+        timeout_s=0.3,
+        deadline_grace_s=0.2,
+    )
+
+
+def test_a_transactional_call_that_never_returns_fails_the_commit_at_its_deadline() -> None:
+    producer = FakeProducer(stuck=True)
+    lock = threading.RLock()
+    commits = committer(producer, 42, lock)
+    reader_got_lock = threading.Event()
+
+    def reader() -> None:  # an interactive query while the commit waits
+        while "send_offsets" not in producer.calls:
+            time.sleep(0.01)
+        with lock:
+            reader_got_lock.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with lock, pytest.raises(TransactionAborted) as raised:
+            commits.commit([cast(Any, FakeTask())])
+        assert raised.value.fatal
+        assert time.monotonic() - started < 5.0
+        assert commits.producer_lost
+        thread.join(5)
+        assert reader_got_lock.is_set(), "a reader waited for the stuck commit"
+        with pytest.raises(TransactionAborted):
+            commits.begin()  # the given-up producer is never used again
+        commits.producer = cast(Any, FakeProducer(stuck=False))
+        assert not commits.producer_lost
+    finally:
+        producer.release.set()
+
+
+def test_exactly_once_commits_the_position_past_a_trailing_marker() -> None:
+    producer = FakeProducer(stuck=False)
+    lock = threading.RLock()
+    task = FakeTask()
+    with lock:
+        committer(producer, 43, lock).commit([cast(Any, task)])  # offset 42 is a marker
+    assert [(tp.topic, tp.offset) for tp in producer.sent_offsets] == [("input", 43)]
+    assert task.committed == {"input": 43}
