@@ -31,18 +31,30 @@ class KafkaRecordCollector:
         self._errors: list[ClientError] = []
         self.before_send: Callable[[], None] | None = None  # begins a transaction under EOS
         self.sent = 0
+        self._epoch = 0  # records sent before abandon_sent() belong to an earlier epoch
+        self._on_delivery = self._reports_of(self._epoch)
 
-    def _on_delivery(self, error: ClientError | None, message: Message) -> None:
-        if error is not None:
-            self._errors.append(error)
-            return
-        topic, partition, at = message.topic(), message.partition(), message.offset()
-        if topic is None or partition is None or at is None:
-            return
-        key = (topic, partition)
-        offset = at + 1
-        if offset > self.changelog_offsets.get(key, -1):
-            self.changelog_offsets[key] = offset
+    def _reports_of(self, epoch: int) -> Callable[[ClientError | None, Message], None]:
+        """The delivery callback of the records sent in ``epoch``: once they are abandoned
+        (an aborted transaction), their reports, which may arrive any time later (librdkafka
+        fails the purged ones with ``_PURGE_QUEUE``/``_PURGE_INFLIGHT`` at a later poll), are
+        ignored."""
+
+        def on_delivery(error: ClientError | None, message: Message) -> None:
+            if epoch != self._epoch:
+                return
+            if error is not None:
+                self._errors.append(error)
+                return
+            topic, partition, at = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or at is None:
+                return
+            key = (topic, partition)
+            offset = at + 1
+            if offset > self.changelog_offsets.get(key, -1):
+                self.changelog_offsets[key] = offset
+
+        return on_delivery
 
     def _produce(
         self,
@@ -111,5 +123,11 @@ class KafkaRecordCollector:
             errors, self._errors = self._errors, []
             raise KafkaError(f"{len(errors)} record(s) could not be delivered: {errors[0]}")
 
-    def forget_offsets(self) -> None:
+    def abandon_sent(self) -> None:
+        """Forget everything sent so far, after its transaction was aborted: the changelog
+        offsets it reached and its delivery errors, including the reports still to come. The
+        next commit must not fail on a record of an aborted transaction."""
+        self._epoch += 1
+        self._on_delivery = self._reports_of(self._epoch)
+        self._errors = []
         self.changelog_offsets.clear()

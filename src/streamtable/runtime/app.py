@@ -741,7 +741,7 @@ class StreamsApp:
             self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         if fatal or self._committer.producer_lost:
             self._replace_producer()
-        self._collector.forget_offsets()
+        self._collector.abandon_sent()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.core.discard_caches()
