@@ -183,7 +183,10 @@ class ServiceInstance(Instance):
         self.note(f"started pid {self.proc.pid} on port {self.port}")
 
     def get(self, path: str) -> httpx.Response | None:
-        """The instance's answer, or None when it does not answer (yet)."""
+        """The instance's answer, or None when it does not answer (yet). Raises
+        AssertionError once the process has exited: it will never answer."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited by itself with {self.proc.returncode}")
         try:
             return httpx.get(self.base + path, timeout=HTTP_TIMEOUT_S)
         except httpx.HTTPError:
@@ -376,7 +379,7 @@ class ServiceRun(SeedRun):
             return None if reply is None or reply.status_code in (503, 504) else reply
 
         try:
-            return wait_until(settled, f"{instance.name} to answer {path}", CHECK_TIMEOUT_S)
+            return wait_until(settled, f"{instance.name} to answer {path}", CHECK_TIMEOUT_S, 0.5)
         except WaitTimeout as exc:
             reply = instance.get(path)
             status = "nothing" if reply is None else f"{reply.status_code} {reply.text[:200]}"
@@ -407,9 +410,8 @@ class ServiceRun(SeedRun):
         rng = random.Random(self.plan.seed)
         known = sorted(_snapshot(events, "clients"))
         sample = rng.sample(sorted(oracle), min(len(oracle), SAMPLE_CLIENTS * 2 // 3))
-        sample += rng.sample(
-            [c for c in known if c not in oracle], min(len(known), SAMPLE_CLIENTS // 3)
-        )
+        others = [c for c in known if c not in oracle]
+        sample += rng.sample(others, min(len(others), SAMPLE_CLIENTS // 3))
         for instance in instances:
             wrong = []
             for client in sample:
@@ -447,19 +449,24 @@ class ServiceRun(SeedRun):
 
         def answered() -> bool:
             seen: Counter[int] = Counter()
+            last.clear()
             for instance in instances:
                 got = instance.get("/digests")
                 if got is None or got.status_code != 200:
-                    return False
+                    last[instance.name] = "no answer" if got is None else got.status_code
+                    continue
                 for part in got.json()["partitions"]:
                     seen[part["partition"]] += 1
                     last[f"{instance.name}[{part['partition']}]"] = part.get("request_answered")
-                    if part.get("request_answered") != week:
-                        return False
-            return sorted(seen) == list(range(partitions)) and set(seen.values()) == {1}
+            return (
+                sorted(seen) == list(range(partitions))
+                and set(seen.values()) == {1}
+                and all(answer == week for answer in last.values())
+            )
 
         try:
-            wait_until(answered, "every partition to answer the digest request", CHECK_TIMEOUT_S)
+            wait_until(answered, "every partition to answer the digest request", CHECK_TIMEOUT_S,
+                       interval=0.5)  # fmt: skip
         except WaitTimeout:
             self.failures.append(f"digest: not every partition answered {week}: {last}")
             return
@@ -474,7 +481,7 @@ class ServiceRun(SeedRun):
             return wanted <= {str(m["To"]) for m in sink.messages()}
 
         try:
-            wait_until(mailed, "an email to every eligible client", CHECK_TIMEOUT_S)
+            wait_until(mailed, "an email to every eligible client", CHECK_TIMEOUT_S, interval=1.0)
         except WaitTimeout:
             got_to = {str(m["To"]) for m in sink.messages()}
             self.failures.append(
