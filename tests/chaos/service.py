@@ -477,18 +477,21 @@ class ServiceRun(SeedRun):
         sink = self.sink
         wanted = set(eligible.values())
 
+        def recipients() -> set[str]:
+            return {to for d in sink.deliveries() for to in d.rcpt_tos}
+
         def mailed() -> bool:
-            return wanted <= {str(m["To"]) for m in sink.messages()}
+            return wanted <= recipients()
 
         try:
             wait_until(mailed, "an email to every eligible client", CHECK_TIMEOUT_S, interval=1.0)
         except WaitTimeout:
-            got_to = {str(m["To"]) for m in sink.messages()}
+            got_to = recipients()
             self.failures.append(
                 f"digest: {len(wanted - got_to)} of {len(wanted)} eligible clients got no "
                 f"email, e.g. {sorted(wanted - got_to)[:5]}"
             )
-        self.note(f"{len(sink.messages())} emails for {len(wanted)} eligible clients")
+        self.note(f"{len(sink.deliveries())} emails for {len(wanted)} eligible clients")
         topic = f"{self.app_id}-digests"
         jobs = read_topic(self.broker.bootstrap, topic, partitions, read_committed=True)
         per_client: Counter[str] = Counter()
@@ -503,7 +506,7 @@ class ServiceRun(SeedRun):
             if job["week"] != week or listed != want or job["email"] != eligible.get(job["client"]):
                 wrong.append(job["client"])
         details["digest"] = {"jobs": len(jobs), "eligible": len(eligible),
-                             "emails": len(sink.messages())}  # fmt: skip
+                             "emails": len(sink.deliveries())}  # fmt: skip
         missing = sorted(set(eligible) - set(per_client))
         extra = sorted(set(per_client) - set(eligible))
         repeated = sorted(c for c, n in per_client.items() if n > 1)
