@@ -103,6 +103,7 @@ class DeliveryWorker:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self._producer.poll(0)  # its events: dead-letter acks, log lines
                 for msg in self._consumer.consume(50, timeout=0.5):
                     if self._stop.is_set():
                         break

@@ -1,7 +1,8 @@
 """The runtime: runs a topology on Kafka (consumer group, tasks, restore, commits, queries)."""
 
+from streamtable.runtime._clients import check_connection
 from streamtable.runtime.app import StreamsApp
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.state import AppState, TaskState
 
-__all__ = ["AppState", "StreamsApp", "StreamsConfig", "TaskState"]
+__all__ = ["AppState", "StreamsApp", "StreamsConfig", "TaskState", "check_connection"]

@@ -140,18 +140,21 @@ class StreamsApp:
         """Check topics, lock the state directory and start processing in the background.
 
         Raises at once for what can be known up front: :class:`StateDirLocked`, a missing
-        source topic (:class:`TopologyError`), :class:`CoPartitioningError`.
+        source topic (:class:`TopologyError`), :class:`CoPartitioningError`, credentials the
+        broker refuses (:class:`ConfigError` naming ``kafka sasl.username/sasl.password``).
         """
         if self._state is not AppState.CREATED:
             raise StreamTableError(f"start() needs state CREATED, not {self._state.name}")
         self._state_dir.lock()
         try:
+            _clients.check_connection(self.config.client_config())
             admin = AdminClient(self.config.client_config())
             manager = InternalTopicManager(
                 admin, self.topology, self.config.application_id, self.config.replication_factor
             )
             plan = manager.plan()
             manager.ensure(plan)
+            admin.poll(0)  # its log lines, if any
             self._plan = plan
         except BaseException:
             self._state_dir.unlock()
@@ -419,6 +422,8 @@ class StreamsApp:
             self._create_tasks(assignment)
         if messages:
             self._process(messages)
+        if not self._restorer.active:
+            self._restorer.serve_idle()
         if self._restorer.active:
             before = self._restorer.restored_records
             for task in self._restorer.step(max_records=50_000):
