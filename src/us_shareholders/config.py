@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from email.headerregistry import Address
@@ -44,6 +43,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from streamtable.errors import ConfigError
+from streamtable.runtime import kafka_logger
 from us_shareholders.mail import parse_mailbox
 from us_shareholders.schedule import DigestSchedule, parse_schedule
 from us_shareholders.venues import DEFAULT_US_EXCHANGES, parse_exchanges
@@ -378,7 +378,7 @@ class ServiceSettings(BaseSettings):
         logger, served when the client is polled, never straight to standard error."""
         return {
             "bootstrap.servers": self.bootstrap_servers,
-            "logger": logging.getLogger(KAFKA_LOGGER),
+            "logger": kafka_logger(KAFKA_LOGGER),
             **self.kafka,
         }
 

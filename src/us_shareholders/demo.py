@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import shutil
@@ -30,6 +29,7 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.progress import Progress
 
+from streamtable.runtime import kafka_logger
 from us_shareholders.config import KAFKA_LOGGER, ServiceSettings
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mailsink import SmtpSink
@@ -150,7 +150,7 @@ def run_demo(settings: ServiceSettings, args: argparse.Namespace) -> int:
     app_id = f"ush-demo-{int(time.time())}"
     with kafka_local(console) as bootstrap, SmtpSink(DEMO_DIR / "mail") as sink:
         console.print(f"[bold]2/6[/] SMTP sink on 127.0.0.1:{sink.port} -> {DEMO_DIR / 'mail'}")
-        kafka = {"bootstrap.servers": bootstrap, "logger": logging.getLogger(KAFKA_LOGGER)}
+        kafka = {"bootstrap.servers": bootstrap, "logger": kafka_logger(KAFKA_LOGGER)}
         topics = service_topics("share-holders", "clients", "instruments", app_id, PARTITIONS)
         create_topics(kafka, topics)
         data = generate(args.clients, args.positions)

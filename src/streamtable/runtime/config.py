@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streamtable.errors import ConfigError
+from streamtable.runtime._logs import kafka_logger
 
 _KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _HOST_PORT = re.compile(r"^[^\s:]+:\d{1,5}$")
@@ -133,9 +133,9 @@ class StreamsConfig(_Settings):
         """Settings shared by every Kafka client of the app.
 
         librdkafka's own messages go to the ``streamtable.kafka`` logger (``logger``: served
-        when the client is polled), not straight to standard error."""
+        when the client is polled; repeats held back), not straight to standard error."""
         return {
             "bootstrap.servers": self.bootstrap_servers,
-            "logger": logging.getLogger(KAFKA_LOGGER),
+            "logger": kafka_logger(KAFKA_LOGGER),
             **self.kafka,
         }
