@@ -4,13 +4,15 @@
 
 Needs a broker with a SASL_PLAINTEXT listener (PLAIN, user ``test``/``test-secret``), e.g.
 ``KAFKA_LOCAL_SASL=1 tools/kafka/kafka-local start`` (port = client port + 2), named by
-``KAFKA_SASL_BOOTSTRAP_SERVERS``; skipped without it.
+``KAFKA_SASL_BOOTSTRAP_SERVERS``; without it the module starts such a broker of its own (own
+home and ports) and stops it afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 import streamtable as st
 from streamtable.runtime import check_connection
 from tests.support.positions import seed_topology
+from tests.system.test_broker_restart import OwnBroker, _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +36,19 @@ def sasl(password: str) -> dict[str, str | int | bool]:
     }
 
 
-@pytest.fixture
-def bootstrap() -> str:
-    if not SASL_BOOTSTRAP:
-        pytest.skip("KAFKA_SASL_BOOTSTRAP_SERVERS is not set (KAFKA_LOCAL_SASL=1 kafka-local)")
-    return SASL_BOOTSTRAP
+@pytest.fixture(scope="module")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if SASL_BOOTSTRAP:
+        yield SASL_BOOTSTRAP
+        return
+    own = OwnBroker(tmp_path_factory.mktemp("kafka-sasl-home"))
+    sasl_port = _free_port()
+    own.env.update({"KAFKA_LOCAL_SASL": "1", "KAFKA_LOCAL_SASL_PORT": str(sasl_port)})
+    own.start()
+    try:
+        yield f"127.0.0.1:{sasl_port}"
+    finally:
+        own.stop()
 
 
 def test_a_wrong_password_fails_the_start_within_seconds_naming_the_settings(
