@@ -20,9 +20,48 @@ Hierarchy::
     └── KafkaError                    the Kafka client reported a fatal error (no retry)
 
 Every exception carries enough context (names, topics, partitions) to act on without a debugger.
+Messages of streamtable's own exceptions never quote a record's key or value (only names of
+fields, types, topics, partitions, offsets), so that they can be logged; :func:`loggable`
+describes any exception that way.
 """
 
 from __future__ import annotations
+
+import traceback
+
+LOGGABLE_MAX_CHARS = 300
+"""Longest reason :func:`loggable` returns."""
+
+
+def loggable(exc: BaseException, limit: int = LOGGABLE_MAX_CHARS) -> str:
+    """A short description of ``exc`` that is safe to log: no record data.
+
+    A :class:`StreamTableError` (whose message, by contract, names no key or value) gives its
+    type and message; any other exception - user code, a user's serde, a library - gives only
+    its type and the place it was raised (``file:line in function``), since its message may
+    quote the value it choked on. Bounded to ``limit`` characters.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, StreamTableError):
+        text = f"{kind}: {exc}"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+        if frames:
+            last = frames[-1]
+            where = "/".join(last.filename.replace("\\", "/").split("/")[-2:])
+            text = f"{kind} raised at {where}:{last.lineno} in {last.name}"
+        else:
+            text = kind
+    text = " ".join(text.split())  # one line: a message may hold newlines
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def bounded_utf8(text: str, max_bytes: int) -> bytes:
+    """``text`` as UTF-8, cut to at most ``max_bytes`` bytes on a character boundary."""
+    data = text.encode(errors="replace")
+    if len(data) <= max_bytes:
+        return data
+    return data[: max_bytes - 3].decode(errors="ignore").encode() + b"..."
 
 
 class StreamTableError(Exception):
@@ -53,7 +92,10 @@ class ConfigError(StreamTableError):
 
 
 class SerializationError(StreamTableError):
-    """A key or value could not be (de)serialized with the configured serde."""
+    """A key or value could not be (de)serialized with the configured serde.
+
+    The message says what is wrong (field names, expected and found types, positions), never
+    the data itself: it is logged. A serde of your own should keep to that too."""
 
 
 class ProcessingError(StreamTableError):

@@ -71,7 +71,9 @@ class StringSerde:
         try:
             return data.decode()
         except UnicodeDecodeError as exc:
-            raise SerializationError(f"not UTF-8 text: {exc}") from exc
+            # Not str(exc): it quotes the offending bytes.
+            at = exc.start
+            raise SerializationError(f"not UTF-8 text: invalid byte at position {at}") from None
 
     def __repr__(self) -> str:
         return "STRING"
@@ -222,8 +224,12 @@ class DefaultSerde:
     def deserialize(self, data: bytes) -> Any:
         try:
             return _untag(orjson.loads(data))
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        except orjson.JSONDecodeError as exc:  # its message gives a position, not the data
             raise SerializationError(f"not a DEFAULT-serde payload: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # from _untag: may quote the data
+            raise SerializationError(
+                f"not a DEFAULT-serde payload: malformed tag ({type(exc).__name__})"
+            ) from None
 
     def __repr__(self) -> str:
         return "DEFAULT"

@@ -112,9 +112,7 @@ def _cmd_topics(settings: ServiceSettings, partitions: int) -> int:
         settings.application_id,
         partitions,
     )
-    created = create_topics(
-        {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}, topics
-    )
+    created = create_topics(settings.client_config(), topics)
     for name in topics:
         print(f"{name}: {'created' if name in created else 'exists'}")
     return 0

@@ -43,9 +43,13 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from streamtable.errors import ConfigError
+from streamtable.runtime import kafka_logger
 from us_shareholders.mail import parse_mailbox
 from us_shareholders.schedule import DigestSchedule, parse_schedule
 from us_shareholders.venues import DEFAULT_US_EXCHANGES, parse_exchanges
+
+KAFKA_LOGGER = "us_shareholders.kafka"
+"""The logger of librdkafka's own messages from the service's clients."""
 
 __all__ = ["ENV_PREFIX", "ServiceSettings", "SettingsError", "load_settings"]
 
@@ -367,6 +371,16 @@ class ServiceSettings(BaseSettings):
     def application_server(self) -> str:
         """``host:port`` at which other instances reach this one."""
         return f"{self.advertised_host or self.http_host}:{self.http_port}"
+
+    def client_config(self) -> dict[str, Any]:
+        """Settings of the service's own Kafka clients (the stream processing's come from
+        ``streamtable.StreamsConfig``): librdkafka's messages go to the ``us_shareholders.kafka``
+        logger, served when the client is polled, never straight to standard error."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "logger": kafka_logger(KAFKA_LOGGER),
+            **self.kafka,
+        }
 
     def streams_config_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``streamtable.StreamsConfig``."""

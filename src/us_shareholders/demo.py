@@ -29,7 +29,8 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.progress import Progress
 
-from us_shareholders.config import ServiceSettings
+from streamtable.runtime import kafka_logger
+from us_shareholders.config import KAFKA_LOGGER, ServiceSettings
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mailsink import SmtpSink
 from us_shareholders.venues import VenueMatcher
@@ -149,7 +150,7 @@ def run_demo(settings: ServiceSettings, args: argparse.Namespace) -> int:
     app_id = f"ush-demo-{int(time.time())}"
     with kafka_local(console) as bootstrap, SmtpSink(DEMO_DIR / "mail") as sink:
         console.print(f"[bold]2/6[/] SMTP sink on 127.0.0.1:{sink.port} -> {DEMO_DIR / 'mail'}")
-        kafka = {"bootstrap.servers": bootstrap}
+        kafka = {"bootstrap.servers": bootstrap, "logger": kafka_logger(KAFKA_LOGGER)}
         topics = service_topics("share-holders", "clients", "instruments", app_id, PARTITIONS)
         create_topics(kafka, topics)
         data = generate(args.clients, args.positions)

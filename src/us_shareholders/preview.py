@@ -51,7 +51,7 @@ def read_topic(kafka: dict[str, Any], topic: str) -> list[tuple[bytes | None, by
 
 
 def preview_digest(settings: ServiceSettings, out: str | None) -> list[EmailMessage]:
-    kafka = {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+    kafka = settings.client_config()
     control = DigestControl()
     now = datetime.now(UTC)
     renderer = DigestRenderer.from_settings(settings)

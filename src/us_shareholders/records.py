@@ -2,7 +2,8 @@
 
 A record that is not JSON, lacks a field or has a field of the wrong type raises
 :class:`~streamtable.SerializationError` in the serde, so the runtime sends it to the
-dead-letter topic with the reason, and the table keeps the previous value of that key.
+dead-letter topic with the reason, and the table keeps the previous value of that key. The
+reasons name fields and types, never values: they are logged.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def _field(obj: dict[str, Any], name: str, types: type | tuple[type, ...], what:
     value = obj[name]
     if isinstance(value, bool) or not isinstance(value, types):
         kind = types.__name__ if isinstance(types, type) else "number"
-        raise SerializationError(f"{what} field {name!r} must be a {kind}, got {value!r}")
+        # The type found, never the value: this message is logged (personal data).
+        found = "null" if value is None else type(value).__name__
+        raise SerializationError(f"{what} field {name!r} must be a {kind}, got {found}")
     return value
 
 
@@ -96,7 +99,7 @@ class DigestRequestSerde:
         obj = _object(data, "digest request")
         week = _field(obj, "week", str, "digest request")
         if _WEEK_RE.fullmatch(week) is None:
-            raise SerializationError(f"digest request field 'week' must be YYYY-Www, got {week!r}")
+            raise SerializationError("digest request field 'week' must be YYYY-Www")
         return {"week": week, "requested_at": obj.get("requested_at")}
 
     def serialize(self, value: dict[str, Any]) -> bytes:

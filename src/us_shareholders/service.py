@@ -12,6 +12,7 @@ import uvicorn
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 import streamtable as st
+from streamtable.runtime import check_connection
 from us_shareholders.api import create_api
 from us_shareholders.config import ServiceSettings
 from us_shareholders.delivery import SmtpSender, deliver_with_retry
@@ -71,6 +72,10 @@ class DigestRequests:
         if errors:
             raise KafkaException(errors[0])
 
+    def serve(self) -> None:
+        """Serve the producer's events (delivery reports, log lines) without waiting."""
+        self._producer.poll(0)
+
     def close(self) -> None:
         self._producer.flush(self.timeout_s)
 
@@ -89,7 +94,7 @@ class Service:
         renderer = DigestRenderer.from_settings(settings)
         sender = SmtpSender.from_settings(settings)
         self.worker = DeliveryWorker(
-            {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka},
+            settings.client_config(),
             settings.application_id,
             renderer.render,
             lambda message: deliver_with_retry(sender, message),
@@ -97,9 +102,10 @@ class Service:
             on_exit=sender.close,
         )
         self.requests = DigestRequests(
-            {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka},
-            requests_topic(settings.application_id),
+            settings.client_config(), requests_topic(settings.application_id)
         )
+        # Its producer is used once in a while: serve its events (log lines) every second.
+        self.app.schedule(1000, lambda _: self.requests.serve())
         api = create_api(
             self.app,
             self.control,
@@ -122,7 +128,7 @@ class Service:
     def ensure_topics(self, partitions: int) -> list[str]:
         s = self.settings
         return create_topics(
-            {"bootstrap.servers": s.bootstrap_servers, **s.kafka},
+            s.client_config(),
             service_topics(
                 s.positions_topic,
                 s.clients_topic,
@@ -137,8 +143,9 @@ class Service:
         from confluent_kafka.admin import AdminClient
 
         s = self.settings
-        admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, **s.kafka})
+        admin = AdminClient(s.client_config())
         topic = admin.list_topics(s.positions_topic, timeout=30).topics.get(s.positions_topic)
+        admin.poll(0)  # its log lines, if any
         if topic is None or topic.error is not None or not topic.partitions:
             raise st.TopologyError(
                 f"the positions topic {s.positions_topic!r} does not exist: create it "
@@ -147,6 +154,8 @@ class Service:
         return len(topic.partitions)
 
     def _start_sidecars(self) -> None:
+        # Refused credentials: a clear ConfigError within a second, not a metadata timeout.
+        check_connection(self.settings.client_config())
         created = self.ensure_topics(self.input_partitions())
         if created:
             log.info("created topics %s", ", ".join(created))

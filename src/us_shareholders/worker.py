@@ -21,6 +21,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
+from streamtable.errors import bounded_utf8, loggable
 from us_shareholders.delivery import DeliveryResult, DeliveryStatus
 
 log = logging.getLogger("us_shareholders.worker")
@@ -102,6 +103,7 @@ class DeliveryWorker:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self._producer.poll(0)  # its events: dead-letter acks, log lines
                 for msg in self._consumer.consume(50, timeout=0.5):
                     if self._stop.is_set():
                         break
@@ -126,7 +128,8 @@ class DeliveryWorker:
             job = orjson.loads(value)
             message = self._render(job)
         except Exception as exc:
-            self._dead_letter(msg, f"unrenderable job: {exc!r}")
+            why = f"unrenderable job: {loggable(exc)}"
+            self._dead_letter(msg, f"unrenderable job: {exc!r}", why)
             self._commit(tp)
             return
         while not self._stop.is_set():
@@ -137,11 +140,15 @@ class DeliveryWorker:
                 break
             if result.status is DeliveryStatus.PERMANENT_FAILURE:
                 self._metrics.failed.inc()
-                self._dead_letter(msg, result.reason or "permanent delivery failure")
+                self._dead_letter(
+                    msg, result.reason or "permanent delivery failure", _loggable_result(result)
+                )
                 break
             # Transient failures outlasted the retries: keep the job, try again later.
             self._metrics.retried.inc()
-            log.warning("delivery for week %s failed for now: %s", job.get("week"), result.reason)
+            log.warning(
+                "delivery for week %s failed for now: %s", job.get("week"), _loggable_result(result)
+            )
             self._stop.wait(self._retry_pause_s)
         else:
             return  # stopping: the job stays uncommitted and is delivered after a restart
@@ -157,17 +164,36 @@ class DeliveryWorker:
             self._metrics.commit_failed.inc()
             log.warning("commit of %s[%d]@%d refused: %s", tp.topic, tp.partition, tp.offset, exc)
 
-    def _dead_letter(self, msg: Message, reason: str) -> None:
-        log.error("digest job to %s: %s", self.dlq, reason)
+    def _dead_letter(self, msg: Message, reason: str, loggable_reason: str) -> None:
+        """``reason`` (may name the recipient) goes into the DLQ header, ``loggable_reason``
+        (no personal data) into the log."""
+        log.error(
+            "digest job %s[%s]@%s to %s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            self.dlq,
+            loggable_reason,
+        )
         self._producer.produce(
             self.dlq,
             key=msg.key(),
             value=msg.value(),
             headers=[
-                ("x-error", reason[:2000].encode()),
+                ("x-error", bounded_utf8(reason, 1000)),
                 ("x-topic", self.topic.encode()),
                 ("x-partition", str(msg.partition()).encode()),
                 ("x-offset", str(msg.offset()).encode()),
             ],
         )
         self._producer.flush(10)
+
+
+def _loggable_result(result: DeliveryResult) -> str:
+    """Why a delivery failed, for a log line: the error's type and SMTP code, never its text
+    (an SMTP server's reply may quote the recipient's address)."""
+    error = result.error
+    if error is None:
+        return result.status.name
+    code = getattr(error, "smtp_code", None)
+    return f"{result.status.name}: {type(error).__name__}" + (f" (SMTP {code})" if code else "")

@@ -6,7 +6,8 @@
     python -m tests.chaos --service --seed 7     # the us-shareholders service (``service.py``)
 
 The harness runs its own broker (kafka-local, port CHAOS_KAFKA_PORT, default 19392, home
-.cache/kafka-chaos) because it stops and starts it. The last line is
+CHAOS_KAFKA_HOME, default .cache/kafka-chaos) because it stops and starts it; a lock file in that
+home keeps a second run from sharing (and bouncing) it. The last line is
 ``chaos: K/N seeds correct``; the exit code is 0 only if every seed was.
 """
 
@@ -30,7 +31,8 @@ from tests.support.kafka import REPO_ROOT
 
 def default_broker() -> Broker:
     port = int(os.environ.get("CHAOS_KAFKA_PORT", "19392"))
-    return Broker(port, REPO_ROOT / ".cache" / "kafka-chaos")
+    home = Path(os.environ.get("CHAOS_KAFKA_HOME", str(REPO_ROOT / ".cache" / "kafka-chaos")))
+    return Broker(port, home)
 
 
 def summary(outcome: Outcome) -> str:
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in FAULTS:
             parser.error(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
     broker = default_broker()
+    broker.lock()
     started_here = not broker.running()
     broker.start()
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -24,6 +25,22 @@ class Broker:
     port: int
     home: Path
     started_here: bool = False
+    _lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Hold this broker for the life of the process: another chaos run on the same home
+        fails at once instead of having its broker stopped under it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / "chaos.lock", os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(
+                f"another chaos run uses the broker in {self.home}; set CHAOS_KAFKA_HOME and "
+                "CHAOS_KAFKA_PORT to run beside it"
+            ) from None
+        self._lock_fd = fd
 
     @property
     def env(self) -> dict[str, str]:

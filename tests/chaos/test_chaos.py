@@ -33,6 +33,7 @@ def test_cases_cover_every_fault_kind() -> None:
 @pytest.fixture(scope="module")
 def chaos_broker() -> Iterator[Broker]:
     broker = default_broker()
+    broker.lock()
     started_here = not broker.running()
     broker.start()
     try:

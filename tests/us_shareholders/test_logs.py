@@ -67,3 +67,22 @@ def test_a_bad_value_names_the_variable(
     with pytest.raises(ConfigError, match=setting) as raised:
         logs.configure(level, fmt)
     assert raised.value.setting == setting
+
+
+def test_a_line_is_bounded_whatever_the_message_or_traceback() -> None:
+    try:
+        raise ValueError("\u00e9\x00" * 600_000)
+    except ValueError:
+        record = logging.LogRecord(
+            "streamtable.runtime.app", logging.WARNING, __file__, 1, "rec %s", ("\x01" * 900_000,),
+            exc_info=sys.exc_info(),
+        )  # fmt: skip
+    line = logs.JsonFormatter().format(record)
+    assert len(line.encode()) <= logs.MAX_LINE_BYTES
+    entry = orjson.loads(line)
+    assert entry["message"].startswith("rec \x01")
+    assert "more characters]" in entry["message"]
+    assert entry["exc"].startswith("[")  # the end of the traceback is kept: the exception
+    record.exc_text = None
+    text = logs.TextFormatter().format(record)
+    assert len(text.encode()) <= logs.MAX_LINE_BYTES

@@ -14,12 +14,55 @@ The producer uses ``murmur2_random`` so keyed records land where Java's producer
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
+from streamtable.errors import ConfigError
 from streamtable.runtime.config import StreamsConfig
+
+CREDENTIALS = "kafka sasl.username/sasl.password"
+
+
+def check_connection(settings: dict[str, Any], timeout_s: float = 30.0) -> None:
+    """Fetch cluster metadata once with ``settings``; fail fast on refused credentials.
+
+    A wrong SASL password makes librdkafka retry forever; every metadata request then times
+    out with a misleading "Broker transport failure". The broker's actual answer arrives as an
+    error event (``_AUTHENTICATION``) within a second or so: this turns it into a
+    :class:`ConfigError` naming the settings at once. Any other failure is left as it was: the
+    ``KafkaException`` of the last metadata request once ``timeout_s`` has passed.
+    """
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            refused.append(error)
+
+    probe: dict[str, Any] = {**settings, "error_cb": on_error}
+    admin = AdminClient(probe)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                admin.list_topics(timeout=max(min(0.5, deadline - time.monotonic()), 0.01))
+                return
+            except KafkaException:
+                admin.poll(0)  # serves error events (and log lines)
+                if refused:
+                    raise ConfigError(
+                        CREDENTIALS,
+                        f"authentication failed: the broker refused the credentials "
+                        f"({refused[0].str()}); check kafka sasl.username/sasl.password "
+                        f"(and sasl.mechanism)",
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise
+    finally:
+        admin.poll(0)
 
 
 def main_consumer(config: StreamsConfig) -> Consumer:

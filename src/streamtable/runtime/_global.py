@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka import KafkaError as ClientError
 
-from streamtable.errors import KafkaError
+from streamtable.errors import KafkaError, loggable
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import BytesStore, MemoryBytesStore, RocksDBBytesStore, SerdeStore
@@ -102,7 +102,11 @@ class GlobalStores:
                 spec.value_serde.deserialize(value)
         except Exception as exc:
             log.warning(
-                "global table %s: skipping a bad record at %s: %s", msg.topic(), msg.offset(), exc
+                "global table: skipping a bad record %s[%s]@%s: %s",
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                loggable(exc),
             )
             return
         store.restore_batch([(key, value, msg.timestamp()[1])])

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from streamtable.errors import StoreNotFound, StoreNotReady
+from streamtable.errors import StoreNotFound, StoreNotReady, loggable
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.topics import TopicPlan, instances_topic
 from streamtable.topology import Topology, partition_for
@@ -380,7 +380,7 @@ class InstanceDirectory:
         try:
             record = InstanceRecord.decode(value)
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring a malformed record on %s: %s", self._topic, exc)
+            log.warning("ignoring a malformed record on %s: %s", self._topic, loggable(exc))
             return
         with self._lock:
             self._peers[record.instance_id] = record

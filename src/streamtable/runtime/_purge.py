@@ -25,6 +25,7 @@ class RepartitionPurger:
         self._purged: dict[tuple[str, int], int] = {}
 
     def maybe_purge(self, committed: Iterable[TopicPartition]) -> None:
+        self._admin.poll(0)  # the admin client's log lines: librdkafka queues them until polled
         now = time.monotonic()
         if not self._topics or now - self._last < self._interval:
             return

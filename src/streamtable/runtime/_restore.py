@@ -103,6 +103,12 @@ class ChangelogRestorer:
         self._tasks.pop(task.task_id, None)
         self._assign()
 
+    def serve_idle(self) -> None:
+        """While nothing restores: serve the idle restore consumer's events (its log lines,
+        which librdkafka queues until the client is polled). Assigned nothing, it reads
+        nothing."""
+        self._consumer.consume(num_messages=1, timeout=0)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -39,6 +39,8 @@ from streamtable.errors import (
     StoreNotReady,
     StreamTableError,
     TaskMigrated,
+    bounded_utf8,
+    loggable,
 )
 from streamtable.runtime import _clients
 from streamtable.runtime._collector import KafkaRecordCollector
@@ -63,6 +65,9 @@ log = logging.getLogger("streamtable.runtime.app")
 
 StateListener = Callable[[AppState, AppState], None]
 TP = tuple[str, int]
+
+DLQ_ERROR_MAX_BYTES = 1000
+"""Longest ``x-error`` header of a dead-letter record (the full reason, cut to this size)."""
 
 
 class StreamsApp:
@@ -135,18 +140,21 @@ class StreamsApp:
         """Check topics, lock the state directory and start processing in the background.
 
         Raises at once for what can be known up front: :class:`StateDirLocked`, a missing
-        source topic (:class:`TopologyError`), :class:`CoPartitioningError`.
+        source topic (:class:`TopologyError`), :class:`CoPartitioningError`, credentials the
+        broker refuses (:class:`ConfigError` naming ``kafka sasl.username/sasl.password``).
         """
         if self._state is not AppState.CREATED:
             raise StreamTableError(f"start() needs state CREATED, not {self._state.name}")
         self._state_dir.lock()
         try:
+            _clients.check_connection(self.config.client_config())
             admin = AdminClient(self.config.client_config())
             manager = InternalTopicManager(
                 admin, self.topology, self.config.application_id, self.config.replication_factor
             )
             plan = manager.plan()
             manager.ensure(plan)
+            admin.poll(0)  # its log lines, if any
             self._plan = plan
         except BaseException:
             self._state_dir.unlock()
@@ -420,6 +428,8 @@ class StreamsApp:
             self._create_tasks(assignment)
         if messages:
             self._process(messages)
+        if not self._restorer.active:
+            self._restorer.serve_idle()
         if self._restorer.active:
             before = self._restorer.restored_records
             for task in self._restorer.step(max_records=50_000):
@@ -500,24 +510,21 @@ class StreamsApp:
         self.metrics.records_processed.inc(processed)  # once per batch: off the per-record path
 
     def _on_record_error(self, msg: Message, exc: Exception) -> None:
+        """A record that failed: to the DLQ (value, key and full reason) or, under
+        ``on_error="fail"``, the end of the app. Logs name the record and a value-free reason
+        (:func:`~streamtable.errors.loggable`), never the record's data: it may be personal."""
+        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
         if self.config.on_error == "fail":
             if isinstance(exc, StreamTableError):
                 raise exc
-            raise ProcessingError(
-                f"processing {msg.topic()}[{msg.partition()}]@{msg.offset()} failed: {exc!r}"
-            ) from exc
+            # from None: the cause's message may quote the value, and the app logs this error
+            # with its traceback; the cause stays reachable as __context__.
+            raise ProcessingError(f"processing {where} failed: {loggable(exc)}") from None
         assert self._collector is not None
-        log.warning(
-            "record %s[%s]@%s to %s: %s",
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            self._dlq,
-            exc,
-        )
+        log.warning("record %s to %s: %s", where, self._dlq, loggable(exc))
         headers = _headers(msg) or []
         headers += [
-            ("x-error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("x-error", _dlq_reason(exc)),
             ("x-topic", (msg.topic() or "").encode()),
             ("x-partition", str(msg.partition()).encode()),
             ("x-offset", str(msg.offset()).encode()),
@@ -562,11 +569,12 @@ class StreamsApp:
         """A cached table change failed downstream at commit time (e.g. a filter reading a
         missing field): the row goes to the DLQ, encoded with the DEFAULT serde."""
         if self.config.on_error == "fail":
-            raise ProcessingError(f"processing a change of {node} failed: {exc!r}") from exc
+            reason = loggable(exc)
+            raise ProcessingError(f"processing a change of {node} failed: {reason}") from None
         assert self._collector is not None
-        log.warning("change of %s for a key to %s: %s", node, self._dlq, exc)
+        log.warning("change of %s for a key to %s: %s", node, self._dlq, loggable(exc))
         headers: list[tuple[str, bytes | None]] = [
-            ("x-error", f"{type(exc).__name__}: {exc}"[:2000].encode()),
+            ("x-error", _dlq_reason(exc)),
             ("x-processor", node.encode()),
         ]
         self._collector.send(
@@ -790,6 +798,12 @@ class StreamsApp:
             self._standbys.close()
         self._instances.close()  # a tombstone: peers stop routing here
         self._state_dir.unlock()
+
+
+def _dlq_reason(exc: Exception) -> bytes:
+    """The ``x-error`` header: the exception's type and full message (the dead-letter record
+    carries the data anyway), bounded."""
+    return bounded_utf8(f"{type(exc).__name__}: {exc}", DLQ_ERROR_MAX_BYTES)
 
 
 def _encode(value: Any) -> bytes | None:

@@ -19,11 +19,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streamtable.errors import ConfigError
+from streamtable.runtime._logs import kafka_logger
 
 _KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _HOST_PORT = re.compile(r"^[^\s:]+:\d{1,5}$")
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once_v2"]
+
+KAFKA_LOGGER = "streamtable.kafka"
+"""The logger that receives the Kafka client library's (librdkafka's) own messages."""
 
 
 def _default_state_dir() -> Path:
@@ -126,5 +130,12 @@ class StreamsConfig(_Settings):
         return 100 if self.exactly_once else 30000
 
     def client_config(self) -> dict[str, Any]:
-        """Settings shared by every Kafka client of the app."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka}
+        """Settings shared by every Kafka client of the app.
+
+        librdkafka's own messages go to the ``streamtable.kafka`` logger (``logger``: served
+        when the client is polled; repeats held back), not straight to standard error."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "logger": kafka_logger(KAFKA_LOGGER),
+            **self.kafka,
+        }
