@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tests.chaos import checks
@@ -353,18 +354,21 @@ class ServiceRun(SeedRun):
         lag: dict[tuple[str, int], int] = {}
         why = "nothing checked yet"
         while time.monotonic() < deadline:
-            lag = group_lag(self.broker.bootstrap, self.app_id, topics)
-            behind = {tp: n for tp, n in lag.items() if n}
-            if behind:
-                why = f"lag on {len(behind)} partitions, e.g. {sorted(behind.items())[:4]}"
-            else:
-                not_ready = [i.name for i in self._service_instances() if not i.ready()]
-                if not not_ready and not any(
-                    group_lag(self.broker.bootstrap, self.app_id, topics).values()
-                ):
-                    self.note("converged: lag 0, every instance ready")
-                    return lag
-                why = f"not ready: {not_ready}" if not_ready else "lag moved again"
+            try:
+                lag = group_lag(self.broker.bootstrap, self.app_id, topics)
+                behind = {tp: n for tp, n in lag.items() if n}
+                if behind:
+                    why = f"lag on {len(behind)} partitions, e.g. {sorted(behind.items())[:4]}"
+                else:
+                    not_ready = [i.name for i in self._service_instances() if not i.ready()]
+                    if not not_ready and not any(
+                        group_lag(self.broker.bootstrap, self.app_id, topics).values()
+                    ):
+                        self.note("converged: lag 0, every instance ready")
+                        return lag
+                    why = f"not ready: {not_ready}" if not_ready else "lag moved again"
+            except KafkaException as exc:  # e.g. NOT_COORDINATOR just after a broker restart
+                why = f"the group's offsets unreadable: {exc}"
             time.sleep(1.0)  # polling the group's progress and the instances' readiness
         self.failures.append(f"did not converge within {CONVERGE_TIMEOUT_S:.0f}s: {why}")
         return lag
