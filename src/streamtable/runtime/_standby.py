@@ -23,11 +23,12 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streamtable.runtime._metadata import InstanceRecord
+from streamtable.runtime._restore import _valid
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import RocksDBBytesStore, SerdeStore
-from streamtable.topology import Topology, build_store
+from streamtable.topology import StoreSpec, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.standby")
 
@@ -67,7 +68,7 @@ class _Standby:
     task_id: str
     checkpoint_path: Path
     stores: dict[TP, SerdeStore]
-    source: set[TP]
+    source: dict[TP, StoreSpec]  # changelogs that are input topics, with their store's spec
     positions: dict[TP, int] = field(default_factory=dict)
     checkpointed: dict[TP, int] = field(default_factory=dict)
 
@@ -131,7 +132,7 @@ class StandbyTasks:
         checkpoint_path = directory / ".checkpoint"
         checkpoint = read_checkpoint(checkpoint_path)
         stores: dict[TP, SerdeStore] = {}
-        source: set[TP] = set()
+        source: dict[TP, StoreSpec] = {}
         for name in sub.stores:
             spec = self._topology.stores[name]
             kind = self._config.store_kind if spec.kind == "default" else spec.kind
@@ -141,7 +142,7 @@ class StandbyTasks:
             engine = RocksDBBytesStore(directory / name)
             stores[(topic, partition)] = build_store(spec, engine, app, partition, None, None)[0]
             if spec.source_topic is not None:
-                source.add((topic, partition))
+                source[(topic, partition)] = spec
         if not stores:
             return False
         standby = _Standby(task_id, checkpoint_path, stores, source)
@@ -209,8 +210,12 @@ class StandbyTasks:
                 self._paused.add(tp)
                 continue
             key = msg.key()
-            if key is not None:
-                batches.setdefault(tp, []).append((key, msg.value(), msg.timestamp()[1]))
+            value = msg.value()
+            spec = standby.source.get(tp)
+            # An input topic serving as changelog holds what its serde rejected (those records
+            # went to the DLQ): skipped, as the restorer does, or the replica would hold them.
+            if key is not None and (spec is None or _valid(spec, key, value)):
+                batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
             standby.positions[tp] = offset + 1
             applied += 1
         for tp, batch in batches.items():
