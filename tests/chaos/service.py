@@ -242,6 +242,7 @@ class ServiceRun(SeedRun):
         self._t0 = time.monotonic()
         self.schedule = quiet_schedule(datetime.now(UTC))
         self.sink: SmtpSink | None = None
+        self.converged = False
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -261,7 +262,7 @@ class ServiceRun(SeedRun):
                 self._recover_all()
                 lag = self._converge_service(admin)
                 details["lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items() if n}
-                if not self.failures:
+                if self.converged:
                     self._verify(details)
                     self.failures += checks._check_dlq(self, self.eos, details)
         except Exception as exc:  # a harness step that could not complete is a failed seed
@@ -354,6 +355,13 @@ class ServiceRun(SeedRun):
         lag: dict[tuple[str, int], int] = {}
         why = "nothing checked yet"
         while time.monotonic() < deadline:
+            for instance in self.instances:
+                if instance.proc is not None and instance.proc.poll() not in (None, 0):
+                    # Died on its own while catching up: a finding, and it runs again.
+                    self.failures.append(
+                        f"{instance.name} exited by itself with {instance.proc.returncode}"
+                    )
+                    instance.start()
             try:
                 lag = group_lag(self.broker.bootstrap, self.app_id, topics)
                 behind = {tp: n for tp, n in lag.items() if n}
@@ -365,6 +373,7 @@ class ServiceRun(SeedRun):
                         group_lag(self.broker.bootstrap, self.app_id, topics).values()
                     ):
                         self.note("converged: lag 0, every instance ready")
+                        self.converged = True
                         return lag
                     why = f"not ready: {not_ready}" if not_ready else "lag moved again"
             except KafkaException as exc:  # e.g. NOT_COORDINATOR just after a broker restart
