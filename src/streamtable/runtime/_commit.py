@@ -13,6 +13,7 @@ A commit, for all running tasks at once:
    held, so interactive queries are served meanwhile; each transactional call has a deadline
    of its own (librdkafka's ``send_offsets_to_transaction`` ignores its timeout while the group
    coordinator is unreachable): past it the producer is given up (fatal, replaced);
+   Under at_least_once a closing commit marks its offsets :data:`CLEAN_CLOSE`;
 4. write each task's checkpoint (changelog offsets from the producer's delivery reports), only
    under at_least_once or when closing: under EOS a checkpoint exists only while not processing;
 5. purge the repartition topics below the committed offsets (now and then, asynchronously).
@@ -38,6 +39,11 @@ from streamtable.runtime.metrics import StreamsMetrics
 log = logging.getLogger("streamtable.runtime.commit")
 
 _TIMEOUT_S = 30.0
+# The metadata of an offset committed by a clean close under at_least_once: its owner processed
+# nothing past it, so the next owner can batch changes in its record cache from there at once.
+# Any other committed offset may have records past it whose changes already went downstream:
+# the next owner replays those one change per record (see ``StreamTask.replay_until``).
+CLEAN_CLOSE = "streamtable:clean-close"
 # A transactional call that has not returned this long after its own timeout never will.
 _DEADLINE_GRACE_S = 5.0
 
@@ -123,7 +129,9 @@ class Committer:
                     self._commit_transaction(partitions)
             else:
                 self._flush_producer()  # 2.
-                if partitions:  # 3.
+                if closing:  # 3.
+                    self._commit_offsets(_closing_offsets(tasks, offsets))
+                elif partitions:
                     self._commit_offsets(partitions)
         for task in tasks:
             task.mark_committed(offsets[task.task_id])
@@ -201,6 +209,8 @@ class Committer:
         self.collector.raise_delivery_errors()
 
     def _commit_offsets(self, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
         try:
             self.consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
@@ -253,3 +263,21 @@ class Committer:
                 log.warning("abort_transaction failed: %s", exc)
             except TransactionAborted as exc:
                 log.warning("%s", exc)
+
+
+def _closing_offsets(
+    tasks: list[StreamTask], offsets: dict[str, dict[str, int]]
+) -> list[TopicPartition]:
+    """A clean close commits every position it owns, marked :data:`CLEAN_CLOSE` where the task
+    has replayed all that a previous owner might have forwarded (nothing left in its window)."""
+    partitions = []
+    for task in tasks:
+        for topic, offset in {**task.committed, **offsets[task.task_id]}.items():
+            if topic in task.replay_until:
+                if topic in offsets[task.task_id]:
+                    partitions.append(TopicPartition(topic, task.partition, offset))
+            else:
+                partitions.append(
+                    TopicPartition(topic, task.partition, offset, metadata=CLEAN_CLOSE)
+                )
+    return partitions

@@ -44,7 +44,7 @@ from streamtable.errors import (
 )
 from streamtable.runtime import _clients
 from streamtable.runtime._collector import KafkaRecordCollector
-from streamtable.runtime._commit import Committer, TransactionAborted
+from streamtable.runtime._commit import CLEAN_CLOSE, Committer, TransactionAborted
 from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
@@ -505,6 +505,8 @@ class StreamsApp:
                 raise  # the producer failed, not the record
             except Exception as exc:
                 self._on_record_error(msg, exc)
+            if task.replay_until:
+                self._replayed(task, topic, offset)
             task.consumed[topic] = offset + 1
             processed += 1
         self.metrics.records_processed.inc(processed)  # once per batch: off the per-record path
@@ -663,11 +665,43 @@ class StreamsApp:
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
 
+    def _replayed(self, task: StreamTask, topic: str, offset: int) -> None:
+        limit = task.replay_until.get(topic)
+        if limit is None:
+            return
+        task.core.flush()  # one change per replayed record: see StreamTask.replay_until
+        if offset + 1 >= limit:
+            del task.replay_until[topic]
+            log.info("task %s: %s replayed", task.task_id, topic)
+
+    def _replay_window(self, task: StreamTask) -> dict[str, int]:
+        """At least once: where the previous owner of ``task``'s partitions may have forwarded
+        changes past the committed offsets (it did not close cleanly), the end offsets now."""
+        assert self._consumer is not None
+        window: dict[str, int] = {}
+        tps = [TopicPartition(t, task.partition) for t in task.topics]
+        for tp in self._consumer.committed(tps, timeout=30):
+            if tp.offset < 0 or tp.metadata == CLEAN_CLOSE:
+                continue
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+            )
+            if high > tp.offset:
+                window[tp.topic] = high
+                log.info(
+                    "task %s replays %s[%d] %d..%d one change per record (its previous owner "
+                    "did not close cleanly)",
+                    task.task_id, tp.topic, tp.partition, tp.offset, high,
+                )  # fmt: skip
+        return window
+
     def _task_running(self, task: StreamTask) -> None:
         assert self._consumer is not None
         task.transition(TaskState.RUNNING)
         if self.config.exactly_once:
             task.delete_checkpoint()
+        else:
+            task.replay_until = self._replay_window(task)
         self._consumer.resume([TopicPartition(t, task.partition) for t in task.topics])
         log.info("task %s running", task.task_id)
 
