@@ -170,7 +170,9 @@ class ChangelogRestorer:
                     pend = None if tp in finished else pending.get(tp)
                     if pend is not None:
                         batch = batches.setdefault(tp, [])
-                        validate = partial(_valid, pend.spec) if pend.validate else None
+                        validate = (
+                            partial(valid_source_record, pend.spec) if pend.validate else None
+                        )
                 if pend is None:
                     continue
                 offset = msg.offset()
@@ -229,8 +231,9 @@ class ChangelogRestorer:
             self._started = 0.0
 
 
-def _valid(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:
-    """A record of an input topic restores only if it deserializes (bad ones went to the DLQ)."""
+def valid_source_record(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:
+    """A record of an input topic restores only if it deserializes (bad ones went to the DLQ).
+    Standby replicas apply the same rule to the input topics they tail."""
     try:
         spec.key_serde.deserialize(key)
         if value is not None:
