@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from tests.chaos import checks
@@ -303,7 +303,12 @@ class SeedRun:
         dumps: dict[str, dict[str, Any]] = {}
         why = "nothing checked yet"
         while time.monotonic() < deadline:
-            lag = group_lag(self.broker.bootstrap, self.app_id, topics)
+            try:
+                lag = group_lag(self.broker.bootstrap, self.app_id, topics)
+            except KafkaException as exc:  # the coordinator moving or loading: ask again
+                why = f"committed offsets not readable: {exc}"
+                time.sleep(1.0)
+                continue
             behind = {tp: n for tp, n in lag.items() if n}
             if behind:
                 why = f"lag on {len(behind)} partitions, e.g. {sorted(behind.items())[:4]}"
