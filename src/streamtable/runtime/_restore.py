@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError as ClientError
 from rich.progress import Progress, TaskID
 
 from streamtable.errors import KafkaError, SerializationError
+from streamtable.runtime._clients import retry_transient
 from streamtable.runtime._task import StreamTask
 from streamtable.state import SerdeStore
 from streamtable.topology import StoreSpec
@@ -71,8 +72,10 @@ class ChangelogRestorer:
         waiting: set[TP] = set()
         for tp, store in task.changelogs.items():
             topic, partition = tp
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._timeout, cached=False
+            ends = TopicPartition(topic, partition)
+            low, high = retry_transient(
+                partial(self._consumer.get_watermark_offsets, ends, self._timeout, False),
+                f"offsets of {topic}[{partition}]",
             )
             end = max(committed.get(topic, 0), 0) if tp in task.source_changelogs else high
             start = task.restore_start(tp)

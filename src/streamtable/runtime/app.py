@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -399,7 +400,9 @@ class StreamsApp:
                 self.config,
                 self._state_dir,
                 _clients.restore_consumer(self.config),
-                lambda tps: consumer.committed(tps, timeout=10),
+                lambda tps: _clients.retry_transient(
+                    lambda: consumer.committed(tps, timeout=10), "committed offsets"
+                ),
             )
         self._globals = GlobalStores(self.topology, self.config, self._state_dir)
 
@@ -659,8 +662,10 @@ class StreamsApp:
         source_topics = {tp[0] for tp in task.source_changelogs}
         committed: dict[str, int] = {}
         if source_topics:
-            found = self._consumer.committed(
-                [TopicPartition(t, task.partition) for t in source_topics], timeout=30
+            consumer = self._consumer
+            wanted = [TopicPartition(t, task.partition) for t in source_topics]
+            found = _clients.retry_transient(
+                lambda: consumer.committed(wanted, timeout=30), f"committed offsets of {task}"
             )
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
@@ -677,14 +682,20 @@ class StreamsApp:
     def _replay_window(self, task: StreamTask) -> dict[str, int]:
         """At least once: where the previous owner of ``task``'s partitions may have forwarded
         changes past the committed offsets (it did not close cleanly), the end offsets now."""
-        assert self._consumer is not None
+        consumer = self._consumer
+        assert consumer is not None
         window: dict[str, int] = {}
         tps = [TopicPartition(t, task.partition) for t in task.topics]
-        for tp in self._consumer.committed(tps, timeout=30):
+        found = _clients.retry_transient(
+            lambda: consumer.committed(tps, timeout=30), f"committed offsets of {task}"
+        )
+        for tp in found:
             if tp.offset < 0 or tp.metadata == CLEAN_CLOSE:
                 continue
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+            end = TopicPartition(tp.topic, tp.partition)
+            _, high = _clients.retry_transient(
+                partial(consumer.get_watermark_offsets, end, 10, False),
+                f"end offset of {tp.topic}[{tp.partition}]",
             )
             if high > tp.offset:
                 window[tp.topic] = high
@@ -791,7 +802,11 @@ class StreamsApp:
         partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
         if partitions:
             self._consumer.pause(partitions)
-            for tp in self._consumer.committed(partitions, timeout=30):
+            consumer = self._consumer
+            found = _clients.retry_transient(
+                lambda: consumer.committed(partitions, timeout=30), "committed offsets"
+            )
+            for tp in found:
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         for task in tasks:
