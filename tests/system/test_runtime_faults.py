@@ -140,8 +140,9 @@ def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
                     eof[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
         if len(eof) < len(partitions):
             return False
-        ends = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_name("lag")})
-        try:  # read_uncommitted: the log end offset, not the last stable offset
+        ends = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_name("lag"),
+                         "isolation.level": "read_uncommitted"})  # fmt: skip
+        try:  # the log end offset; librdkafka's default, read_committed, gives the LSO
             for tp in partitions:
                 _, high = ends.get_watermark_offsets(tp, timeout=10, cached=False)
                 if eof[(tp.topic, tp.partition)] != high:
