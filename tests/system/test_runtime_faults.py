@@ -34,7 +34,7 @@ pytestmark = pytest.mark.system
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
 KILL9_SEED = int(os.environ.get("KILL9_SEED", "1"))
-KILL9_COUNT = int(os.environ.get("KILL9_COUNT", "200000"))
+KILL9_COUNT = int(os.environ.get("KILL9_COUNT", "100000"))
 
 
 class AppProcess:
@@ -350,13 +350,18 @@ def kill9_while_producing(
     processes: list[AppProcess],
     guarantee: str,
     events: list[tuple[str, dict[str, Any] | None]],
+    chunk: int = 2_000,
+    pause_s: float = 0.05,
+    cache_max_bytes: int = 10 * 1024 * 1024,
 ) -> list[str]:
-    """Three processes on ``topic`` while ``events`` are produced; one is killed (SIGKILL)
-    and restarted on its state dir, another killed and restarted on an empty state dir. Once
-    the group has committed everything, returns how the union of the stores differs from
-    the oracle (an empty list: exact)."""
+    """Three processes on ``topic`` while ``events`` are produced (``chunk`` records every
+    ``pause_s``); once a sixth of them is produced one process is killed (SIGKILL) and
+    restarted on its state dir, at two thirds another is killed and restarted on an empty
+    state dir. Once the group has committed everything, returns how the union of the stores
+    differs from the oracle (an empty list: exact)."""
     repartition = f"{app_id}-us-share-holders-repartition"
-    args = [*seed_args(bootstrap, app_id, topic, guarantee), "--commit-interval-ms", "200"]
+    args = [*seed_args(bootstrap, app_id, topic, guarantee), "--commit-interval-ms", "200",
+            "--cache-max-bytes", str(cache_max_bytes)]  # fmt: skip
     for i in range(3):
         processes.append(AppProcess(workdir, f"p{i}", args))
         processes[i].start(workdir / f"state-{i}")
@@ -364,13 +369,12 @@ def kill9_while_producing(
     stop = threading.Event()
 
     def producer() -> None:
-        chunk = 2_000
         for start in range(0, len(events), chunk):
             if stop.is_set():
                 return
             produce_positions(bootstrap, topic, events[start : start + chunk])
             produced[0] = start + chunk
-            stop.wait(0.05)  # pace the input so that it spans the kills
+            stop.wait(pause_s)  # pace the input so that it spans the kills
 
     def committed_input() -> int:
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id,
@@ -386,11 +390,21 @@ def kill9_while_producing(
     thread = threading.Thread(target=producer, daemon=True)
     thread.start()
     try:
+        # Kills at points of the producer's progress, not of the group's commits (right after
+        # a commit, a process has no transaction open).
+        # Each kill waits for every process to run its tasks (during a rebalance a process
+        # has no transaction open to leave behind).
+        def all_running() -> bool:
+            return all(p.dump()["state"] == "RUNNING" for p in processes)
+
+        wait_until(lambda: committed_input() > 0, "some input committed", TIMEOUT_S)
         third = len(events) // 3
-        wait_until(lambda: committed_input() >= third // 2, "some input committed", TIMEOUT_S)
+        wait_until(lambda: produced[0] >= third // 2, "a sixth of the input produced", TIMEOUT_S)
+        wait_until(all_running, "all processes running", TIMEOUT_S)
         processes[1].kill9()  # mid-stream, likely inside an open transaction
         processes[1].start(workdir / "state-1")
-        wait_until(lambda: committed_input() >= third, "more input committed", TIMEOUT_S)
+        wait_until(lambda: produced[0] >= third, "a third produced", TIMEOUT_S)
+        wait_until(all_running, "all processes running again", TIMEOUT_S)
         processes[2].kill9()
         processes[2].start(workdir / "state-2-empty")
         thread.join(TIMEOUT_S)
@@ -414,10 +428,36 @@ def test_kill9_while_producing_converges_to_the_oracle(
     processes: list[AppProcess],
     guarantee: str,
 ) -> None:
+    """100k events, continuously (50 every 20 ms), so that a kill lands inside an open
+    transaction; the kills about 15 s apart, within a transaction timeout, so tasks move
+    again while it is open."""
     topic = new_topic(partitions=6, config={"cleanup.policy": "compact"}, prefix="positions")
     events = generate_moves(seed=KILL9_SEED, count=KILL9_COUNT, ids=30_000, clients=4_000)
     wrong = kill9_while_producing(
-        bootstrap_servers, app_id, topic, tmp_path, processes, guarantee, events
+        bootstrap_servers, app_id, topic, tmp_path, processes, guarantee, events, 50, 0.02
+    )
+    assert not wrong, f"{len(wrong)} clients differ from the oracle: {wrong[:10]}"
+    for proc in processes:
+        assert proc.terminate() == 0, proc.tail()
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "at_least_once"])
+def test_kill9_while_trickling_converges_to_the_oracle(
+    new_topic: TopicFactory,
+    bootstrap_servers: str,
+    app_id: str,
+    tmp_path: Path,
+    processes: list[AppProcess],
+    guarantee: str,
+) -> None:
+    """A trickle (about 150 events/s) without a record cache: every change is sent at once,
+    so a transaction is nearly always open when a process is killed, and it is small: it
+    touches few partitions and the other tasks go on committing after it. The kills about
+    15 s apart, within a transaction timeout, so tasks move again while it is open."""
+    topic = new_topic(partitions=6, config={"cleanup.policy": "compact"}, prefix="positions")
+    events = generate_moves(seed=KILL9_SEED, count=4_500, ids=3_000, clients=300)
+    wrong = kill9_while_producing(
+        bootstrap_servers, app_id, topic, tmp_path, processes, guarantee, events, 30, 0.2, 0
     )
     assert not wrong, f"{len(wrong)} clients differ from the oracle: {wrong[:10]}"
     for proc in processes:
