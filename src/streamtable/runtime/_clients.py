@@ -99,8 +99,31 @@ def restore_consumer(config: StreamsConfig) -> Consumer:
     return Consumer(settings)
 
 
-def producer(config: StreamsConfig, instance_id: uuid.UUID) -> Producer:
+def log_end_consumer(config: StreamsConfig) -> Consumer | None:
+    """Under exactly_once_v2, a read_uncommitted consumer that only asks for log end offsets:
+    a read_committed consumer's "high watermark" is the last stable offset, which a killed
+    instance's open transaction holds back while committed records already follow it."""
+    if not config.exactly_once:
+        return None
+    return Consumer(
+        {
+            **config.client_config(),
+            "group.id": f"{config.application_id}-restore",  # assign-free: never joins it
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+        }
+    )
+
+
+def producer(config: StreamsConfig, process_id: uuid.UUID) -> Producer:
+    """The app's one producer. Under exactly_once_v2 its transactional id is
+    ``<application.id>-<process id>``, the process id being kept in the state directory (as
+    Kafka Streams does): a restart on the same state directory fences the killed process's
+    producer and aborts its open transaction at once, rather than after the transaction
+    timeout (10 s here, as Kafka Streams sets it; librdkafka's own default is 60 s), during
+    which the partitions that transaction wrote to cannot be read past it (read_committed)."""
     settings: dict[str, Any] = {
+        **({"transaction.timeout.ms": 10000} if config.exactly_once else {}),
         **config.client_config(),
         "partitioner": "murmur2_random",
         "enable.idempotence": True,
@@ -110,7 +133,7 @@ def producer(config: StreamsConfig, instance_id: uuid.UUID) -> Producer:
         "linger.ms": 100,
     }
     if config.exactly_once:
-        settings["transactional.id"] = f"{config.application_id}-{instance_id}"
+        settings["transactional.id"] = f"{config.application_id}-{process_id}"
     made = Producer(settings)
     if config.exactly_once:
         made.init_transactions(60.0)

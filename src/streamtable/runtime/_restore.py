@@ -3,6 +3,11 @@
 A group-less consumer reads each store's changelog partition from the checkpointed offset (or
 the beginning) up to the end: the high watermark of an internal changelog, or the committed
 offset for a table whose changelog is its input topic (what has been processed so far).
+A partition is done only once the consumer's position reaches that end. Under exactly_once_v2
+the consumer reads read_committed and reports end-of-partition at the last stable offset,
+which an open transaction holds back (a killed instance's, until it is fenced or times out)
+while committed transactions of the task's later owners may already follow it: finishing
+there would drop their effects, though the group's committed offsets include them.
 Restoration runs in steps between polls of the main consumer, so a long restore does not stall
 the group protocol.
 """
@@ -44,8 +49,13 @@ class _Pending:
 class ChangelogRestorer:
     """Owns the restore consumer; ``step()`` applies one batch and returns finished tasks."""
 
-    def __init__(self, consumer: Consumer, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, consumer: Consumer, timeout_s: float = 10.0, log_end: Consumer | None = None
+    ) -> None:
         self._consumer = consumer
+        # Asked for each changelog's end: the log end offset, which a read_committed consumer
+        # does not report (its high watermark is the last stable offset).
+        self._log_end = consumer if log_end is None else log_end
         self._timeout = timeout_s
         self._pending: dict[TP, _Pending] = {}
         self._tasks: dict[str, StreamTask] = {}
@@ -74,7 +84,7 @@ class ChangelogRestorer:
             topic, partition = tp
             ends = TopicPartition(topic, partition)
             low, high = retry_transient(
-                partial(self._consumer.get_watermark_offsets, ends, self._timeout, False),
+                partial(self._log_end.get_watermark_offsets, ends, self._timeout, False),
                 f"offsets of {topic}[{partition}]",
             )
             end = max(committed.get(topic, 0), 0) if tp in task.source_changelogs else high
@@ -116,6 +126,8 @@ class ChangelogRestorer:
         if self._bar is not None:
             self._bar.stop()
         self._consumer.close()
+        if self._log_end is not self._consumer:
+            self._log_end.close()
 
     def _assign(self) -> None:
         self._consumer.assign(
@@ -164,7 +176,12 @@ class ChangelogRestorer:
                 error = msg.error()
                 if error is not None:
                     if error.code() == ClientError._PARTITION_EOF:
-                        finished.add((topic, partition))
+                        eof = pending.get((topic, partition))
+                        # read_committed reports EOF at the last stable offset: below the end
+                        # while a transaction is open (a killed instance's, until it is fenced
+                        # or times out), and committed records may follow it. Done only at end.
+                        if eof is not None and max(msg.offset() or 0, eof.position) >= eof.end:
+                            finished.add((topic, partition))
                         continue
                     raise KafkaError(f"restoring {topic}[{partition}]: {error}")
                 tp = (topic, partition)

@@ -371,7 +371,7 @@ class StreamsApp:
     def _open_clients(self) -> None:
         assert self._plan is not None
         self._consumer = _clients.main_consumer(self.config)
-        producer = _clients.producer(self.config, self.instance_id)
+        producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector = KafkaRecordCollector(producer, self._plan)
         app = self.config.application_id
         purger = RepartitionPurger(
@@ -392,7 +392,9 @@ class StreamsApp:
             purger,
             wait_lock=self._lock,
         )
-        self._restorer = ChangelogRestorer(_clients.restore_consumer(self.config))
+        self._restorer = ChangelogRestorer(
+            _clients.restore_consumer(self.config), log_end=_clients.log_end_consumer(self.config)
+        )
         if self.config.num_standby_replicas > 0:
             consumer = self._consumer
             self._standbys = StandbyTasks(
@@ -820,7 +822,7 @@ class StreamsApp:
         assert self._committer is not None
         assert self._collector is not None
         log.warning("app %s: replacing the producer", self.config.application_id)
-        producer = _clients.producer(self.config, self.instance_id)
+        producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector.producer = producer
         self._committer.producer = producer
 
