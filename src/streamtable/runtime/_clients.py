@@ -161,7 +161,7 @@ _TRANSIENT = frozenset(
 )
 
 
-def retry_transient(call: Callable[[], T], what: str, deadline_s: float = 60.0) -> T:
+def retry_transient(call: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
     """``call()``, asked again (with a growing pause) while it fails with a transient broker
     error, for up to ``deadline_s``; then, or on any other error, its exception propagates."""
     deadline = time.monotonic() + deadline_s

@@ -44,8 +44,27 @@ _TIMEOUT_S = 30.0
 # Any other committed offset may have records past it whose changes already went downstream:
 # the next owner replays those one change per record (see ``StreamTask.replay_until``).
 CLEAN_CLOSE = "streamtable:clean-close"
+# Offset commits that did not reach the group coordinator: try again at the next commit.
+_UNREACHED = frozenset(
+    {
+        ClientError._TIMED_OUT,
+        ClientError._TRANSPORT,
+        ClientError._WAIT_COORD,
+        ClientError._ALL_BROKERS_DOWN,
+        ClientError.REQUEST_TIMED_OUT,
+        ClientError.NOT_COORDINATOR,
+        ClientError.COORDINATOR_NOT_AVAILABLE,
+        ClientError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 # A transactional call that has not returned this long after its own timeout never will.
 _DEADLINE_GRACE_S = 5.0
+
+
+class CommitDeferred(KafkaError):
+    """At least once: the broker did not acknowledge the records or the offsets in time (it is
+    unreachable). Nothing is lost: the records stay queued in the producer, the offsets stay
+    uncommitted, and the next commit tries again. Only delivery errors are fatal."""
 
 
 class TransactionAborted(KafkaError):
@@ -203,10 +222,13 @@ class Committer:
             raise result[0]
 
     def _flush_producer(self) -> None:
-        remaining = self.producer.flush(_TIMEOUT_S)
-        if remaining:
-            raise KafkaError(f"{remaining} record(s) not delivered within {_TIMEOUT_S:.0f}s")
+        remaining = self.producer.flush(self._timeout)
         self.collector.raise_delivery_errors()
+        if remaining:
+            raise CommitDeferred(
+                f"{remaining} record(s) not acknowledged within {self._timeout:.0f}s; "
+                "offsets not committed"
+            )
 
     def _commit_offsets(self, partitions: list[TopicPartition]) -> None:
         if not partitions:
@@ -222,6 +244,8 @@ class Committer:
                 ClientError._NO_OFFSET,
             ):
                 raise TaskMigrated(f"offset commit failed during a rebalance: {error}") from exc
+            if isinstance(error, ClientError) and (error.retriable() or error.code() in _UNREACHED):
+                raise CommitDeferred(f"offset commit not done: {error}") from exc
             raise KafkaError(f"offset commit failed: {exc}") from exc
 
     def _commit_transaction(self, partitions: list[TopicPartition]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streamtable.runtime._metadata import InstanceRecord
 from streamtable.runtime._restore import valid_source_record
@@ -183,7 +183,12 @@ class StandbyTasks:
         sources = [TopicPartition(t, p) for (t, p), s in self._by_tp.items() if (t, p) in s.source]
         if not sources:
             return
-        for tp in self._committed(sources):
+        try:
+            committed = self._committed(sources)
+        except KafkaException as exc:  # the broker unreachable: keep the limits, ask again later
+            log.warning("standbys: committed offsets not readable (%s)", exc.args[0])
+            return
+        for tp in committed:
             key = (tp.topic, tp.partition)
             self._limits[key] = max(tp.offset, 0)
             if key in self._paused and self._by_tp[key].positions[key] < self._limits[key]:

@@ -45,7 +45,12 @@ from streamtable.errors import (
 )
 from streamtable.runtime import _clients
 from streamtable.runtime._collector import KafkaRecordCollector
-from streamtable.runtime._commit import CLEAN_CLOSE, Committer, TransactionAborted
+from streamtable.runtime._commit import (
+    CLEAN_CLOSE,
+    CommitDeferred,
+    Committer,
+    TransactionAborted,
+)
 from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
@@ -402,9 +407,7 @@ class StreamsApp:
                 self.config,
                 self._state_dir,
                 _clients.restore_consumer(self.config),
-                lambda tps: _clients.retry_transient(
-                    lambda: consumer.committed(tps, timeout=10), "committed offsets"
-                ),
+                lambda tps: consumer.committed(tps, timeout=10),
             )
         self._globals = GlobalStores(self.topology, self.config, self._state_dir)
 
@@ -753,6 +756,8 @@ class StreamsApp:
             self._update_gauges(running)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
+        except CommitDeferred as exc:
+            log.warning("commit deferred: %s; trying again at the next commit", exc)
         except TransactionAborted as exc:
             log.warning("%s; rebuilding the state of all active tasks", exc)
             self._recover_from_abort(exc.fatal)

@@ -166,3 +166,35 @@ def test_a_clean_close_marks_only_offsets_past_the_replay_window() -> None:
     # "in" moved on and has no window: marked; "quiet" did not move: marked at its offset;
     # "rep" is mid-replay and unchanged since its last commit: not committed, so not marked.
     assert found == {("in", 12, CLEAN_CLOSE), ("quiet", 4, CLEAN_CLOSE)}
+
+
+class _UnreachableBroker:
+    """A producer whose records are not acknowledged (the broker is down) and a consumer that
+    records offset commits."""
+
+    def __init__(self) -> None:
+        self.commits: list[list[TopicPartition]] = []
+
+    def flush(self, _timeout: float) -> int:
+        return 17  # records still queued
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append(offsets)
+
+
+def test_at_least_once_a_commit_the_broker_does_not_acknowledge_is_deferred() -> None:
+    """Under at_least_once a broker outage defers the commit (offsets stay uncommitted, the
+    records stay queued) instead of stopping the app: found by the fault harness, where a
+    broker stopped for 18 s put an instance in ERROR (chaos seed 51)."""
+    from streamtable.runtime._commit import CommitDeferred
+
+    broker = _UnreachableBroker()
+    commits = Committer(
+        cast(Any, broker), cast(Any, broker), cast(Any, FakeCollector()), False,
+        StreamsMetrics("test"), timeout_s=0.1,
+    )  # fmt: skip
+    task = FakeTask()
+    with pytest.raises(CommitDeferred):
+        commits.commit([cast(Any, task)])
+    assert broker.commits == []
+    assert task.committed == {}  # still uncommitted: the next commit tries again
