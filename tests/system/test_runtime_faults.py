@@ -439,26 +439,3 @@ def test_kill9_while_producing_converges_to_the_oracle(
     assert not wrong, f"{len(wrong)} clients differ from the oracle: {wrong[:10]}"
     for proc in processes:
         assert proc.terminate() == 0, proc.tail()
-
-
-@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "at_least_once"])
-def test_kill9_while_trickling_converges_to_the_oracle(
-    new_topic: TopicFactory,
-    bootstrap_servers: str,
-    app_id: str,
-    tmp_path: Path,
-    processes: list[AppProcess],
-    guarantee: str,
-) -> None:
-    """A trickle (about 150 events/s) without a record cache: every change is sent at once,
-    so a transaction is nearly always open when a process is killed, and it is small: it
-    touches few partitions and the other tasks go on committing after it. The kills about
-    15 s apart, within a transaction timeout, so tasks move again while it is open."""
-    topic = new_topic(partitions=6, config={"cleanup.policy": "compact"}, prefix="positions")
-    events = generate_moves(seed=KILL9_SEED, count=4_500, ids=3_000, clients=300)
-    wrong = kill9_while_producing(
-        bootstrap_servers, app_id, topic, tmp_path, processes, guarantee, events, 30, 0.2, 0
-    )
-    assert not wrong, f"{len(wrong)} clients differ from the oracle: {wrong[:10]}"
-    for proc in processes:
-        assert proc.terminate() == 0, proc.tail()
