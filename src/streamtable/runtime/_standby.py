@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streamtable.runtime._metadata import InstanceRecord
-from streamtable.runtime._restore import _valid
+from streamtable.runtime._restore import valid_source_record
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
@@ -68,7 +68,8 @@ class _Standby:
     task_id: str
     checkpoint_path: Path
     stores: dict[TP, SerdeStore]
-    source: dict[TP, StoreSpec]  # changelogs that are input topics, with their store's spec
+    source: set[TP]
+    specs: dict[TP, StoreSpec]
     positions: dict[TP, int] = field(default_factory=dict)
     checkpointed: dict[TP, int] = field(default_factory=dict)
 
@@ -132,7 +133,8 @@ class StandbyTasks:
         checkpoint_path = directory / ".checkpoint"
         checkpoint = read_checkpoint(checkpoint_path)
         stores: dict[TP, SerdeStore] = {}
-        source: dict[TP, StoreSpec] = {}
+        specs: dict[TP, StoreSpec] = {}
+        source: set[TP] = set()
         for name in sub.stores:
             spec = self._topology.stores[name]
             kind = self._config.store_kind if spec.kind == "default" else spec.kind
@@ -141,11 +143,12 @@ class StandbyTasks:
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
             engine = RocksDBBytesStore(directory / name)
             stores[(topic, partition)] = build_store(spec, engine, app, partition, None, None)[0]
+            specs[(topic, partition)] = spec
             if spec.source_topic is not None:
-                source[(topic, partition)] = spec
+                source.add((topic, partition))
         if not stores:
             return False
-        standby = _Standby(task_id, checkpoint_path, stores, source)
+        standby = _Standby(task_id, checkpoint_path, stores, source, specs)
         for tp in stores:
             standby.positions[tp] = checkpoint.get(tp, OFFSET_BEGINNING)
             standby.checkpointed[tp] = checkpoint.get(tp, 0)
@@ -180,7 +183,12 @@ class StandbyTasks:
         sources = [TopicPartition(t, p) for (t, p), s in self._by_tp.items() if (t, p) in s.source]
         if not sources:
             return
-        for tp in self._committed(sources):
+        try:
+            committed = self._committed(sources)
+        except KafkaException as exc:  # the broker unreachable: keep the limits, ask again later
+            log.warning("standbys: committed offsets not readable (%s)", exc.args[0])
+            return
+        for tp in committed:
             key = (tp.topic, tp.partition)
             self._limits[key] = max(tp.offset, 0)
             if key in self._paused and self._by_tp[key].positions[key] < self._limits[key]:
@@ -211,10 +219,9 @@ class StandbyTasks:
                 continue
             key = msg.key()
             value = msg.value()
-            spec = standby.source.get(tp)
-            # An input topic serving as changelog holds what its serde rejected (those records
-            # went to the DLQ): skipped, as the restorer does, or the replica would hold them.
-            if key is not None and (spec is None or _valid(spec, key, value)):
+            if key is not None and (
+                tp not in standby.source or valid_source_record(standby.specs[tp], key, value)
+            ):  # a bad input record went to the DLQ, not into the active task's store
                 batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
             standby.positions[tp] = offset + 1
             applied += 1
