@@ -31,7 +31,12 @@ log = logging.getLogger("streamtable.runtime.clients")
 CREDENTIALS = "kafka sasl.username/sasl.password"
 
 
-def check_connection(settings: dict[str, Any], timeout_s: float = 30.0) -> None:
+# How long a start waits for an unreachable broker (a broker restart takes about a minute on a
+# small machine; an orchestrator restarting an instance meanwhile should not see it crash).
+STARTUP_WAIT_S = 120.0
+
+
+def check_connection(settings: dict[str, Any], timeout_s: float = STARTUP_WAIT_S) -> None:
     """Fetch cluster metadata once with ``settings``; fail fast on refused credentials.
 
     A wrong SASL password makes librdkafka retry forever; every metadata request then times
@@ -48,7 +53,9 @@ def check_connection(settings: dict[str, Any], timeout_s: float = 30.0) -> None:
 
     probe: dict[str, Any] = {**settings, "error_cb": on_error}
     admin = AdminClient(probe)
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
+    said = started
     try:
         while True:
             try:
@@ -56,6 +63,12 @@ def check_connection(settings: dict[str, Any], timeout_s: float = 30.0) -> None:
                 return
             except KafkaException:
                 admin.poll(0)  # serves error events (and log lines)
+                if time.monotonic() - said >= 10.0:
+                    said = time.monotonic()
+                    log.warning(
+                        "no broker answers at %s yet after %.0fs; waiting up to %.0fs",
+                        settings.get("bootstrap.servers"), said - started, timeout_s,
+                    )  # fmt: skip
                 if refused:
                     raise ConfigError(
                         CREDENTIALS,
