@@ -39,7 +39,14 @@ class TableJoinSide(Node):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.other = self.other_spec.bind(ctx)
+        # The other table as its changes have been forwarded, not with its record cache's
+        # pending writes: a pending change reaches this join later anyway (when that cache
+        # flushes), and one that never does (a write undone before the flush, or a delete
+        # whose other side went first) must not have been joined. Read through the cache,
+        # a delete on both sides between two flushes left the result row behind (each
+        # side's delete found the other side's row already gone), as did an insert on one
+        # side joined by the other and deleted again before its own flush.
+        self.other = self.other_spec.bind(ctx, forwarded=True)
 
     def _join(self, this: Any, other: Any) -> Any:
         return self.joiner(this, other) if self.this_is_left else self.joiner(other, this)
