@@ -152,3 +152,90 @@ def test_cached_join_store_equals_the_join_of_the_tables(
     join.settle()
     assert join.result() == join.expected()
 
+
+FK_WRITES = hs.lists(
+    hs.tuples(
+        hs.sampled_from(["orders", "products", "deliver", "flush", "flush 0", "flush 1"]),
+        hs.sampled_from(["o0", "o1"]),
+        hs.sampled_from([None, "x", "y"]),  # the order's product (None: no order)
+        hs.sampled_from([None, "A"]),  # the product's name (None: no product)
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hs.booleans(), FK_WRITES, hs.sampled_from([400, 10**7]))
+def test_cached_fk_join_store_equals_the_join_of_the_tables(
+    left: bool, writes: list[tuple[str, str, str | None, str | None]], cache_max_bytes: int
+) -> None:
+    tasks = _Tasks(topo.fk_join(left), cache_max_bytes)
+    orders: dict[str, Any] = {}
+    products: dict[str, Any] = {}
+    for what, order, product, name in writes:
+        if what == "orders":
+            value = None if product is None else {"product": product, "qty": 1}
+            tasks.pipe("orders", order, value)
+            orders.pop(order, None) if value is None else orders.__setitem__(order, value)
+        elif what == "products":
+            key = product or "x"
+            found = None if name is None else {"name": name}
+            tasks.pipe("products", key, found)
+            products.pop(key, None) if found is None else products.__setitem__(key, found)
+        elif what == "deliver":
+            tasks.deliver()
+        elif what == "flush":
+            tasks.flush()
+        else:  # one task commits (the two sub-topologies' tasks may run on two instances)
+            tasks.tasks[int(what[-1])].flush()
+    tasks.settle()
+    expected = {
+        o: {"o": v, "p": products.get(v["product"])}
+        for o, v in orders.items()
+        if left or v["product"] in products
+    }
+    assert dict(tasks.stores["fk-store"].all()) == expected
+
+
+def test_fk_join_never_answers_with_a_right_row_that_is_gone_before_its_flush() -> None:
+    tasks = _Tasks(topo.fk_join(False), 10 * 1024 * 1024)
+    tasks.pipe("orders", "o", {"product": "x", "qty": 1})
+    tasks.flush()  # the subscription is on its way
+    tasks.pipe("products", "x", {"name": "X"})
+    tasks.deliver()  # the subscription meets x, not yet flushed
+    tasks.pipe("products", "x", None)  # x is gone before its cache ever forwarded it
+    tasks.settle()
+    assert dict(tasks.stores["fk-store"].all()) == {}
+
+
+def test_fk_join_row_deleted_and_back_before_the_answer_to_its_delete_loses_its_result() -> None:
+    tasks = _Tasks(topo.fk_join(False), 10 * 1024 * 1024)
+    tasks.pipe("products", "x", {"name": "X"})
+    tasks.pipe("orders", "o", {"product": "x", "qty": 1})
+    tasks.settle()
+    assert dict(tasks.stores["fk-store"].all()) == {
+        "o": {"o": {"product": "x", "qty": 1}, "p": {"name": "X"}}
+    }
+    tasks.pipe("orders", "o", None)
+    tasks.flush()  # the delete is on its way to x
+    tasks.pipe("orders", "o", {"product": "y", "qty": 1})  # y does not exist
+    tasks.flush()  # before the answer to the delete came back (it no longer matches the row)
+    tasks.settle()
+    assert dict(tasks.stores["fk-store"].all()) == {}
+
+
+def test_fk_left_join_answer_is_not_dropped_for_a_left_row_that_never_reached_its_flush() -> None:
+    tasks = _Tasks(topo.fk_join(True), 10 * 1024 * 1024)
+    tasks.pipe("orders", "o", {"product": "x", "qty": 1})
+    tasks.settle()
+    assert dict(tasks.stores["fk-store"].all()) == {
+        "o": {"o": {"product": "x", "qty": 1}, "p": None}
+    }
+    tasks.pipe("orders", "o", None)
+    tasks.flush()  # the delete is on its way
+    tasks.pipe("orders", "o", {"product": "y", "qty": 1})
+    tasks.deliver()  # its answer meets a row written since, not yet flushed ...
+    tasks.deliver()
+    tasks.pipe("orders", "o", None)  # ... and gone again before that flush
+    tasks.settle()
+    assert dict(tasks.stores["fk-store"].all()) == {}
