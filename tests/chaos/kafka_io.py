@@ -3,6 +3,7 @@ topics (read_committed where exactly-once is claimed)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -34,7 +35,13 @@ def group_lag(bootstrap: str, group: str, topics: dict[str, int]) -> dict[tuple[
     exactly_once_v2 that includes the last transaction marker, which a caught-up group's
     committed offset must have passed (lag 0, as ``kafka-consumer-groups`` shows it)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            # librdkafka's default, read_committed, reports the last stable offset as the end
+            "isolation.level": "read_uncommitted",
+        }
     )
     try:
         tps = [TopicPartition(t, p) for t, n in topics.items() for p in range(n)]
@@ -50,10 +57,44 @@ def group_lag(bootstrap: str, group: str, topics: dict[str, int]) -> dict[tuple[
         consumer.close()
 
 
+def unstable_partitions(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
+    """``{partition: (last stable offset, log end offset)}`` where an open transaction holds the
+    last stable offset back (a read_committed reader cannot pass it yet)."""
+    ends: list[dict[int, int]] = []
+    for level in ("read_committed", "read_uncommitted"):
+        consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "chaos-ends", "isolation.level": level}
+        )
+        try:
+            ends.append(
+                {
+                    p: consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=15, cached=False
+                    )[1]
+                    for p in range(partitions)
+                }
+            )
+        finally:
+            consumer.close()
+    stable, end = ends
+    return {p: (stable[p], end[p]) for p in range(partitions) if stable[p] != end[p]}
+
+
 def read_topic(
-    bootstrap: str, topic: str, partitions: int, read_committed: bool, timeout: float = 60.0
+    bootstrap: str, topic: str, partitions: int, read_committed: bool, timeout: float = 90.0
 ) -> list[Record]:
-    """Every record of ``topic`` up to its end, partition by partition in offset order."""
+    """Every record of ``topic`` up to its end, partition by partition in offset order. Read
+    committed, it first waits (up to ``timeout``) until no open transaction holds the end back:
+    a killed producer's transaction is aborted by the broker after the transaction timeout."""
+    if read_committed:
+        wait = Deadline(timeout)
+        while unstable := unstable_partitions(bootstrap, topic, partitions):
+            if wait.expired():
+                raise AssertionError(
+                    f"{topic}: open transactions hold partitions back for over {timeout:.0f}s: "
+                    f"{{partition: (last stable, log end)}} = {unstable}"
+                )
+            time.sleep(0.5)  # polling for the broker to end the transaction
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from tests.chaos import checks
@@ -271,16 +271,21 @@ class SeedRun:
         elif code != 0:
             self.failures.append(f"{instance.name} closed with exit code {code}")
 
-    def _recover_all(self) -> None:
+    def _revive_crashed(self) -> None:
         for instance in self.instances:
-            if instance.paused:
-                instance.resume()
             if instance.proc is not None and instance.proc.poll() not in (None, 0):
                 # Died on its own (not one of ours): that is a finding, and it runs again.
                 self.failures.append(
                     f"{instance.name} exited by itself with {instance.proc.returncode}"
                 )
+                self.note(f"{instance.name} had exited by itself: started again")
                 instance.start()
+
+    def _recover_all(self) -> None:
+        for instance in self.instances:
+            if instance.paused:
+                instance.resume()
+        self._revive_crashed()
         if not self.live():
             self._new_instance().start()
         if self.produced.errors:
@@ -303,7 +308,13 @@ class SeedRun:
         dumps: dict[str, dict[str, Any]] = {}
         why = "nothing checked yet"
         while time.monotonic() < deadline:
-            lag = group_lag(self.broker.bootstrap, self.app_id, topics)
+            self._revive_crashed()
+            try:
+                lag = group_lag(self.broker.bootstrap, self.app_id, topics)
+            except KafkaException as exc:  # the coordinator moving or loading: ask again
+                why = f"committed offsets not readable: {exc}"
+                time.sleep(1.0)
+                continue
             behind = {tp: n for tp, n in lag.items() if n}
             if behind:
                 why = f"lag on {len(behind)} partitions, e.g. {sorted(behind.items())[:4]}"

@@ -15,10 +15,13 @@ from tests.chaos.runner import SeedRun
 
 pytestmark = pytest.mark.system
 
-# (seed, topology, guarantee, standbys, faults): every fault kind at least once, each topology.
-CASES = [
+# (seed, topology, guarantee, standbys or None to draw it, faults): every fault kind at least
+# once, each topology. Seed 33 found the replay whose record cache collapsed a retraction after
+# kill -9 under at_least_once (19 of 167 clients kept positions they had left).
+CASES: list[tuple[int, str, str, int | None, list[str]]] = [
+    (33, "aggregate", "at_least_once", None, ["kill9", "kill9", "kill9"]),
     (101, "reduce", "exactly_once_v2", 0, ["kill9", "broker", "kill9_wipe"]),
-    (102, "aggregate", "at_least_once", 1, ["broker", "pause", "restart"]),
+    (102, "reduce", "at_least_once", 1, ["broker", "pause", "restart"]),
     (103, "fkjoin", "exactly_once_v2", 1, ["scale_up", "kill9", "scale_down"]),
     (104, "count", "exactly_once_v2", 0, ["pause", "kill9_wipe"]),
     (105, "join", "at_least_once", 0, ["kill9_wipe", "scale_down", "kill9"]),
@@ -44,7 +47,9 @@ def chaos_broker() -> Iterator[Broker]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "kind", "guarantee", "standbys", "faults"), CASES, ids=[c[1] for c in CASES]
+    ("seed", "kind", "guarantee", "standbys", "faults"),
+    CASES,
+    ids=[f"{case[1]}-{case[0]}" for case in CASES],
 )
 def test_seed_is_correct(
     chaos_broker: Broker,
@@ -52,7 +57,7 @@ def test_seed_is_correct(
     seed: int,
     kind: str,
     guarantee: str,
-    standbys: int,
+    standbys: int | None,
     faults: list[str],
 ) -> None:
     plan = draw(seed, kind=kind, guarantee=guarantee, faults=faults, standbys=standbys)

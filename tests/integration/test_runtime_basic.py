@@ -313,7 +313,8 @@ def test_fenced_transaction_rebuilds_state_and_converges(
         zombie = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
-                "transactional.id": f"{app_id}-{app.instance_id}",
+                # the app's transactional id: <app id>-<its state directory's process id>
+                "transactional.id": f"{app_id}-{app._state_dir.process_id()}",
             }
         )
         zombie.init_transactions(30)

@@ -56,6 +56,38 @@ def generate(seed: int, count: int, ids: int) -> list[tuple[str, dict[str, Any] 
     return events
 
 
+def generate_moves(
+    seed: int, count: int, ids: int, clients: int, deletes: float = 0.10
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """Positions whose updates mostly keep their client (amount or exchange changes), some
+    move to another client, and ``deletes`` of them are tombstones (of live or absent ids)."""
+    rng = random.Random(seed)
+    owner: dict[str, str] = {}
+    events: list[tuple[str, dict[str, Any] | None]] = []
+    for _ in range(count):
+        pid = f"p{rng.randrange(ids)}"
+        if rng.random() < deletes:
+            owner.pop(pid, None)
+            events.append((pid, None))
+            continue
+        same = pid in owner and rng.random() < 0.6  # a same-client update, else new or a move
+        client = owner[pid] if same else f"c{rng.randrange(clients)}"
+        owner[pid] = client
+        events.append(
+            (
+                pid,
+                {
+                    "id": pid,
+                    "client": client,
+                    "ticker": rng.choice(["AAPL", "MSFT", "SAP", "BP"]),
+                    "exchange": rng.choice(["NASDAQ", "NYSE", "NASDAQ", "LSE"]),
+                    "amount": rng.randrange(1, 1000),
+                },
+            )
+        )
+    return events
+
+
 def oracle(events: list[tuple[str, dict[str, Any] | None]]) -> dict[str, frozenset[str]]:
     snapshot: dict[str, dict[str, Any]] = {}
     for pid, pos in events:

@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--output", default="")
     parser.add_argument("--guarantee", default="at_least_once")
     parser.add_argument("--commit-interval-ms", type=int, default=500)
+    parser.add_argument("--cache-max-bytes", type=int, default=10 * 1024 * 1024)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     topology = (
@@ -59,6 +60,7 @@ def main() -> int:
             state_dir=Path(args.state_dir),
             processing_guarantee=args.guarantee,
             commit_interval_ms=args.commit_interval_ms,
+            cache_max_bytes=args.cache_max_bytes,
             session_timeout_ms=6000,
         ),
     )

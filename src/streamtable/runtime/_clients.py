@@ -14,15 +14,19 @@ The producer uses ``murmur2_random`` so keyed records land where Java's producer
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from streamtable.errors import ConfigError
 from streamtable.runtime.config import StreamsConfig
+
+log = logging.getLogger("streamtable.runtime.clients")
 
 CREDENTIALS = "kafka sasl.username/sasl.password"
 
@@ -95,8 +99,31 @@ def restore_consumer(config: StreamsConfig) -> Consumer:
     return Consumer(settings)
 
 
-def producer(config: StreamsConfig, instance_id: uuid.UUID) -> Producer:
+def log_end_consumer(config: StreamsConfig) -> Consumer | None:
+    """Under exactly_once_v2, a read_uncommitted consumer that only asks for log end offsets:
+    a read_committed consumer's "high watermark" is the last stable offset, which a killed
+    instance's open transaction holds back while committed records already follow it."""
+    if not config.exactly_once:
+        return None
+    return Consumer(
+        {
+            **config.client_config(),
+            "group.id": f"{config.application_id}-restore",  # assign-free: never joins it
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+        }
+    )
+
+
+def producer(config: StreamsConfig, process_id: uuid.UUID) -> Producer:
+    """The app's one producer. Under exactly_once_v2 its transactional id is
+    ``<application.id>-<process id>``, the process id being kept in the state directory (as
+    Kafka Streams does): a restart on the same state directory fences the killed process's
+    producer and aborts its open transaction at once, rather than after the transaction
+    timeout (10 s here, as Kafka Streams sets it; librdkafka's own default is 60 s), during
+    which the partitions that transaction wrote to cannot be read past it (read_committed)."""
     settings: dict[str, Any] = {
+        **({"transaction.timeout.ms": 10000} if config.exactly_once else {}),
         **config.client_config(),
         "partitioner": "murmur2_random",
         "enable.idempotence": True,
@@ -106,8 +133,49 @@ def producer(config: StreamsConfig, instance_id: uuid.UUID) -> Producer:
         "linger.ms": 100,
     }
     if config.exactly_once:
-        settings["transactional.id"] = f"{config.application_id}-{instance_id}"
+        settings["transactional.id"] = f"{config.application_id}-{process_id}"
     made = Producer(settings)
     if config.exactly_once:
         made.init_transactions(60.0)
     return made
+
+
+T = TypeVar("T")
+
+# What a broker answers while a partition's leader or the group's coordinator starts, moves or
+# loads (a topic just created, a broker just restarted): the same request succeeds shortly.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+
+
+def retry_transient(call: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
+    """``call()``, asked again (with a growing pause) while it fails with a transient broker
+    error, for up to ``deadline_s``; then, or on any other error, its exception propagates."""
+    deadline = time.monotonic() + deadline_s
+    pause = 0.1
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (
+                error.code() in _TRANSIENT or error.retriable()
+            )
+            if not transient or time.monotonic() + pause > deadline:
+                raise
+            log.info("%s: %s; asking again", what, error)
+            time.sleep(pause)  # back off before asking the broker again
+            pause = min(pause * 2, 2.0)

@@ -13,6 +13,7 @@ A commit, for all running tasks at once:
    held, so interactive queries are served meanwhile; each transactional call has a deadline
    of its own (librdkafka's ``send_offsets_to_transaction`` ignores its timeout while the group
    coordinator is unreachable): past it the producer is given up (fatal, replaced);
+   Under at_least_once a closing commit marks its offsets :data:`CLEAN_CLOSE`;
 4. write each task's checkpoint (changelog offsets from the producer's delivery reports), only
    under at_least_once or when closing: under EOS a checkpoint exists only while not processing;
 5. purge the repartition topics below the committed offsets (now and then, asynchronously).
@@ -38,8 +39,32 @@ from streamtable.runtime.metrics import StreamsMetrics
 log = logging.getLogger("streamtable.runtime.commit")
 
 _TIMEOUT_S = 30.0
+# The metadata of an offset committed by a clean close under at_least_once: its owner processed
+# nothing past it, so the next owner can batch changes in its record cache from there at once.
+# Any other committed offset may have records past it whose changes already went downstream:
+# the next owner replays those one change per record (see ``StreamTask.replay_until``).
+CLEAN_CLOSE = "streamtable:clean-close"
+# Offset commits that did not reach the group coordinator: try again at the next commit.
+_UNREACHED = frozenset(
+    {
+        ClientError._TIMED_OUT,
+        ClientError._TRANSPORT,
+        ClientError._WAIT_COORD,
+        ClientError._ALL_BROKERS_DOWN,
+        ClientError.REQUEST_TIMED_OUT,
+        ClientError.NOT_COORDINATOR,
+        ClientError.COORDINATOR_NOT_AVAILABLE,
+        ClientError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 # A transactional call that has not returned this long after its own timeout never will.
 _DEADLINE_GRACE_S = 5.0
+
+
+class CommitDeferred(KafkaError):
+    """At least once: the broker did not acknowledge the records or the offsets in time (it is
+    unreachable). Nothing is lost: the records stay queued in the producer, the offsets stay
+    uncommitted, and the next commit tries again. Only delivery errors are fatal."""
 
 
 class TransactionAborted(KafkaError):
@@ -123,7 +148,9 @@ class Committer:
                     self._commit_transaction(partitions)
             else:
                 self._flush_producer()  # 2.
-                if partitions:  # 3.
+                if closing:  # 3.
+                    self._commit_offsets(_closing_offsets(tasks, offsets))
+                elif partitions:
                     self._commit_offsets(partitions)
         for task in tasks:
             task.mark_committed(offsets[task.task_id])
@@ -195,12 +222,17 @@ class Committer:
             raise result[0]
 
     def _flush_producer(self) -> None:
-        remaining = self.producer.flush(_TIMEOUT_S)
-        if remaining:
-            raise KafkaError(f"{remaining} record(s) not delivered within {_TIMEOUT_S:.0f}s")
+        remaining = self.producer.flush(self._timeout)
         self.collector.raise_delivery_errors()
+        if remaining:
+            raise CommitDeferred(
+                f"{remaining} record(s) not acknowledged within {self._timeout:.0f}s; "
+                "offsets not committed"
+            )
 
     def _commit_offsets(self, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
         try:
             self.consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
@@ -212,6 +244,8 @@ class Committer:
                 ClientError._NO_OFFSET,
             ):
                 raise TaskMigrated(f"offset commit failed during a rebalance: {error}") from exc
+            if isinstance(error, ClientError) and (error.retriable() or error.code() in _UNREACHED):
+                raise CommitDeferred(f"offset commit not done: {error}") from exc
             raise KafkaError(f"offset commit failed: {exc}") from exc
 
     def _commit_transaction(self, partitions: list[TopicPartition]) -> None:
@@ -253,3 +287,21 @@ class Committer:
                 log.warning("abort_transaction failed: %s", exc)
             except TransactionAborted as exc:
                 log.warning("%s", exc)
+
+
+def _closing_offsets(
+    tasks: list[StreamTask], offsets: dict[str, dict[str, int]]
+) -> list[TopicPartition]:
+    """A clean close commits every position it owns, marked :data:`CLEAN_CLOSE` where the task
+    has replayed all that a previous owner might have forwarded (nothing left in its window)."""
+    partitions = []
+    for task in tasks:
+        for topic, offset in {**task.committed, **offsets[task.task_id]}.items():
+            if topic in task.replay_until:
+                if topic in offsets[task.task_id]:
+                    partitions.append(TopicPartition(topic, task.partition, offset))
+            else:
+                partitions.append(
+                    TopicPartition(topic, task.partition, offset, metadata=CLEAN_CLOSE)
+                )
+    return partitions

@@ -3,6 +3,11 @@
 A group-less consumer reads each store's changelog partition from the checkpointed offset (or
 the beginning) up to the end: the high watermark of an internal changelog, or the committed
 offset for a table whose changelog is its input topic (what has been processed so far).
+A partition is done only once the consumer's position reaches that end. Under exactly_once_v2
+the consumer reads read_committed and reports end-of-partition at the last stable offset,
+which an open transaction holds back (a killed instance's, until it is fenced or times out)
+while committed transactions of the task's later owners may already follow it: finishing
+there would drop their effects, though the group's committed offsets include them.
 Restoration runs in steps between polls of the main consumer, so a long restore does not stall
 the group protocol.
 """
@@ -21,6 +26,7 @@ from confluent_kafka import KafkaError as ClientError
 from rich.progress import Progress, TaskID
 
 from streamtable.errors import KafkaError, SerializationError
+from streamtable.runtime._clients import retry_transient
 from streamtable.runtime._task import StreamTask
 from streamtable.state import SerdeStore
 from streamtable.topology import StoreSpec
@@ -43,8 +49,13 @@ class _Pending:
 class ChangelogRestorer:
     """Owns the restore consumer; ``step()`` applies one batch and returns finished tasks."""
 
-    def __init__(self, consumer: Consumer, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, consumer: Consumer, timeout_s: float = 10.0, log_end: Consumer | None = None
+    ) -> None:
         self._consumer = consumer
+        # Asked for each changelog's end: the log end offset, which a read_committed consumer
+        # does not report (its high watermark is the last stable offset).
+        self._log_end = consumer if log_end is None else log_end
         self._timeout = timeout_s
         self._pending: dict[TP, _Pending] = {}
         self._tasks: dict[str, StreamTask] = {}
@@ -71,8 +82,10 @@ class ChangelogRestorer:
         waiting: set[TP] = set()
         for tp, store in task.changelogs.items():
             topic, partition = tp
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._timeout, cached=False
+            ends = TopicPartition(topic, partition)
+            low, high = retry_transient(
+                partial(self._log_end.get_watermark_offsets, ends, self._timeout, False),
+                f"offsets of {topic}[{partition}]",
             )
             end = max(committed.get(topic, 0), 0) if tp in task.source_changelogs else high
             start = task.restore_start(tp)
@@ -113,6 +126,8 @@ class ChangelogRestorer:
         if self._bar is not None:
             self._bar.stop()
         self._consumer.close()
+        if self._log_end is not self._consumer:
+            self._log_end.close()
 
     def _assign(self) -> None:
         self._consumer.assign(
@@ -161,7 +176,12 @@ class ChangelogRestorer:
                 error = msg.error()
                 if error is not None:
                     if error.code() == ClientError._PARTITION_EOF:
-                        finished.add((topic, partition))
+                        eof = pending.get((topic, partition))
+                        # read_committed reports EOF at the last stable offset: below the end
+                        # while a transaction is open (a killed instance's, until it is fenced
+                        # or times out), and committed records may follow it. Done only at end.
+                        if eof is not None and max(msg.offset() or 0, eof.position) >= eof.end:
+                            finished.add((topic, partition))
                         continue
                     raise KafkaError(f"restoring {topic}[{partition}]: {error}")
                 tp = (topic, partition)
@@ -170,7 +190,9 @@ class ChangelogRestorer:
                     pend = None if tp in finished else pending.get(tp)
                     if pend is not None:
                         batch = batches.setdefault(tp, [])
-                        validate = partial(_valid, pend.spec) if pend.validate else None
+                        validate = (
+                            partial(valid_source_record, pend.spec) if pend.validate else None
+                        )
                 if pend is None:
                     continue
                 offset = msg.offset()
@@ -229,8 +251,9 @@ class ChangelogRestorer:
             self._started = 0.0
 
 
-def _valid(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:
-    """A record of an input topic restores only if it deserializes (bad ones went to the DLQ)."""
+def valid_source_record(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:
+    """A record of an input topic restores only if it deserializes (bad ones went to the DLQ).
+    Standby replicas apply the same rule to the input topics they tail."""
     try:
         spec.key_serde.deserialize(key)
         if value is not None:

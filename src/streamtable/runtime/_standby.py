@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streamtable.runtime._metadata import InstanceRecord
+from streamtable.runtime._restore import valid_source_record
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import RocksDBBytesStore, SerdeStore
-from streamtable.topology import Topology, build_store
+from streamtable.topology import StoreSpec, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.standby")
 
@@ -68,6 +69,7 @@ class _Standby:
     checkpoint_path: Path
     stores: dict[TP, SerdeStore]
     source: set[TP]
+    specs: dict[TP, StoreSpec]
     positions: dict[TP, int] = field(default_factory=dict)
     checkpointed: dict[TP, int] = field(default_factory=dict)
 
@@ -131,6 +133,7 @@ class StandbyTasks:
         checkpoint_path = directory / ".checkpoint"
         checkpoint = read_checkpoint(checkpoint_path)
         stores: dict[TP, SerdeStore] = {}
+        specs: dict[TP, StoreSpec] = {}
         source: set[TP] = set()
         for name in sub.stores:
             spec = self._topology.stores[name]
@@ -140,11 +143,12 @@ class StandbyTasks:
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
             engine = RocksDBBytesStore(directory / name)
             stores[(topic, partition)] = build_store(spec, engine, app, partition, None, None)[0]
+            specs[(topic, partition)] = spec
             if spec.source_topic is not None:
                 source.add((topic, partition))
         if not stores:
             return False
-        standby = _Standby(task_id, checkpoint_path, stores, source)
+        standby = _Standby(task_id, checkpoint_path, stores, source, specs)
         for tp in stores:
             standby.positions[tp] = checkpoint.get(tp, OFFSET_BEGINNING)
             standby.checkpointed[tp] = checkpoint.get(tp, 0)
@@ -179,7 +183,12 @@ class StandbyTasks:
         sources = [TopicPartition(t, p) for (t, p), s in self._by_tp.items() if (t, p) in s.source]
         if not sources:
             return
-        for tp in self._committed(sources):
+        try:
+            committed = self._committed(sources)
+        except KafkaException as exc:  # the broker unreachable: keep the limits, ask again later
+            log.warning("standbys: committed offsets not readable (%s)", exc.args[0])
+            return
+        for tp in committed:
             key = (tp.topic, tp.partition)
             self._limits[key] = max(tp.offset, 0)
             if key in self._paused and self._by_tp[key].positions[key] < self._limits[key]:
@@ -209,8 +218,11 @@ class StandbyTasks:
                 self._paused.add(tp)
                 continue
             key = msg.key()
-            if key is not None:
-                batches.setdefault(tp, []).append((key, msg.value(), msg.timestamp()[1]))
+            value = msg.value()
+            if key is not None and (
+                tp not in standby.source or valid_source_record(standby.specs[tp], key, value)
+            ):  # a bad input record went to the DLQ, not into the active task's store
+                batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
             standby.positions[tp] = offset + 1
             applied += 1
         for tp, batch in batches.items():

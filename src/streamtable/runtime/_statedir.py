@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import IO
 
@@ -49,6 +50,20 @@ class StateDirectory:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
+
+    def process_id(self) -> uuid.UUID:
+        """This state directory's process id (``.process-id``), made on first use: a restart
+        on the same directory keeps it (the transactional id derives from it)."""
+        path = self.app_dir / ".process-id"
+        try:
+            return uuid.UUID(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            made = uuid.uuid4()
+            self.app_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(f"{made}\n")
+            os.replace(tmp, path)
+            return made
 
     def task_dir(self, task_id: str) -> Path:
         return self.app_dir / task_id

@@ -96,6 +96,12 @@ class StreamTask:
         self.topics = self.core.topics
         self.consumed: dict[str, int] = {}
         self.committed: dict[str, int] = {}
+        # At least once, after a previous owner that did not close cleanly: per input topic, the
+        # end offset when this task started running. Records below it may have been processed
+        # before, their changes forwarded downstream from record caches that batched them; the
+        # replay flushes the caches after every one of them, so that no change it retracts is
+        # collapsed away (a retraction lost in a cache leaves a value downstream for good).
+        self.replay_until: dict[str, int] = {}
         self.restored_to: dict[TP, int] = {}
 
     def transition(self, new: TaskState) -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -44,7 +45,12 @@ from streamtable.errors import (
 )
 from streamtable.runtime import _clients
 from streamtable.runtime._collector import KafkaRecordCollector
-from streamtable.runtime._commit import Committer, TransactionAborted
+from streamtable.runtime._commit import (
+    CLEAN_CLOSE,
+    CommitDeferred,
+    Committer,
+    TransactionAborted,
+)
 from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
@@ -370,7 +376,7 @@ class StreamsApp:
     def _open_clients(self) -> None:
         assert self._plan is not None
         self._consumer = _clients.main_consumer(self.config)
-        producer = _clients.producer(self.config, self.instance_id)
+        producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector = KafkaRecordCollector(producer, self._plan)
         app = self.config.application_id
         purger = RepartitionPurger(
@@ -391,7 +397,9 @@ class StreamsApp:
             purger,
             wait_lock=self._lock,
         )
-        self._restorer = ChangelogRestorer(_clients.restore_consumer(self.config))
+        self._restorer = ChangelogRestorer(
+            _clients.restore_consumer(self.config), log_end=_clients.log_end_consumer(self.config)
+        )
         if self.config.num_standby_replicas > 0:
             consumer = self._consumer
             self._standbys = StandbyTasks(
@@ -505,6 +513,8 @@ class StreamsApp:
                 raise  # the producer failed, not the record
             except Exception as exc:
                 self._on_record_error(msg, exc)
+            if task.replay_until:
+                self._replayed(task, topic, offset)
             task.consumed[topic] = offset + 1
             processed += 1
         self.metrics.records_processed.inc(processed)  # once per batch: off the per-record path
@@ -657,17 +667,57 @@ class StreamsApp:
         source_topics = {tp[0] for tp in task.source_changelogs}
         committed: dict[str, int] = {}
         if source_topics:
-            found = self._consumer.committed(
-                [TopicPartition(t, task.partition) for t in source_topics], timeout=30
+            consumer = self._consumer
+            wanted = [TopicPartition(t, task.partition) for t in source_topics]
+            found = _clients.retry_transient(
+                lambda: consumer.committed(wanted, timeout=30), f"committed offsets of {task}"
             )
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
+
+    def _replayed(self, task: StreamTask, topic: str, offset: int) -> None:
+        limit = task.replay_until.get(topic)
+        if limit is None:
+            return
+        task.core.flush()  # one change per replayed record: see StreamTask.replay_until
+        if offset + 1 >= limit:
+            del task.replay_until[topic]
+            log.info("task %s: %s replayed", task.task_id, topic)
+
+    def _replay_window(self, task: StreamTask) -> dict[str, int]:
+        """At least once: where the previous owner of ``task``'s partitions may have forwarded
+        changes past the committed offsets (it did not close cleanly), the end offsets now."""
+        consumer = self._consumer
+        assert consumer is not None
+        window: dict[str, int] = {}
+        tps = [TopicPartition(t, task.partition) for t in task.topics]
+        found = _clients.retry_transient(
+            lambda: consumer.committed(tps, timeout=30), f"committed offsets of {task}"
+        )
+        for tp in found:
+            if tp.offset < 0 or tp.metadata == CLEAN_CLOSE:
+                continue
+            end = TopicPartition(tp.topic, tp.partition)
+            _, high = _clients.retry_transient(
+                partial(consumer.get_watermark_offsets, end, 10, False),
+                f"end offset of {tp.topic}[{tp.partition}]",
+            )
+            if high > tp.offset:
+                window[tp.topic] = high
+                log.info(
+                    "task %s replays %s[%d] %d..%d one change per record (its previous owner "
+                    "did not close cleanly)",
+                    task.task_id, tp.topic, tp.partition, tp.offset, high,
+                )  # fmt: skip
+        return window
 
     def _task_running(self, task: StreamTask) -> None:
         assert self._consumer is not None
         task.transition(TaskState.RUNNING)
         if self.config.exactly_once:
             task.delete_checkpoint()
+        else:
+            task.replay_until = self._replay_window(task)
         self._consumer.resume([TopicPartition(t, task.partition) for t in task.topics])
         log.info("task %s running", task.task_id)
 
@@ -706,6 +756,8 @@ class StreamsApp:
             self._update_gauges(running)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
+        except CommitDeferred as exc:
+            log.warning("commit deferred: %s; trying again at the next commit", exc)
         except TransactionAborted as exc:
             log.warning("%s; rebuilding the state of all active tasks", exc)
             self._recover_from_abort(exc.fatal)
@@ -757,7 +809,11 @@ class StreamsApp:
         partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
         if partitions:
             self._consumer.pause(partitions)
-            for tp in self._consumer.committed(partitions, timeout=30):
+            consumer = self._consumer
+            found = _clients.retry_transient(
+                lambda: consumer.committed(partitions, timeout=30), "committed offsets"
+            )
+            for tp in found:
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
                 self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         for task in tasks:
@@ -771,7 +827,7 @@ class StreamsApp:
         assert self._committer is not None
         assert self._collector is not None
         log.warning("app %s: replacing the producer", self.config.application_id)
-        producer = _clients.producer(self.config, self.instance_id)
+        producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector.producer = producer
         self._committer.producer = producer
 
