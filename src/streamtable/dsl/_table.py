@@ -381,7 +381,9 @@ class KTable:
         result = f"{base}-RESULT"
         self._materialize(store, self.key_serde, vserde)
         g.add_processor(
-            ProcessorSpec(result, (response,), partial(fk.ResultTable, result, store), (store,))
+            ProcessorSpec(
+                result, (response,), partial(fk.ResultTable, result, store, True), (store,)
+            )
         )
         g.old_value_parents[result] = ()
         return KTable(g, result, self.key_serde, vserde, GetterSpec(store), self._topics, store)

@@ -150,8 +150,16 @@ class GetterSpec:
     def then(self, step: ValueStep) -> GetterSpec:
         return GetterSpec(self.store, (*self.steps, step))
 
-    def bind(self, ctx: TaskContext) -> Callable[[Any], tuple[Any, int] | None]:
+    def bind(
+        self, ctx: TaskContext, *, forwarded: bool = False
+    ) -> Callable[[Any], tuple[Any, int] | None]:
+        """A getter of the current value. With ``forwarded``, of the value as downstream has
+        seen it: a record cache's pending writes are left out, they reach downstream when it
+        flushes (a table-table join must join what the other side's changes told it, see
+        ``table_join``)."""
         store = ctx.store(self.store)
+        if forwarded and isinstance(store, CachingStore):
+            store = store.inner
         get = store.get_with_timestamp
         steps = self.steps
         if not steps:

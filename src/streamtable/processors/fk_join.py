@@ -125,12 +125,18 @@ class SubscriptionSend(Node):
         left: bool,
         fk_serde: Serde[Any],
         value_serde: Serde[Any],
+        result_store: str | None = None,
     ) -> None:
         super().__init__(name)
         self.extractor = extractor
         self.left = left
         self.fk_serde = fk_serde
         self.value_serde = value_serde
+        self.result_store = result_store
+
+    def init(self, ctx: TaskContext) -> None:
+        super().init(ctx)
+        self.result = None if self.result_store is None else ctx.store(self.result_store)
 
     def process(self, key: Any, value: Change, timestamp: int) -> None:
         new, old = value
@@ -157,13 +163,16 @@ class SubscriptionSend(Node):
             # deleted, or no foreign key any more: retract the result, if there was one
             if old_fk is not None:
                 send(old_fk, Instruction.DELETE_KEY_AND_PROPAGATE)
-        elif old_fk is None:
-            send(new_fk, Instruction.PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE)
-        else:
-            if not self._same(new_fk, old_fk):
-                send(old_fk, Instruction.DELETE_KEY_NO_PROPAGATE)
-            # the fk or the value changed: unset the earlier result if there is no match now
-            send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
+            return
+        if old_fk is not None and not self._same(new_fk, old_fk):
+            send(old_fk, Instruction.DELETE_KEY_NO_PROPAGATE)
+        # Answered also without a match, even for a new row (Kafka Streams asks a new row's
+        # answer only on a match): an earlier life of this row may still have a result, or
+        # an answer on its way with this very value's hash (the row went y -> x -> deleted
+        # -> y while the answer to the first y was in flight). The answers of one foreign key
+        # come in order, so this one, last, sets the result; "no match" for a row without a
+        # result changes nothing (ResultTable).
+        send(new_fk, Instruction.PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE)
 
     def _same(self, a: Any, b: Any) -> bool:
         if a is None or b is None:
@@ -206,7 +215,11 @@ class SubscriptionJoin(Node):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.right = self.right_spec.bind(ctx)
+        # The right table as its changes have been forwarded (to ForeignTableJoin), not with
+        # its record cache's pending writes: a pending change answers every subscriber when
+        # the cache flushes, and a row written and deleted again before that flush is never
+        # forwarded, so an answer with it would never be withdrawn.
+        self.right = self.right_spec.bind(ctx, forwarded=True)
 
     def process(self, key: Any, value: Subscription, timestamp: int) -> None:
         digest, instruction, pk, partition = value
@@ -260,7 +273,10 @@ class ResponseJoin(Node):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.left = self.left_spec.bind(ctx)
+        # The left row as its changes have been forwarded (and subscribed): a pending change
+        # sends its own subscription when its cache flushes, and a row written and deleted
+        # again before that flush never does, so its answer would be the last word.
+        self.left = self.left_spec.bind(ctx, forwarded=True)
 
     def process(self, key: Any, value: Response, timestamp: int) -> None:
         digest, foreign, _ = value
@@ -279,9 +295,11 @@ class ResponseJoin(Node):
 class ResultTable(Node):
     """Materializes a stream of results as a table (FK join output, ``KStream.to_table``)."""
 
-    def __init__(self, name: str, store: str) -> None:
+    def __init__(self, name: str, store: str, drop_absent_deletes: bool = False) -> None:
         super().__init__(name)
         self.store_name = store
+        # FK join results: "no match" also answers rows that never had a result.
+        self.drop_absent_deletes = drop_absent_deletes
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
@@ -291,4 +309,6 @@ class ResultTable(Node):
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if key is None:
             return
+        if value is None and self.drop_absent_deletes and self.store.get(key) is None:
+            return  # no row stays no row: nothing to write or forward
         self.materializer.put_and_forward(key, value, self.materializer.old(key), timestamp)

@@ -39,7 +39,14 @@ class TableJoinSide(Node):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.other = self.other_spec.bind(ctx)
+        # The other table as its changes have been forwarded, not with its record cache's
+        # pending writes: a pending change reaches this join later anyway (when that cache
+        # flushes), and one that never does (a write undone before the flush, or a delete
+        # whose other side went first) must not have been joined. Read through the cache,
+        # a delete on both sides between two flushes left the result row behind (each
+        # side's delete found the other side's row already gone), as did an insert on one
+        # side joined by the other and deleted again before its own flush.
+        self.other = self.other_spec.bind(ctx, forwarded=True)
 
     def _join(self, this: Any, other: Any) -> Any:
         return self.joiner(this, other) if self.this_is_left else self.joiner(other, this)
@@ -54,7 +61,15 @@ class TableJoinSide(Node):
         # Which side may stand alone in a result: inner none; left only the left; outer both.
         alone = self.mode == "outer" or (self.mode == "left" and self.this_is_left)
         if other is None:
-            if not alone or (new is None and old is None):
+            if not alone:
+                # No row on the other side and this one cannot stand alone: no result. Said
+                # to the merger, which drops it unless a row is there: one left by a restore
+                # that is behind the tables (at least once, the changelog's last writes lost
+                # with a broker outage while the tables' stores kept them) goes with the next
+                # change of its key instead of staying for good.
+                self.forward(key, (None, None), timestamp)
+                return
+            if new is None and old is None:
                 return
             result_ts = timestamp
         else:
@@ -87,7 +102,9 @@ class TableJoinMerger(Node):
         self.materializer = None if self.store is None else TableMaterializer(self, self.store)
 
     def process(self, key: Any, value: Change, timestamp: int) -> None:
-        if self.materializer is not None:
+        if self.store is not None and self.materializer is not None:
+            if value[0] is None and self.store.get(key) is None:
+                return  # no row stays no row
             self.materializer.put_and_forward(key, value[0], self.materializer.old(key), timestamp)
         else:
             self.forward(key, value, timestamp)
