@@ -640,6 +640,22 @@ class StreamsApp:
                         "sub-topology %s: partition %s not owned for all of %s", sub.id, p, topics
                     )
                     continue
+                existing = self._tasks.get(f"{sub.id}_{p}")
+                if existing is not None:
+                    # Assigned again while it still runs here (an assignment without a
+                    # revocation before it): the assignment reset its fetch positions to the
+                    # committed offsets, so commit what it did, close it and start it afresh
+                    # (a second StreamTask beside it would find its RocksDB directories locked).
+                    log.info(
+                        "task %s: assigned again while open; committing and reopening",
+                        existing.task_id,
+                    )
+                    with self._lock:
+                        if self.config.exactly_once:
+                            self._commit()  # one transaction for all: no checkpoints meanwhile
+                        else:
+                            self._commit(closing=True, only=[existing])
+                        self._close_tasks([existing])
                 if self._standbys is not None:
                     self._standbys.release(f"{sub.id}_{p}")  # its directory becomes active
                 task = StreamTask(
@@ -745,10 +761,11 @@ class StreamsApp:
         self._instances.set_active((t.sub.id, t.partition) for t in self._tasks.values())
 
     # -- commits ---------------------------------------------------------------------------
-    def _commit(self, closing: bool = False) -> None:
+    def _commit(self, closing: bool = False, only: list[StreamTask] | None = None) -> None:
         if self._committer is None:
             return
-        running = [t for t in self._tasks.values() if t.state is TaskState.RUNNING]
+        tasks = self._tasks.values() if only is None else only
+        running = [t for t in tasks if t.state is TaskState.RUNNING]
         try:
             self._committer.commit(running, closing=closing)
             if self._standbys is not None:
