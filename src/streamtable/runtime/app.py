@@ -710,8 +710,12 @@ class StreamsApp:
         found = _clients.retry_transient(
             lambda: consumer.committed(tps, timeout=30), f"committed offsets of {task}"
         )
+        unmarked = []
         for tp in found:
-            if tp.offset < 0 or tp.metadata == CLEAN_CLOSE:
+            if tp.offset < 0:
+                unmarked.append(tp)
+                continue
+            if tp.metadata == CLEAN_CLOSE:
                 continue
             end = TopicPartition(tp.topic, tp.partition)
             _, high = _clients.retry_transient(
@@ -725,7 +729,25 @@ class StreamsApp:
                     "did not close cleanly)",
                     task.task_id, tp.topic, tp.partition, tp.offset, high,
                 )  # fmt: skip
+        if unmarked:
+            self._mark_start(consumer, unmarked)
         return window
+
+    def _mark_start(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Nothing committed yet: commit where this task starts, before it forwards anything,
+        so that an owner after a crash finds an offset without the clean-close mark and
+        replays from it (with none, it could not tell a crash from a first start)."""
+        starts = []
+        for tp in partitions:
+            low, _ = _clients.retry_transient(
+                partial(consumer.get_watermark_offsets, TopicPartition(tp.topic, tp.partition), 10),
+                f"start offset of {tp.topic}[{tp.partition}]",
+            )
+            starts.append(TopicPartition(tp.topic, tp.partition, low))
+        try:
+            consumer.commit(offsets=starts, asynchronous=False)
+        except KafkaException as exc:  # a rebalance under way: the next owner starts over
+            log.warning("could not commit the start offsets: %s", exc)
 
     def _task_running(self, task: StreamTask) -> None:
         assert self._consumer is not None
