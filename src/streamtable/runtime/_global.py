@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from functools import partial
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka import KafkaError as ClientError
 
 from streamtable.errors import KafkaError, loggable
+from streamtable.runtime._clients import retry_transient
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import BytesStore, MemoryBytesStore, RocksDBBytesStore, SerdeStore
@@ -58,13 +60,18 @@ class GlobalStores:
         self._consumer = consumer
         partitions: list[TopicPartition] = []
         for topic in self._by_topic:
-            metadata = consumer.list_topics(topic, timeout=30)
+            metadata = retry_transient(
+                partial(consumer.list_topics, topic, 30), f"metadata of {topic}"
+            )
             partitions += [
                 TopicPartition(topic, p, OFFSET_BEGINNING)
                 for p in metadata.topics[topic].partitions
             ]
         ends = {
-            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
+            (tp.topic, tp.partition): retry_transient(
+                partial(consumer.get_watermark_offsets, tp, 30),
+                f"end offset of {tp.topic}[{tp.partition}]",
+            )[1]
             for tp in partitions
         }
         waiting = {tp for tp, end in ends.items() if end > 0}
