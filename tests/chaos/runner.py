@@ -20,6 +20,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,13 +100,24 @@ class SeedRun:
         except Exception as exc:  # a harness step that could not complete is a failed seed
             self.failures.append(f"run aborted: {type(exc).__name__}: {exc}")
         finally:
-            self._close_all()
-            self.failures += checks.verify_logs(self.instances, self.plan.marker, details)
-            details["timeline"] = self.timeline
-            details["instance_events"] = {i.name: i.events for i in self.instances}
             details["task_moves"] = checks.task_moves(self.instances)
+        return self._finish(admin, started, details, lambda: [*self.topics.values()])
+
+    def _finish(
+        self,
+        admin: AdminClient,
+        started: float,
+        details: dict[str, Any],
+        topics: Callable[[], list[str]],
+    ) -> Outcome:
+        """Close every instance, check the logs, delete ``topics()`` after a correct run and
+        write ``report.json``: the end of every kind of seed run."""
+        self._close_all()
+        self.failures += checks.verify_logs(self.instances, self.plan.marker, details)
+        details["timeline"] = self.timeline
+        details["instance_events"] = {i.name: i.events for i in self.instances}
         if not self.failures:
-            delete_topics(admin, [*self.topics.values()], timeout=30)
+            delete_topics(admin, topics(), timeout=30)
         outcome = Outcome(
             self.plan.describe(), self.failures, time.monotonic() - started, self.workdir, details
         )

@@ -45,8 +45,8 @@ from tests.chaos.cluster import Broker, Instance
 from tests.chaos.kafka_io import group_lag, partition_count, read_topic
 from tests.chaos.plan import Fault, Malformed, Plan, draw
 from tests.chaos.runner import CONVERGE_TIMEOUT_S, Outcome, SeedRun, _Produced
-from tests.chaos.topologies import KINDS, Event
-from tests.support.kafka import REPO_ROOT, WaitTimeout, delete_topics, wait_until
+from tests.chaos.topologies import KINDS, Event, snapshot
+from tests.support.kafka import REPO_ROOT, WaitTimeout, wait_until
 from us_shareholders.digest import DigestControl
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mailsink import SmtpSink
@@ -108,23 +108,11 @@ def draw_service(
     )
 
 
-def _snapshot(events: list[Event], role: str) -> dict[str, dict[str, Any]]:
-    table: dict[str, dict[str, Any]] = {}
-    for r, key, value in events:
-        if r != role:
-            continue
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
-    return table
-
-
 def holders_oracle(events: list[Event]) -> dict[str, dict[str, Any]]:
     """client -> {position id: {ticker, exchange, amount}} of the US positions standing."""
     venues = VenueMatcher()
     holders: dict[str, dict[str, Any]] = {}
-    for pid, pos in _snapshot(events, "positions").items():
+    for pid, pos in snapshot(events, "positions").items():
         if venues.is_us(pos["exchange"]):
             held = {"ticker": pos["ticker"], "exchange": pos["exchange"], "amount": pos["amount"]}
             holders.setdefault(pos["client"], {})[pid] = held
@@ -133,7 +121,7 @@ def holders_oracle(events: list[Event]) -> dict[str, dict[str, Any]]:
 
 def eligible_clients(events: list[Event], holders: dict[str, Any]) -> dict[str, str]:
     """client -> email of every US holder with an email who has not unsubscribed."""
-    clients = _snapshot(events, "clients")
+    clients = snapshot(events, "clients")
     out = {}
     for client in holders:
         info = clients.get(client)
@@ -267,25 +255,12 @@ class ServiceRun(SeedRun):
                     self.failures += checks._check_dlq(self, self.eos, details)
         except Exception as exc:  # a harness step that could not complete is a failed seed
             self.failures.append(f"run aborted: {type(exc).__name__}: {exc}")
-        finally:
-            self._close_all()
-            self.failures += checks.verify_logs(self.instances, self.plan.marker, details)
-            details["timeline"] = self.timeline
-            details["instance_events"] = {i.name: i.events for i in self.instances}
-        if not self.failures:
-            topics = [t for t in admin.list_topics(timeout=30).topics if t.startswith(self.app_id)]
-            delete_topics(admin, [*self.topics.values(), *topics], timeout=30)
-        outcome = Outcome(
-            self.plan.describe(), self.failures, time.monotonic() - started, self.workdir, details
-        )
-        (self.workdir / "report.json").write_text(
-            json.dumps(
-                {"plan": outcome.plan, "failures": outcome.failures, "details": details},
-                indent=1,
-                default=str,
-            )
-        )
-        return outcome
+
+        def topics() -> list[str]:  # the service's internal topics too: its app id prefixes them
+            found = admin.list_topics(timeout=30).topics
+            return [*self.topics.values(), *(t for t in found if t.startswith(self.app_id))]
+
+        return self._finish(admin, started, details, topics)
 
     @property
     def eos(self) -> bool:
@@ -421,7 +396,7 @@ class ServiceRun(SeedRun):
                     + "; ".join(f"{c}: want {want.get(c)}, got {got.get(c)}" for c in bad[:3])
                 )
         rng = random.Random(self.plan.seed)
-        known = sorted(_snapshot(events, "clients"))
+        known = sorted(snapshot(events, "clients"))
         sample = rng.sample(sorted(oracle), min(len(oracle), SAMPLE_CLIENTS * 2 // 3))
         others = [c for c in known if c not in oracle]
         sample += rng.sample(others, min(len(others), SAMPLE_CLIENTS // 3))

@@ -140,7 +140,8 @@ def global_topology(t: dict[str, str]) -> st.Topology:
 # -- oracles ---------------------------------------------------------------------------------
 
 
-def _snapshot(events: list[Event], role: str) -> dict[str, dict[str, Any]]:
+def snapshot(events: list[Event], role: str) -> dict[str, dict[str, Any]]:
+    """The table ``role`` stands for after ``events``: the latest value per key."""
     table: dict[str, dict[str, Any]] = {}
     for r, key, value in events:
         if r != role:
@@ -154,7 +155,7 @@ def _snapshot(events: list[Event], role: str) -> dict[str, dict[str, Any]]:
 
 def reduce_oracle(events: list[Event]) -> dict[str, Any]:
     holders: dict[str, list[str]] = {}
-    for pid, pos in _snapshot(events, "positions").items():
+    for pid, pos in snapshot(events, "positions").items():
         if pos["exchange"] in US:
             holders.setdefault(pos["client"], []).append(pid)
     return {client: sorted(ids) for client, ids in holders.items()}
@@ -162,7 +163,7 @@ def reduce_oracle(events: list[Event]) -> dict[str, Any]:
 
 def aggregate_oracle(events: list[Event]) -> dict[str, Any]:
     holders: dict[str, dict[str, str]] = {}
-    for pid, pos in _snapshot(events, "positions").items():
+    for pid, pos in snapshot(events, "positions").items():
         if pos["exchange"] in US:
             holders.setdefault(pos["client"], {})[pid] = pos["ticker"]
     return holders
@@ -177,19 +178,19 @@ def count_oracle(events: list[Event]) -> dict[str, Any]:
 
 
 def join_oracle(events: list[Event]) -> dict[str, Any]:
-    notes = _snapshot(events, "notes")
+    notes = snapshot(events, "notes")
     return {
         pid: [pos["ticker"], notes[pid]["note"]]
-        for pid, pos in _snapshot(events, "positions").items()
+        for pid, pos in snapshot(events, "positions").items()
         if pid in notes
     }
 
 
 def fkjoin_oracle(events: list[Event]) -> dict[str, Any]:
-    clients = _snapshot(events, "clients")
+    clients = snapshot(events, "clients")
     return {
         pid: [pos["ticker"], clients[pos["client"]]["name"]]
-        for pid, pos in _snapshot(events, "positions").items()
+        for pid, pos in snapshot(events, "positions").items()
         if pos["client"] in clients
     }
 
@@ -197,7 +198,7 @@ def fkjoin_oracle(events: list[Event]) -> dict[str, Any]:
 def global_oracle(events: list[Event]) -> dict[str, Any]:
     """The expected output records by the input's sequence number (its ``amount``, unique per
     record): ``{seq: [key, value]}``."""
-    clients = _snapshot(events, "clients")
+    clients = snapshot(events, "clients")
     out: dict[str, Any] = {}
     for role, key, value in events:
         if role == "positions" and value is not None and value["client"] in clients:

@@ -712,10 +712,8 @@ class StreamsApp:
         )
         unmarked = []
         for tp in found:
-            if tp.offset < 0:
+            if tp.offset < 0 or tp.metadata == CLEAN_CLOSE:
                 unmarked.append(tp)
-                continue
-            if tp.metadata == CLEAN_CLOSE:
                 continue
             end = TopicPartition(tp.topic, tp.partition)
             _, high = _clients.retry_transient(
@@ -734,16 +732,21 @@ class StreamsApp:
         return window
 
     def _mark_start(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Nothing committed yet: commit where this task starts, before it forwards anything,
-        so that an owner after a crash finds an offset without the clean-close mark and
-        replays from it (with none, it could not tell a crash from a first start)."""
+        """Nothing to replay here (nothing committed yet, or a clean close): commit where this
+        task starts, without the clean-close mark, before it forwards anything, so that an
+        owner after a crash of this one replays from there. (A clean-close mark left in place
+        told the next owner to skip the replay of what this one forwarded: chaos seed 48777.)"""
         starts = []
         for tp in partitions:
-            low, _ = _clients.retry_transient(
-                partial(consumer.get_watermark_offsets, TopicPartition(tp.topic, tp.partition), 10),
-                f"start offset of {tp.topic}[{tp.partition}]",
-            )
-            starts.append(TopicPartition(tp.topic, tp.partition, low))
+            offset = tp.offset
+            if offset < 0:
+                offset, _ = _clients.retry_transient(
+                    partial(
+                        consumer.get_watermark_offsets, TopicPartition(tp.topic, tp.partition), 10
+                    ),
+                    f"start offset of {tp.topic}[{tp.partition}]",
+                )
+            starts.append(TopicPartition(tp.topic, tp.partition, offset))
         try:
             consumer.commit(offsets=starts, asynchronous=False)
         except KafkaException as exc:  # a rebalance under way: the next owner starts over
