@@ -1,5 +1,5 @@
 """Differential tests: the same random inputs through our TopologyTestDriver and Java Kafka
-Streams 4.3.1's (bench/reference DifferentialRunner); outputs are compared record by record
+Streams 4.4.0's (bench/reference DifferentialRunner); outputs are compared record by record
 (which input caused them, topic, key, value, timestamp) and final stores entry by entry."""
 
 from __future__ import annotations
