@@ -50,6 +50,9 @@ RESULTS = BENCH / "results"
 REFERENCE = BENCH / "reference"
 STATE_ROOT = REPO / ".cache" / "bench-state"
 KAFKA_LOCAL = REPO / "tools" / "kafka" / "kafka-local"
+# The Apache Kafka version that tools/kafka/pom.xml (broker) and bench/reference/pom.xml (Kafka
+# Streams) pin; recorded with every result.
+KAFKA_VERSION = "4.4.0"
 PY = sys.executable
 
 WORKLOADS = ("w1", "w2", "w3", "w5")
@@ -641,6 +644,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "java": java_version,
         "kernel": platform.release(),
+        "kafka": KAFKA_VERSION,
     }
 
 
@@ -840,7 +844,7 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
         "are noise; read the ratios, taken in the same run on the same broker. Profiles, and "
         "what stands between these figures and the goals: `bench/PROFILES.md`.",
         "",
-        "| workload | streamtable | Kafka Streams 4.3.1 | streamtable / Kafka Streams |",
+        f"| workload | streamtable | Kafka Streams {m['kafka']} | streamtable / Kafka Streams |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, a, b, q in rows:
@@ -894,8 +898,9 @@ def write_markdown(summary: dict[str, Any], stamp: str, wall_s: float, path: Pat
         "## Machine",
         "",
         f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}, Java `{m['java']}`; broker: kafka-local (Apache Kafka 4.3.1, one "
-        "KRaft node) on the same machine unless `KAFKA_BOOTSTRAP_SERVERS` was set.",
+        f"Python {m['python']}, Java `{m['java']}`; broker: kafka-local "
+        f"(Apache Kafka {m['kafka']}, one KRaft node) on the same machine unless "
+        "`KAFKA_BOOTSTRAP_SERVERS` was set.",
         "",
         "## Settings",
         "",

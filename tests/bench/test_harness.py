@@ -60,12 +60,14 @@ def test_summary_has_the_agreed_keys_and_nulls_for_skipped_extras(tmp_path: Path
     assert summary["w3"]["skipped"]
     assert summary["w5"]["skipped"]
     summary["machine"] = dict.fromkeys(
-        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java"], "x"
+        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java", "kafka"], "x"
     )
     out = tmp_path / "RESULTS.md"
     write_markdown(summary, "stamp", 1.0, out)
     text = out.read_text()
     assert "| W1 seed, at_least_once (records/s) | 10 | 20 | 0.50 |" in text
+    assert "| workload | streamtable | Kafka Streams x |" in text  # the version measured with
+    assert "broker: kafka-local (Apache Kafka x, one KRaft node)" in text
     assert list(itertools.islice(text.splitlines(), 1)) == ["# Benchmark results"]
 
 
@@ -91,7 +93,7 @@ def test_w3_and_w5_figures_reach_the_summary_and_the_markdown(tmp_path: Path) ->
     assert summary["w5"]["jobs"] == 9000
     assert "skipped" not in summary["w3"]
     summary["machine"] = dict.fromkeys(
-        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java"], "x"
+        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java", "kafka"], "x"
     )
     out = tmp_path / "RESULTS.md"
     write_markdown(summary, "stamp", 1.0, out)
