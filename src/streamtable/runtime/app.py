@@ -51,6 +51,7 @@ from streamtable.runtime._commit import (
     Committer,
     TransactionAborted,
 )
+from streamtable.runtime._freeze import FreezeWatch, ProcessingStalled
 from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
@@ -109,6 +110,7 @@ class StreamsApp:
         self._consumer: Consumer | None = None
         self._committer: Committer | None = None
         self._collector: KafkaRecordCollector | None = None
+        self._freeze: FreezeWatch | None = None  # at least once only: see _freeze.py
         self._dlq = dlq_topic(config.application_id)
         self._purge_interval_s = 30.0  # repartition.purge.interval.ms in Kafka Streams
         self._instances = InstanceDirectory(
@@ -378,6 +380,13 @@ class StreamsApp:
         self._consumer = _clients.main_consumer(self.config)
         producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector = KafkaRecordCollector(producer, self._plan)
+        if not self.config.exactly_once:
+            # A freeze past the session timeout can make this process a zombie; the
+            # transactions fence one under exactly once. Limit: the heartbeat interval.
+            limit_s = max(self.config.session_timeout_ms // 4, 250) / 1000.0
+            self._freeze = FreezeWatch(limit_s, self._still_member)
+            self._collector.before_send = self._freeze.check
+            self._freeze.start()
         app = self.config.application_id
         purger = RepartitionPurger(
             AdminClient(self.config.client_config()),
@@ -420,6 +429,8 @@ class StreamsApp:
         with self._lock:
             try:
                 self._handle(messages)
+            except ProcessingStalled as exc:
+                self._after_stall(exc)
             except (KafkaException, TransactionAborted) as exc:
                 if not self.config.exactly_once:
                     raise
@@ -509,8 +520,8 @@ class StreamsApp:
                 ts = -1
             try:
                 task.core.process(topic, msg.key(), msg.value(), ts, offset, _headers(msg))
-            except (KafkaException, TransactionAborted):
-                raise  # the producer failed, not the record
+            except (KafkaException, TransactionAborted, ProcessingStalled):
+                raise  # the producer or the process failed, not the record
             except Exception as exc:
                 self._on_record_error(msg, exc)
             if task.replay_until:
@@ -594,6 +605,8 @@ class StreamsApp:
 
     # -- tasks -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._freeze is not None:
+            self._freeze.clear()  # a member of the new generation: what it owns is its own
         consumer.assign(partitions)
         if partitions:
             consumer.pause(partitions)  # resumed per task once it is restored
@@ -796,6 +809,8 @@ class StreamsApp:
             if self._standbys is not None:
                 self._standbys.checkpoint()
             self._update_gauges(running)
+        except ProcessingStalled as exc:
+            self._after_stall(exc)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except CommitDeferred as exc:
@@ -836,14 +851,20 @@ class StreamsApp:
     def _recover_from_abort(self, fatal: bool) -> None:
         """After an aborted transaction: wipe every active task's state, restore it from the
         changelogs and re-read the input from the committed offsets."""
-        assert self._consumer is not None
         assert self._committer is not None
         assert self._collector is not None
-        if self._state is AppState.RUNNING:
-            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         if fatal or self._committer.producer_lost:
             self._replace_producer()
         self._collector.abandon_sent()
+        self._restart_tasks()
+
+    def _restart_tasks(self) -> None:
+        """Start every active task again as after a crash of this process: drop its caches
+        and state (a record may be half processed), restore it from the changelogs and re-read
+        the input from the committed offsets."""
+        assert self._consumer is not None
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         tasks = list(self._tasks.values())
         for task in tasks:
             task.core.discard_caches()
@@ -861,6 +882,41 @@ class StreamsApp:
         for task in tasks:
             self._state_dir.wipe(task.task_id)
         self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
+
+    def _after_stall(self, exc: ProcessingStalled) -> None:
+        log.warning("%s", exc)
+        self.metrics.stall_restarts.inc()
+        self._restart_tasks()
+
+    def _still_member(self) -> bool:
+        """The probe of :class:`FreezeWatch`: commits again the offsets already committed for
+        the running tasks' partitions, which the coordinator refuses from a member it removed
+        (or a rebalance under way). False also when nothing can show it."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        tps = [
+            TopicPartition(t, task.partition)
+            for task in self._tasks.values()
+            if task.state is TaskState.RUNNING
+            for t in task.topics
+        ]
+        if not tps:
+            return True  # nothing running: nothing to send on its behalf
+        try:
+            found = consumer.committed(tps, timeout=10)
+            again = [
+                TopicPartition(tp.topic, tp.partition, tp.offset, tp.metadata or "")
+                for tp in found
+                if tp.offset >= 0
+            ]
+            if not again:
+                return False
+            consumer.commit(offsets=again, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("probe after a freeze failed: %s", exc)
+            return False
+        return True
 
     def _replace_producer(self) -> None:
         """A new transactional producer with the same ``transactional.id``: its
@@ -890,6 +946,8 @@ class StreamsApp:
             self._collector.producer.flush(10)
         if self._restorer is not None:
             self._restorer.close()
+        if self._freeze is not None:
+            self._freeze.stop()
         if self._globals is not None:
             self._globals.close()
         if self._standbys is not None:
