@@ -44,6 +44,7 @@ from streamtable.errors import (
     loggable,
 )
 from streamtable.runtime import _clients
+from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime._collector import KafkaRecordCollector
 from streamtable.runtime._commit import (
     CLEAN_CLOSE,
@@ -351,12 +352,15 @@ class StreamsApp:
             )
             last_commit = time.monotonic()
             interval = self.config.effective_commit_interval_ms / 1000.0
-            while not self._stop.is_set():
-                self._poll_once()
-                if time.monotonic() - last_commit >= interval:
-                    with self._lock:
-                        self._commit()
-                    last_commit = time.monotonic()
+            try:
+                while not self._stop.is_set():
+                    self._poll_once()
+                    if time.monotonic() - last_commit >= interval:
+                        with self._lock:
+                            self._commit()
+                        last_commit = time.monotonic()
+            except ShutdownRequested as exc:
+                log.info("%s", exc)
             self._shutdown(clean=True)
         except BaseException as exc:
             log.exception("app %s failed", self.config.application_id)
@@ -699,7 +703,9 @@ class StreamsApp:
             consumer = self._consumer
             wanted = [TopicPartition(t, task.partition) for t in source_topics]
             found = _clients.retry_transient(
-                lambda: consumer.committed(wanted, timeout=30), f"committed offsets of {task}"
+                lambda: consumer.committed(wanted, timeout=30),
+                f"committed offsets of {task}",
+                stop=self._stop,
             )
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
@@ -721,7 +727,9 @@ class StreamsApp:
         window: dict[str, int] = {}
         tps = [TopicPartition(t, task.partition) for t in task.topics]
         found = _clients.retry_transient(
-            lambda: consumer.committed(tps, timeout=30), f"committed offsets of {task}"
+            lambda: consumer.committed(tps, timeout=30),
+            f"committed offsets of {task}",
+            stop=self._stop,
         )
         unmarked = []
         for tp in found:
@@ -732,6 +740,7 @@ class StreamsApp:
             _, high = _clients.retry_transient(
                 partial(consumer.get_watermark_offsets, end, 10, False),
                 f"end offset of {tp.topic}[{tp.partition}]",
+                stop=self._stop,
             )
             if high > tp.offset:
                 window[tp.topic] = high
@@ -758,6 +767,7 @@ class StreamsApp:
                         consumer.get_watermark_offsets, TopicPartition(tp.topic, tp.partition), 10
                     ),
                     f"start offset of {tp.topic}[{tp.partition}]",
+                    stop=self._stop,
                 )
             starts.append(TopicPartition(tp.topic, tp.partition, offset))
         try:
@@ -874,7 +884,9 @@ class StreamsApp:
             self._consumer.pause(partitions)
             consumer = self._consumer
             found = _clients.retry_transient(
-                lambda: consumer.committed(partitions, timeout=30), "committed offsets"
+                lambda: consumer.committed(partitions, timeout=30),
+                "committed offsets",
+                stop=self._stop,
             )
             for tp in found:
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
