@@ -82,7 +82,8 @@ class StreamsApp:
     """Runs ``topology`` with ``config``; see the module docstring."""
 
     def __init__(self, topology: Topology, config: StreamsConfig) -> None:
-        self.topology = topology
+        # Contextual serdes (schema registry) learn their topics here, once.
+        self.topology = topology.bind_serdes(config.application_id)
         self.config = config
         self.instance_id = uuid.uuid4()
         self.metrics = StreamsMetrics(config.application_id)
@@ -115,7 +116,7 @@ class StreamsApp:
         self._dlq = dlq_topic(config.application_id)
         self._purge_interval_s = 30.0  # repartition.purge.interval.ms in Kafka Streams
         self._instances = InstanceDirectory(
-            topology, config, str(self.instance_id), lambda: self._state.name
+            self.topology, config, str(self.instance_id), lambda: self._state.name
         )
         self._standbys: StandbyTasks | None = None
         self._standby_check = 0.0
