@@ -103,13 +103,18 @@ class SerdeContext:
 
 class ContextualSerde(Protocol[T]):
     """A serde that needs its :class:`SerdeContext`. Mark the class with
-    ``uses_context = True``; the topology binds it once (see :func:`bind`)."""
+    ``uses_context = True``; the topology binds it once (see :func:`bind`).
+
+    ``ctx`` is optional in the signature only so that a contextual serde is also a
+    :class:`Serde` to the type checker (the DSL takes either): inside a topology it is always
+    given. Called without one (outside any topology), a serde may refuse.
+    """
 
     uses_context: ClassVar[bool]
 
-    def serialize(self, value: T, ctx: SerdeContext) -> bytes: ...
+    def serialize(self, value: T, ctx: SerdeContext | None = None) -> bytes: ...
 
-    def deserialize(self, data: bytes, ctx: SerdeContext) -> T: ...
+    def deserialize(self, data: bytes, ctx: SerdeContext | None = None) -> T: ...
 
 
 def uses_context(serde: object) -> bool:

@@ -106,7 +106,12 @@ class RegistrySerde:
         # One SerializationContext per (topic, side): records without headers reuse it.
         self._contexts: dict[tuple[str, bool], Any] = {}
 
-    def _context(self, ctx: SerdeContext) -> Any:
+    def _context(self, ctx: SerdeContext | None) -> Any:
+        if ctx is None:
+            raise SerializationError(
+                f"{self._name} needs its topic: use it in a topology, or bind it "
+                "(streamtable.serde.bind(serde, topic, is_key))"
+            )
         if ctx.headers:
             field = MessageField.KEY if ctx.is_key else MessageField.VALUE
             return SerializationContext(ctx.topic, field, list(ctx.headers))
@@ -116,11 +121,13 @@ class RegistrySerde:
             found = self._contexts[(ctx.topic, ctx.is_key)] = SerializationContext(ctx.topic, field)
         return found
 
-    def serialize(self, value: Any, ctx: SerdeContext) -> bytes:
+    def serialize(self, value: Any, ctx: SerdeContext | None = None) -> bytes:
         if self._serializer is None:
             raise SerializationError(f"{self._name}: no schema given, so it cannot serialize")
+        context = self._context(ctx)
+        assert ctx is not None
         try:
-            data = self._serializer(value, self._context(ctx))
+            data = self._serializer(value, context)
         except SchemaRegistryError as exc:  # the registry's answer: no record data in it
             raise SerializationError(f"{self._name} {_where(ctx)}: registry: {exc}") from None
         except Exception as exc:
@@ -132,9 +139,11 @@ class RegistrySerde:
             raise SerializationError(f"{self._name} {_where(ctx)}: serialized to nothing")
         return bytes(data)
 
-    def deserialize(self, data: bytes, ctx: SerdeContext) -> Any:
+    def deserialize(self, data: bytes, ctx: SerdeContext | None = None) -> Any:
+        context = self._context(ctx)
+        assert ctx is not None
         try:
-            return self._deserializer(data, self._context(ctx))
+            return self._deserializer(data, context)
         except SchemaRegistryError as exc:
             raise SerializationError(f"{self._name} {_where(ctx)}: registry: {exc}") from None
         except Exception as exc:

@@ -24,11 +24,13 @@ class Recording:
     def __init__(self, seen: list[tuple[str, str, bool, Any]]) -> None:
         self.seen = seen
 
-    def serialize(self, value: Any, ctx: SerdeContext) -> bytes:
+    def serialize(self, value: Any, ctx: SerdeContext | None = None) -> bytes:
+        assert ctx is not None
         self.seen.append(("ser", ctx.topic, ctx.is_key, ctx.headers))
         return DEFAULT.serialize(value)
 
-    def deserialize(self, data: bytes, ctx: SerdeContext) -> Any:
+    def deserialize(self, data: bytes, ctx: SerdeContext | None = None) -> Any:
+        assert ctx is not None
         self.seen.append(("de", ctx.topic, ctx.is_key, ctx.headers))
         return DEFAULT.deserialize(data)
 
@@ -84,7 +86,7 @@ def test_headers_reach_contextual_serdes_at_sources_and_sinks() -> None:
     serde = Recording(seen)
     b = st.StreamsBuilder()
     b.stream("in", key_serde=serde, value_serde=serde).to("out", key_serde=serde, value_serde=serde)
-    headers = [("trace", b"t-1")]
+    headers: list[tuple[str, bytes | None]] = [("trace", b"t-1")]
     with TopologyTestDriver(b.build(), config={"application_id": "hdr"}) as driver:
         driver.input_topic("in").pipe("k", "v", headers=headers)
         seen.clear()  # what the test's own input topic did
