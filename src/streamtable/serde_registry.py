@@ -205,7 +205,9 @@ def avro_serde(
     """Avro with the registry. ``schema`` (Avro JSON) is the writer schema, registered under
     the strategy's subject on first use (``auto.register.schemas``), and the reader schema;
     ``None`` gives a deserialize-only serde reading with each record's writer schema.
-    Values are what fastavro reads and writes: dicts for records, str, int, ..."""
+    Values are what fastavro reads and writes: dicts for records, str, int, ... Keys must be
+    hashable (stores cache by key): give record keys ``from_dict``/``to_dict`` (e.g. to and from a
+    NamedTuple); ``parse_key`` then applies ``from_dict`` to the key's JSON form."""
     from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 
     ser = None
@@ -216,7 +218,14 @@ def avro_serde(
     de = AvroDeserializer(
         client, schema, from_dict=from_dict, conf=_strategy_conf(strategy, deserializer_conf)
     )
-    return RegistrySerde(f"Avro[{strategy}]", ser, de, _avro_parse_key(schema))
+    parse = _avro_parse_key(schema)
+    if from_dict is not None:
+        plain_parse, convert = parse, from_dict
+
+        def parse(text: str) -> Any:
+            return convert(plain_parse(text), None)
+
+    return RegistrySerde(f"Avro[{strategy}]", ser, de, parse)
 
 
 def protobuf_serde(
@@ -226,10 +235,19 @@ def protobuf_serde(
     strategy: SubjectNameStrategy = "topic",
     serializer_conf: Mapping[str, Any] | None = None,
     deserializer_conf: Mapping[str, Any] | None = None,
+    deserializer_uses_registry: bool = False,
 ) -> RegistrySerde:
     """Protobuf with the registry: values are instances of ``message_type`` (a generated
     message class, or one made at run time with ``google.protobuf.message_factory``). A key
-    parses from its JSON form (``google.protobuf.json_format``)."""
+    parses from its JSON form (``google.protobuf.json_format``).
+
+    The serializer registers ``message_type``'s file under the strategy's subject. The
+    deserializer decodes with ``message_type`` itself, as confluent-kafka's does without a
+    registry client; ``deserializer_uses_registry=True`` makes it fetch each writer schema
+    (for data-contract rules and migrations). Apicurio Registry 3.3.3 cannot serve that fetch
+    for schemas Python clients registered (``GET /schemas/ids/N?format=serialized`` answers 500:
+    it parses the base64 descriptor it stored as .proto text), so it is off by default.
+    """
     from confluent_kafka.schema_registry.protobuf import (
         ProtobufDeserializer,
         ProtobufSerializer,
@@ -240,7 +258,7 @@ def protobuf_serde(
     de = ProtobufDeserializer(
         message_type,
         conf=_strategy_conf(strategy, deserializer_conf),
-        schema_registry_client=client,
+        schema_registry_client=client if deserializer_uses_registry else None,
     )
 
     def parse_key(text: str) -> Any:
