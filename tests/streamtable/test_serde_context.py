@@ -134,3 +134,19 @@ def test_query_layer_parses_keys_with_the_serdes_own_hook() -> None:
     assert "cannot be parsed from text" in (refused.message or "")
     assert prefix_bytes("ab", STRING).value == b"ab"
     assert not prefix_bytes("ab", NoTextKeys()).is_ok
+
+
+def test_registry_serdes_refuse_bad_bytes_without_quoting_them_and_need_a_topic() -> None:
+    from streamtable.serde_registry import avro_serde, registry_client
+
+    # Nothing here reaches the registry: the framing is checked first, and the client is lazy.
+    with registry_client("http://127.0.0.1:9/apis/ccompat/v7") as client:
+        serde = avro_serde(client, '"string"')
+        bound = bind(serde, "positions", False)
+        with pytest.raises(st.SerializationError) as refused:
+            bound.deserialize(b"secret-value")
+        assert "positions value" in str(refused.value)
+        assert "secret" not in str(refused.value)
+        with pytest.raises(st.SerializationError, match="needs its topic"):
+            serde.serialize("x")
+        assert bound.parse_key("c1") == "c1"
