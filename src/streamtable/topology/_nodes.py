@@ -56,7 +56,6 @@ class ProcessorSpec:
     parents: tuple[str, ...]
     factory: Callable[[], Node]
     stores: tuple[str, ...] = ()
-    description: str = ""
 
 
 @dataclass(frozen=True)
