@@ -2,6 +2,10 @@
 
 * Every test must carry exactly one tier marker (unit / integration / system), normally via a
   module-level ``pytestmark = pytest.mark.integration``; collection fails otherwise.
+* ``schema_registry_url`` is a real schema registry's Confluent-compatible API:
+  ``SCHEMA_REGISTRY_URL`` if set, else Apicurio Registry started by
+  ``tools/registry/registry-local`` (lazily, once per session, stopped at the end if this session
+  started it). A registry that cannot start fails the tests that need it; they never skip.
 * ``bootstrap_servers`` is the broker for integration and system tests: ``KAFKA_BOOTSTRAP_SERVERS``
   if set, else a local Apache Kafka started by ``tools/kafka/kafka-local`` (and stopped at the end
   of the session only if this session started it). It is started lazily, so ``pytest -m unit``
@@ -61,6 +65,26 @@ def bootstrap_servers() -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """The Confluent-compatible API of the schema registry the tests use."""
+    configured = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
+    if configured:
+        yield configured
+        return
+    from tests.support.registry import start_registry_local
+
+    try:
+        registry = start_registry_local()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(f"\nschema registry at {registry.url} (start took {registry.start_seconds:.1f}s)")
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ Hierarchy::
     │                                 the rebalance settles)
     └── KafkaError                    the Kafka client reported a fatal error (no retry)
 
-Every exception carries enough context (names, topics, partitions) to act on without a debugger.
+Exceptions about a store or a setting name it (``StoreNotReady.store``, ``ConfigError.setting``).
 Messages of streamtable's own exceptions never quote a record's key or value (only names of
 fields, types, topics, partitions, offsets), so that they can be logged; :func:`loggable`
 describes any exception that way.

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from tests.chaos.cluster import Broker
-from tests.chaos.plan import FAULTS, GUARANTEES, draw
+from tests.chaos.plan import FAULTS, GUARANTEES, Size, draw
 from tests.chaos.runner import Outcome, SeedRun
 from tests.chaos.service import ServiceRun, draw_service
 from tests.chaos.topologies import KINDS
@@ -46,6 +46,17 @@ def summary(outcome: Outcome) -> str:
     )
 
 
+SIZE_FLAGS = {
+    "instances": "app processes started together",
+    "partitions": "partitions of every input topic",
+    "commit-interval-ms": "the apps' commit interval",
+    "rate": "live records per second",
+    "events": "live records in all",
+    "positions": "distinct position ids",
+    "clients": "distinct clients",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.chaos", description=__doc__.split("\n")[0]
@@ -57,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", help=f"comma-separated, of {','.join(FAULTS)}")
     parser.add_argument("--standbys", type=int, choices=(0, 1))
     parser.add_argument("--service", action="store_true", help="run us-shareholders processes")
+    sizes = parser.add_argument_group("size (library topologies; drawn from the seed if not given)")
+    for flag, what in SIZE_FLAGS.items():
+        sizes.add_argument(f"--{flag}", type=int, metavar="N", help=what)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".cache" / "chaos-runs")
     args = parser.parse_args(argv)
     seeds = list(args.seed) + [random.SystemRandom().randrange(10**6) for _ in range(args.seeds)]
@@ -64,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --seeds N or --seed S")
     if args.service and args.kind:
         parser.error("--kind is a library topology; --service runs the service's own")
+    size = Size(**{f.replace("-", "_"): getattr(args, f.replace("-", "_")) for f in SIZE_FLAGS})
+    if args.service and size != Size():
+        parser.error("the size options apply to library topologies, not --service")
     faults = args.faults.split(",") if args.faults else None
     for name in faults or []:
         if name not in FAULTS:
@@ -83,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = ServiceRun(plan, broker, workdir).run()
             else:
                 plan = draw(seed, kind=args.kind, guarantee=args.guarantee, faults=faults,
-                            standbys=args.standbys)  # fmt: skip
+                            standbys=args.standbys, size=size)  # fmt: skip
                 outcome = SeedRun(plan, broker, workdir).run()
             print(summary(outcome), flush=True)
             if outcome.ok:
@@ -94,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 pins = {"service": "" if args.service else None, "kind": args.kind,
                         "guarantee": args.guarantee, "faults": args.faults,
                         "standbys": args.standbys}  # fmt: skip
+                pins.update({f: getattr(args, f.replace("-", "_")) for f in SIZE_FLAGS})
                 flags = "".join(f" --{k} {v}".rstrip() for k, v in pins.items() if v is not None)
                 print(f"    replay: python -m tests.chaos --seed {seed}{flags}", flush=True)
                 print(f"    report: {outcome.workdir / 'report.json'}", flush=True)

@@ -77,6 +77,21 @@ class Plan:
         }
 
 
+@dataclass(frozen=True)
+class Size:
+    """Pins for the drawn shape of a run (``None``: drawn from the seed), e.g. the issue's
+    kill -9 scenario at its own size: 3 instances, 6 partitions, a 200 ms commit interval,
+    200k live events over 30k positions and 4k clients."""
+
+    instances: int | None = None
+    partitions: int | None = None
+    commit_interval_ms: int | None = None
+    rate: int | None = None  # live records per second
+    events: int | None = None  # live records in all
+    positions: int | None = None
+    clients: int | None = None
+
+
 def draw(
     seed: int,
     *,
@@ -84,8 +99,10 @@ def draw(
     guarantee: str | None = None,
     faults: list[str] | None = None,
     standbys: int | None = None,
+    size: Size | None = None,
 ) -> Plan:
     """The plan of ``seed``; keyword arguments pin what would otherwise be drawn."""
+    size = size or Size()
     rng = random.Random(seed)
     kind = kind or rng.choice(sorted(KINDS))
     guarantee = guarantee or rng.choice(GUARANTEES)
@@ -96,7 +113,13 @@ def draw(
     cache_max_bytes = rng.choice((0, 64 * 1024, 10 * 1024 * 1024))
     rate = rng.choice((300, 600, 1000))
     live_seconds = rng.uniform(24.0, 34.0)
-    gen = _Generator(rng, KINDS[kind].inputs, KINDS[kind].static_clients)
+    instances = size.instances or instances
+    partitions = size.partitions or partitions
+    commit_interval_ms = size.commit_interval_ms or commit_interval_ms
+    rate = size.rate or rate
+    if size.events:
+        live_seconds = size.events / rate
+    gen = _Generator(rng, KINDS[kind].inputs, KINDS[kind].static_clients, size)
     preload = gen.events(rng.randrange(1500, 3000), preload=True)
     live = gen.events(int(rate * live_seconds), preload=False)
     marker = f"chaos-secret-{seed:x}"
@@ -133,12 +156,16 @@ class _Generator:
     """Positions with updates, moves between clients, same-client updates and closes; notes
     or clients beside them. ``amount`` is a sequence number unique to each position record."""
 
-    def __init__(self, rng: random.Random, inputs: tuple[str, ...], static_clients: bool) -> None:
+    def __init__(
+        self, rng: random.Random, inputs: tuple[str, ...], static_clients: bool, size: Size
+    ) -> None:
         self.rng = rng
         self.inputs = inputs
         self.static_clients = static_clients
         self.ids = rng.randrange(300, 1500)
         self.clients = rng.randrange(40, 200)
+        self.ids = size.positions or self.ids
+        self.clients = size.clients or self.clients
         self.seq = 0
         self.current: dict[str, dict[str, Any]] = {}
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from streamtable.errors import KafkaError, TaskMigrated
 from streamtable.state import CachingStore, KeyValueStore
 
 Change = tuple[Any, Any]
@@ -117,6 +118,8 @@ class TableMaterializer:
                 # reported for this entry and the flush goes on with the next one.
                 try:
                     forward(key, (new, old if send_old else None), ts)
+                except (KafkaError, TaskMigrated):
+                    raise  # the producer or the process failed, not this entry
                 except Exception as exc:
                     node.ctx.flush_failed(node.name, key, new, exc)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamtable.processors._api import Node, TaskContext
-from streamtable.serde import Serde
+from streamtable.serde import BoundSerde, Serde, serialize_with
 
 Partitioner = Callable[[Any, Any, int], int | None]
 """``(key, value, partition count) -> partition`` or None for the producer's default
@@ -29,6 +29,10 @@ class Sink(Node):
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.partitioner = partitioner
+        # Bound contextual serdes also see the record's headers; decided once, here.
+        self._with_headers = isinstance(key_serde, BoundSerde) or isinstance(
+            value_serde, BoundSerde
+        )
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
@@ -36,8 +40,13 @@ class Sink(Node):
         self.partitions = ctx.partitions_of(self.resolved_topic) if self.partitioner else 0
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
-        kb = None if key is None else self.key_serde.serialize(key)
-        vb = None if value is None else self.value_serde.serialize(value)
+        if self._with_headers:
+            headers = self.ctx.headers
+            kb = None if key is None else serialize_with(self.key_serde, key, headers)
+            vb = None if value is None else serialize_with(self.value_serde, value, headers)
+        else:
+            kb = None if key is None else self.key_serde.serialize(key)
+            vb = None if value is None else self.value_serde.serialize(value)
         partition = None
         if self.partitioner is not None:
             partition = self.partitioner(key, value, self.partitions)

@@ -1,9 +1,12 @@
 """Text <-> store keys and values for the HTTP layer, and the scan cursor.
 
-* A key in a URL is parsed with the store's key serde: ``STRING`` takes the text as is,
-  ``JSON`` and ``DEFAULT`` parse it as JSON (``DEFAULT`` also reads its tags, so
-  ``{"$t": [1, 2]}`` is the tuple ``(1, 2)``), ``INT``/``LONG`` an integer, ``DOUBLE`` a number,
-  ``BYTES`` the UTF-8 bytes of the text. The parsed key must serialize with the serde.
+* A key in a URL is parsed by the store's key serde's ``parse_key(text)`` hook (see
+  :mod:`streamtable.serde`): ``STRING`` takes the text as is, ``JSON`` and ``DEFAULT`` parse it
+  as JSON (``DEFAULT`` also reads its tags, so ``{"$t": [1, 2]}`` is the tuple ``(1, 2)``),
+  ``INT``/``LONG`` an integer, ``DOUBLE`` a number, ``BYTES`` the UTF-8 bytes of the text, the
+  registry serdes JSON (Avro/JSON Schema) as their schema says. A serde without the hook has no
+  text keys. The parsed key must serialize with the serde.
+* A ``prefix`` scan asks the serde's ``key_prefix(text)`` hook for the serialized-key prefix.
 * Keys and values are rendered as JSON: sets, frozensets and tuples become lists (sets sorted),
   bytes become base64 text, dict keys that are not strings become their JSON text.
 * A cursor is the serialized key of the last item returned, base64url-encoded: opaque to
@@ -20,40 +23,22 @@ import orjson
 
 from streamtable.errors import SerializationError
 from streamtable.query._result import FailureReason, QueryResult
-from streamtable.serde import (
-    BytesSerde,
-    DefaultSerde,
-    DoubleSerde,
-    IntSerde,
-    JsonSerde,
-    LongSerde,
-    Serde,
-    StringSerde,
-)
+from streamtable.serde import Serde
 
 _CURSOR_VERSION = b"\x01"
 
 
 def parse_key(text: str, serde: Serde[Any]) -> QueryResult[Any]:
     """``ok(key)`` or ``failure(BAD_KEY)``; see the module docstring for each serde."""
+    hook = getattr(serde, "parse_key", None)
+    if hook is None:
+        return QueryResult.failure(
+            FailureReason.BAD_KEY, f"keys of serde {serde!r} cannot be parsed from text"
+        )
     try:
-        key: Any
-        if isinstance(serde, StringSerde):
-            key = text
-        elif isinstance(serde, DefaultSerde | JsonSerde):
-            key = serde.deserialize(text.encode())
-            if key is None:
-                return QueryResult.failure(FailureReason.BAD_KEY, "a key cannot be null")
-        elif isinstance(serde, IntSerde | LongSerde):
-            key = int(text.strip(), 10)
-        elif isinstance(serde, DoubleSerde):
-            key = float(text)
-        elif isinstance(serde, BytesSerde):
-            key = text.encode()
-        else:
-            return QueryResult.failure(
-                FailureReason.BAD_KEY, f"keys of serde {serde!r} cannot be parsed from text"
-            )
+        key: Any = hook(text)
+        if key is None:
+            return QueryResult.failure(FailureReason.BAD_KEY, "a key cannot be null")
         serde.serialize(key)
     except (SerializationError, ValueError) as exc:
         return QueryResult.failure(
@@ -64,10 +49,12 @@ def parse_key(text: str, serde: Serde[Any]) -> QueryResult[Any]:
 
 def prefix_bytes(prefix: str, serde: Serde[Any]) -> QueryResult[bytes]:
     """The serialized-key prefix shared by every string key that starts with ``prefix``."""
-    if isinstance(serde, StringSerde):
-        return QueryResult.ok(prefix.encode())
-    if isinstance(serde, DefaultSerde | JsonSerde):
-        return QueryResult.ok(serde.serialize(prefix)[:-1])  # '"abc"' without its closing quote
+    hook = getattr(serde, "key_prefix", None)
+    if hook is not None:
+        try:
+            return QueryResult.ok(hook(prefix))
+        except (SerializationError, ValueError):
+            pass
     return QueryResult.failure(
         FailureReason.BAD_REQUEST, f"prefix needs string keys; this store's key serde is {serde!r}"
     )

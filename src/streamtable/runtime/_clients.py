@@ -15,6 +15,7 @@ The producer uses ``murmur2_random`` so keyed records land where Java's producer
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from streamtable.errors import ConfigError
+from streamtable.errors import ConfigError, StreamTableError
 from streamtable.runtime.config import StreamsConfig
 
 log = logging.getLogger("streamtable.runtime.clients")
@@ -174,9 +175,20 @@ _TRANSIENT = frozenset(
 )
 
 
-def retry_transient(call: Callable[[], T], what: str, deadline_s: float = 120.0) -> T:
+class ShutdownRequested(StreamTableError):
+    """The app was asked to stop while a broker call was being asked again."""
+
+
+def retry_transient(
+    call: Callable[[], T],
+    what: str,
+    deadline_s: float = 120.0,
+    stop: threading.Event | None = None,
+) -> T:
     """``call()``, asked again (with a growing pause) while it fails with a transient broker
-    error, for up to ``deadline_s``; then, or on any other error, its exception propagates."""
+    error, for up to ``deadline_s``; then, or on any other error, its exception propagates.
+    Once ``stop`` is set it gives up with :class:`ShutdownRequested` (a SIGTERM during a broker
+    outage must not wait for the deadline)."""
     deadline = time.monotonic() + deadline_s
     pause = 0.1
     while True:
@@ -190,5 +202,11 @@ def retry_transient(call: Callable[[], T], what: str, deadline_s: float = 120.0)
             if not transient or time.monotonic() + pause > deadline:
                 raise
             log.info("%s: %s; asking again", what, error)
-            time.sleep(pause)  # back off before asking the broker again
+            # Back off before asking the broker again.
+            if stop is None:
+                time.sleep(pause)
+            elif stop.wait(pause):
+                raise ShutdownRequested(
+                    f"{what}: stopping while the broker answers {error}"
+                ) from None
             pause = min(pause * 2, 2.0)

@@ -44,6 +44,7 @@ from streamtable.errors import (
     loggable,
 )
 from streamtable.runtime import _clients
+from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime._collector import KafkaRecordCollector
 from streamtable.runtime._commit import (
     CLEAN_CLOSE,
@@ -51,6 +52,7 @@ from streamtable.runtime._commit import (
     Committer,
     TransactionAborted,
 )
+from streamtable.runtime._freeze import FreezeWatch, ProcessingStalled
 from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._purge import RepartitionPurger
@@ -80,7 +82,8 @@ class StreamsApp:
     """Runs ``topology`` with ``config``; see the module docstring."""
 
     def __init__(self, topology: Topology, config: StreamsConfig) -> None:
-        self.topology = topology
+        # Contextual serdes (schema registry) learn their topics here, once.
+        self.topology = topology.bind_serdes(config.application_id)
         self.config = config
         self.instance_id = uuid.uuid4()
         self.metrics = StreamsMetrics(config.application_id)
@@ -109,10 +112,11 @@ class StreamsApp:
         self._consumer: Consumer | None = None
         self._committer: Committer | None = None
         self._collector: KafkaRecordCollector | None = None
+        self._freeze: FreezeWatch | None = None  # at least once only: see _freeze.py
         self._dlq = dlq_topic(config.application_id)
         self._purge_interval_s = 30.0  # repartition.purge.interval.ms in Kafka Streams
         self._instances = InstanceDirectory(
-            topology, config, str(self.instance_id), lambda: self._state.name
+            self.topology, config, str(self.instance_id), lambda: self._state.name
         )
         self._standbys: StandbyTasks | None = None
         self._standby_check = 0.0
@@ -349,12 +353,15 @@ class StreamsApp:
             )
             last_commit = time.monotonic()
             interval = self.config.effective_commit_interval_ms / 1000.0
-            while not self._stop.is_set():
-                self._poll_once()
-                if time.monotonic() - last_commit >= interval:
-                    with self._lock:
-                        self._commit()
-                    last_commit = time.monotonic()
+            try:
+                while not self._stop.is_set():
+                    self._poll_once()
+                    if time.monotonic() - last_commit >= interval:
+                        with self._lock:
+                            self._commit()
+                        last_commit = time.monotonic()
+            except ShutdownRequested as exc:
+                log.info("%s", exc)
             self._shutdown(clean=True)
         except BaseException as exc:
             log.exception("app %s failed", self.config.application_id)
@@ -378,6 +385,13 @@ class StreamsApp:
         self._consumer = _clients.main_consumer(self.config)
         producer = _clients.producer(self.config, self._state_dir.process_id())
         self._collector = KafkaRecordCollector(producer, self._plan)
+        if not self.config.exactly_once:
+            # A freeze past the session timeout can make this process a zombie; the
+            # transactions fence one under exactly once. Limit: the heartbeat interval.
+            limit_s = max(self.config.session_timeout_ms // 4, 250) / 1000.0
+            self._freeze = FreezeWatch(limit_s, self._still_member)
+            self._collector.before_send = self._freeze.check
+            self._freeze.start()
         app = self.config.application_id
         purger = RepartitionPurger(
             AdminClient(self.config.client_config()),
@@ -420,6 +434,8 @@ class StreamsApp:
         with self._lock:
             try:
                 self._handle(messages)
+            except ProcessingStalled as exc:
+                self._after_stall(exc)
             except (KafkaException, TransactionAborted) as exc:
                 if not self.config.exactly_once:
                     raise
@@ -509,8 +525,8 @@ class StreamsApp:
                 ts = -1
             try:
                 task.core.process(topic, msg.key(), msg.value(), ts, offset, _headers(msg))
-            except (KafkaException, TransactionAborted):
-                raise  # the producer failed, not the record
+            except (KafkaException, TransactionAborted, ProcessingStalled):
+                raise  # the producer or the process failed, not the record
             except Exception as exc:
                 self._on_record_error(msg, exc)
             if task.replay_until:
@@ -594,6 +610,8 @@ class StreamsApp:
 
     # -- tasks -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._freeze is not None:
+            self._freeze.clear()  # a member of the new generation: what it owns is its own
         consumer.assign(partitions)
         if partitions:
             consumer.pause(partitions)  # resumed per task once it is restored
@@ -686,7 +704,9 @@ class StreamsApp:
             consumer = self._consumer
             wanted = [TopicPartition(t, task.partition) for t in source_topics]
             found = _clients.retry_transient(
-                lambda: consumer.committed(wanted, timeout=30), f"committed offsets of {task}"
+                lambda: consumer.committed(wanted, timeout=30),
+                f"committed offsets of {task}",
+                stop=self._stop,
             )
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
@@ -708,7 +728,9 @@ class StreamsApp:
         window: dict[str, int] = {}
         tps = [TopicPartition(t, task.partition) for t in task.topics]
         found = _clients.retry_transient(
-            lambda: consumer.committed(tps, timeout=30), f"committed offsets of {task}"
+            lambda: consumer.committed(tps, timeout=30),
+            f"committed offsets of {task}",
+            stop=self._stop,
         )
         unmarked = []
         for tp in found:
@@ -719,6 +741,7 @@ class StreamsApp:
             _, high = _clients.retry_transient(
                 partial(consumer.get_watermark_offsets, end, 10, False),
                 f"end offset of {tp.topic}[{tp.partition}]",
+                stop=self._stop,
             )
             if high > tp.offset:
                 window[tp.topic] = high
@@ -745,6 +768,7 @@ class StreamsApp:
                         consumer.get_watermark_offsets, TopicPartition(tp.topic, tp.partition), 10
                     ),
                     f"start offset of {tp.topic}[{tp.partition}]",
+                    stop=self._stop,
                 )
             starts.append(TopicPartition(tp.topic, tp.partition, offset))
         try:
@@ -796,6 +820,8 @@ class StreamsApp:
             if self._standbys is not None:
                 self._standbys.checkpoint()
             self._update_gauges(running)
+        except ProcessingStalled as exc:
+            self._after_stall(exc)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except CommitDeferred as exc:
@@ -836,14 +862,20 @@ class StreamsApp:
     def _recover_from_abort(self, fatal: bool) -> None:
         """After an aborted transaction: wipe every active task's state, restore it from the
         changelogs and re-read the input from the committed offsets."""
-        assert self._consumer is not None
         assert self._committer is not None
         assert self._collector is not None
-        if self._state is AppState.RUNNING:
-            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         if fatal or self._committer.producer_lost:
             self._replace_producer()
         self._collector.abandon_sent()
+        self._restart_tasks()
+
+    def _restart_tasks(self) -> None:
+        """Start every active task again as after a crash of this process: drop its caches
+        and state (a record may be half processed), restore it from the changelogs and re-read
+        the input from the committed offsets."""
+        assert self._consumer is not None
+        if self._state is AppState.RUNNING:
+            self._set_state(AppState.REBALANCING)  # queries fail fast from now on
         tasks = list(self._tasks.values())
         for task in tasks:
             task.core.discard_caches()
@@ -853,7 +885,9 @@ class StreamsApp:
             self._consumer.pause(partitions)
             consumer = self._consumer
             found = _clients.retry_transient(
-                lambda: consumer.committed(partitions, timeout=30), "committed offsets"
+                lambda: consumer.committed(partitions, timeout=30),
+                "committed offsets",
+                stop=self._stop,
             )
             for tp in found:
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -861,6 +895,41 @@ class StreamsApp:
         for task in tasks:
             self._state_dir.wipe(task.task_id)
         self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
+
+    def _after_stall(self, exc: ProcessingStalled) -> None:
+        log.warning("%s", exc)
+        self.metrics.stall_restarts.inc()
+        self._restart_tasks()
+
+    def _still_member(self) -> bool:
+        """The probe of :class:`FreezeWatch`: commits again the offsets already committed for
+        the running tasks' partitions, which the coordinator refuses from a member it removed
+        (or a rebalance under way). False also when nothing can show it."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        tps = [
+            TopicPartition(t, task.partition)
+            for task in self._tasks.values()
+            if task.state is TaskState.RUNNING
+            for t in task.topics
+        ]
+        if not tps:
+            return True  # nothing running: nothing to send on its behalf
+        try:
+            found = consumer.committed(tps, timeout=10)
+            again = [
+                TopicPartition(tp.topic, tp.partition, tp.offset, tp.metadata or "")
+                for tp in found
+                if tp.offset >= 0
+            ]
+            if not again:
+                return False
+            consumer.commit(offsets=again, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("probe after a freeze failed: %s", exc)
+            return False
+        return True
 
     def _replace_producer(self) -> None:
         """A new transactional producer with the same ``transactional.id``: its
@@ -890,6 +959,8 @@ class StreamsApp:
             self._collector.producer.flush(10)
         if self._restorer is not None:
             self._restorer.close()
+        if self._freeze is not None:
+            self._freeze.stop()
         if self._globals is not None:
             self._globals.close()
         if self._standbys is not None:

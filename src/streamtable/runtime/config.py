@@ -53,10 +53,12 @@ class _Settings(BaseModel):
     """How often offsets are committed; None: 30000 under at_least_once, 100 under EOS."""
 
     cache_max_bytes: int = 10 * 1024 * 1024
-    """Record cache per task (dedupes per key between commits); 0 disables caching."""
+    """Bytes of record cache for the whole instance, shared by all its tasks' stores (dedupes
+    per key between commits, as Kafka Streams' ``statestore.cache.max.bytes``); 0 disables it."""
 
     num_standby_replicas: int = 0
-    """Warm copies of each task's state on other instances (only 0 is implemented)."""
+    """Warm copies of each task's state kept on other instances (standby tasks), promoted
+    with little to restore when the active one goes away."""
 
     application_server: str | None = None
     """``host:port`` where this instance serves interactive queries, or None."""

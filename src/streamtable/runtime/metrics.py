@@ -18,6 +18,12 @@ class StreamsMetrics:
             "Records sent to the dead-letter topic.",
             registry=self.registry,
         )
+        self.stall_restarts = Counter(
+            "streamtable_stall_restarts",
+            "Restarts of every active task after this process was frozen long enough to lose "
+            "its partitions and could not show that it still owned them (at least once).",
+            registry=self.registry,
+        )
         self.restored_records = Counter(
             "streamtable_restored_records",
             "Changelog records applied while restoring state.",

@@ -8,7 +8,7 @@ App::
 
 Task::
 
-    CREATED -> RESTORING -> RUNNING -> SUSPENDED -> CLOSED   (and RESTORING/CREATED -> CLOSED)
+    CREATED -> RESTORING -> RUNNING -> CLOSED   (and CREATED/RESTORING -> CLOSED)
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class TaskState(Enum):
     CREATED = "CREATED"
     RESTORING = "RESTORING"
     RUNNING = "RUNNING"
-    SUSPENDED = "SUSPENDED"
     CLOSED = "CLOSED"
 
     def can_move_to(self, new: TaskState) -> bool:
@@ -62,9 +61,8 @@ class TaskState(Enum):
 
 _TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.CREATED: frozenset({TaskState.RESTORING, TaskState.CLOSED}),
-    TaskState.RESTORING: frozenset({TaskState.RUNNING, TaskState.SUSPENDED, TaskState.CLOSED}),
-    TaskState.RUNNING: frozenset({TaskState.SUSPENDED, TaskState.RESTORING, TaskState.CLOSED}),
-    TaskState.SUSPENDED: frozenset({TaskState.CLOSED, TaskState.RESTORING}),
+    TaskState.RESTORING: frozenset({TaskState.RUNNING, TaskState.CLOSED}),
+    TaskState.RUNNING: frozenset({TaskState.CLOSED}),
     TaskState.CLOSED: frozenset(),
 }
 

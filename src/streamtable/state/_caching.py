@@ -35,7 +35,8 @@ _sizeof = sys.getsizeof
 
 
 class CacheBudget:
-    """Bytes of cache shared by the stores of one task (an estimate of Python object sizes)."""
+    """Bytes of cache shared by every caching store of one app instance (an estimate of Python
+    object sizes)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes

@@ -154,9 +154,6 @@ class SerdeStore:
             return None
         return self.value_serde.deserialize(raw[_TS_SIZE:])
 
-    def range_raw(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        return self.engine.range(lo, hi)
-
     def _decode(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[Any, Any]]:
         kd = self.key_serde.deserialize
         vd = self.value_serde.deserialize

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from streamtable.errors import StoreNotFound, TopologyError
-from streamtable.serde import Serde
+from streamtable.serde import Serde, bind, deserialize_with, serialize_with
 from streamtable.state import (
     CacheBudget,
     MemoryBytesStore,
@@ -81,8 +81,8 @@ class TestInputTopic:
         headers: Headers = None,
     ) -> None:
         """Send one record (``value=None`` is a tombstone) and process everything it causes."""
-        kb = None if key is None else self._key_serde.serialize(key)
-        vb = None if value is None else self._value_serde.serialize(value)
+        kb = None if key is None else serialize_with(self._key_serde, key, headers)
+        vb = None if value is None else serialize_with(self._value_serde, value, headers)
         self._driver._pipe(self.topic, kb, vb, self._driver._timestamp(timestamp), headers)
 
     def pipe_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
@@ -119,8 +119,8 @@ class TestOutputTopic:
 
     def _decode(self, raw: _Raw) -> tuple[Any, Any, int, Headers]:
         kb, vb, ts, headers = raw
-        key = None if kb is None else self._key_serde.deserialize(kb)
-        value = None if vb is None else self._value_serde.deserialize(vb)
+        key = None if kb is None else deserialize_with(self._key_serde, kb, headers)
+        value = None if vb is None else deserialize_with(self._value_serde, vb, headers)
         return key, value, ts, headers
 
     def read_key_values(self) -> list[tuple[Any, Any]]:
@@ -156,8 +156,10 @@ class TopologyTestDriver:
         start_time: int | datetime | None = None,
     ) -> None:
         config = dict(config or {})
-        self.topology = topology
         self.application_id = str(config.get("application_id", "test-driver"))
+        # Contextual serdes (schema registry) learn their topics here, once, as in StreamsApp.
+        topology = topology.bind_serdes(self.application_id)
+        self.topology = topology
         if start_time is None:
             self._wall_ms = int(time.time() * 1000)
         elif isinstance(start_time, datetime):
@@ -209,7 +211,10 @@ class TopologyTestDriver:
     ) -> TestInputTopic:
         spec = self._source_spec(topic)
         return TestInputTopic(
-            self, topic, key_serde or spec.key_serde, value_serde or spec.value_serde
+            self,
+            topic,
+            bind(key_serde or spec.key_serde, topic, True),
+            bind(value_serde or spec.value_serde, topic, False),
         )
 
     def output_topic(
@@ -228,7 +233,9 @@ class TopologyTestDriver:
                 raise TopologyError(f"no sink writes to {topic!r}; pass key_serde and value_serde")
             key_serde = key_serde or sink.key_serde
             value_serde = value_serde or sink.value_serde
-        return TestOutputTopic(self, topic, key_serde, value_serde)
+        return TestOutputTopic(
+            self, topic, bind(key_serde, topic, True), bind(value_serde, topic, False)
+        )
 
     def _source_spec(self, topic: str) -> SourceSpec:
         if topic in self._global_sources:
@@ -286,8 +293,8 @@ class TopologyTestDriver:
         if glob is not None:
             spec, store = glob
             if key is not None:
-                k = spec.key_serde.deserialize(key)
-                v = None if value is None else spec.value_serde.deserialize(value)
+                k = deserialize_with(spec.key_serde, key, headers)
+                v = None if value is None else deserialize_with(spec.value_serde, value, headers)
                 store.put(k, v, ts)
             return
         task = self._task_by_topic.get(topic)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from streamtable.errors import SerializationError
 from streamtable.processors import Node
 from streamtable.processors.sink import Partitioner
-from streamtable.serde import Serde
+from streamtable.serde import Serde, bind
 
 StoreKind = Literal["default", "rocksdb", "memory"]
 
@@ -56,7 +56,6 @@ class ProcessorSpec:
     parents: tuple[str, ...]
     factory: Callable[[], Node]
     stores: tuple[str, ...] = ()
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,11 @@ class ChangeSerde:
 
     def __init__(self, inner: Serde[Any]) -> None:
         self.inner = inner
+
+    def bind(self, topic: str, is_key: bool) -> ChangeSerde:
+        """The inner serde sees the repartition topic (see :func:`streamtable.serde.bind`)."""
+        inner = bind(self.inner, topic, is_key)
+        return self if inner is self.inner else ChangeSerde(inner)
 
     def serialize(self, value: tuple[Any, Any]) -> bytes:
         new, old = value

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from streamtable.errors import SerializationError, StoreNotFound
 from streamtable.processors import Node, PunctuationType
+from streamtable.serde import BoundSerde, deserialize_with
 from streamtable.state import CachingStore
 from streamtable.topology._nodes import SourceSpec
 from streamtable.topology._topology import SubTopology, Topology
@@ -126,11 +127,15 @@ class TaskCore:
             node.children = [child.process for child in children.get(name, [])]
         self._nodes = nodes
         # topic -> (source spec, entry points)
-        self._sources: dict[str, tuple[SourceSpec, list[Any]]] = {}
+        self._sources: dict[str, tuple[SourceSpec, list[Any], bool]] = {}
         for src in sub.sources:
             topic = self.internal_topic(src.topic) if src.internal else src.topic
             entry = [child.process for child in children.get(src.name, [])]
-            self._sources[topic] = (src, entry)
+            # Bound contextual serdes also see the record's headers; decided once, here.
+            with_headers = isinstance(src.key_serde, BoundSerde) or isinstance(
+                src.value_serde, BoundSerde
+            )
+            self._sources[topic] = (src, entry, with_headers)
         # Caching stores flush upstream-first so changes cascade within one flush.
         self._caches = [
             s for name in sub.stores if isinstance(s := self._stores.get(name), CachingStore)
@@ -215,10 +220,14 @@ class TaskCore:
         headers: Headers = None,
     ) -> None:
         """Deserialize one input record and run it through the sub-topology."""
-        src, entry = self._sources[topic]
+        src, entry, with_headers = self._sources[topic]
         try:
-            k = None if key is None else src.key_serde.deserialize(key)
-            v = None if value is None else src.value_serde.deserialize(value)
+            if with_headers:
+                k = None if key is None else deserialize_with(src.key_serde, key, headers)
+                v = None if value is None else deserialize_with(src.value_serde, value, headers)
+            else:
+                k = None if key is None else src.key_serde.deserialize(key)
+                v = None if value is None else src.value_serde.deserialize(value)
         except SerializationError as exc:
             raise SerializationError(f"{topic}[{self.partition}]@{offset}: {exc}") from exc
         self.topic = topic

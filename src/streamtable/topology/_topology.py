@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from streamtable.serde import bind
 from streamtable.topology._nodes import (
     GlobalTableSpec,
     InternalTopicSpec,
@@ -52,6 +53,64 @@ class Topology:
 
     def store_names(self) -> list[str]:
         return sorted(self.stores)
+
+    def bind_serdes(self, application_id: str) -> Topology:
+        """This topology with every contextual serde bound to its real topic (see
+        :func:`streamtable.serde.bind`): sources and sinks to their topics (internal ones as
+        ``<application.id>-<name>``), stores to their changelog topics (an unlogged store to the
+        name its changelog would have), as Kafka Streams initialises serdes. Done once by
+        ``StreamsApp`` and ``TopologyTestDriver``; returns ``self`` when no serde needs a context
+        (plain serdes run as they are, without any wrapper).
+        """
+
+        def topic_of(name: str, internal: bool) -> str:
+            return f"{application_id}-{name}" if internal else name
+
+        def source(spec: SourceSpec) -> SourceSpec:
+            topic = topic_of(spec.topic, spec.internal)
+            k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
+            if k is spec.key_serde and v is spec.value_serde:
+                return spec
+            return replace(spec, key_serde=k, value_serde=v)
+
+        def sink(spec: SinkSpec) -> SinkSpec:
+            topic = topic_of(spec.topic, spec.internal)
+            k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
+            if k is spec.key_serde and v is spec.value_serde:
+                return spec
+            return replace(spec, key_serde=k, value_serde=v)
+
+        def store(spec: StoreSpec) -> StoreSpec:
+            topic = spec.changelog_topic(application_id) or (
+                f"{application_id}-{spec.name}-changelog"
+            )
+            k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
+            if k is spec.key_serde and v is spec.value_serde:
+                return spec
+            return replace(spec, key_serde=k, value_serde=v)
+
+        subs = tuple(
+            replace(
+                sub,
+                sources=tuple(source(s) for s in sub.sources),
+                sinks=tuple(sink(s) for s in sub.sinks),
+            )
+            for sub in self.subtopologies
+        )
+        globals_ = tuple(replace(g, source=source(g.source)) for g in self.global_tables)
+        stores = {name: store(spec) for name, spec in self.stores.items()}
+        unchanged = (
+            all(
+                a is b
+                for old, new in zip(self.subtopologies, subs, strict=True)
+                for a, b in zip(old.sources + old.sinks, new.sources + new.sinks, strict=True)
+            )
+            and all(a.source is b.source for a, b in zip(self.global_tables, globals_, strict=True))
+            and all(stores[n] is self.stores[n] for n in stores)
+        )
+        if unchanged:
+            return self
+        return replace(self, subtopologies=subs, global_tables=globals_, stores=stores)
 
     def subtopology_of_store(self, store: str) -> SubTopology | None:
         for sub in self.subtopologies:

@@ -4,10 +4,13 @@ internal topics were created stopped in ERROR on "Not leader for partition" (cha
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streamtable.runtime._clients import retry_transient
+from streamtable.runtime._clients import ShutdownRequested, retry_transient
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +49,23 @@ def test_another_error_or_the_deadline_ends_the_retries() -> None:
     with pytest.raises(KafkaException):
         retry_transient(never, "offsets", deadline_s=0.5)
     assert 2 <= len(calls) <= 5
+
+
+def test_a_stop_ends_the_retries_at_once() -> None:
+    """A SIGTERM during a broker outage: the retry loop gives up at its next pause instead of
+    holding the shutdown for up to its deadline (the hanging-transaction run waited minutes)."""
+    stop = threading.Event()
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            stop.set()
+        raise KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+
+    started = time.monotonic()
+    with pytest.raises(ShutdownRequested, match="offsets: stopping"):
+        retry_transient(call, "offsets", deadline_s=60.0, stop=stop)
+    assert calls == 3
+    assert time.monotonic() - started < 5.0
