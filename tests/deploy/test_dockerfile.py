@@ -121,3 +121,17 @@ def test_healthcheck_asks_a_real_endpoint_on_the_served_port(
             assert path == "/healthz"
             # Not started: 503, but a real route (a typo would be 404).
             assert get(api, path).status_code in (200, 503)
+
+
+def test_the_build_context_lets_through_what_the_build_copies() -> None:
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert "*" in ignore, "the whole repository (.venv, .cache) would be sent as the context"
+    sources = [
+        src.rstrip("/")
+        for name, args in instructions()
+        if name == "COPY" and not args.startswith("--from=")
+        for src in args.split()[:-1]
+    ]
+    assert sources
+    assert set(sources) <= allowed, sorted(set(sources) - allowed)
