@@ -9,10 +9,11 @@ KAFKA_LOCAL := tools/kafka/kafka-local
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Both distributions editable: the library (with its extras and the dev tools) and the service.
+$(STAMP): pyproject.toml service/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==26.3"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[query,metrics,dev]" -e ./service
 	touch $(STAMP)
 
 lint: install

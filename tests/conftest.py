@@ -1,7 +1,8 @@
 """Suite-wide fixtures and rules.
 
-* Every test must carry exactly one tier marker (unit / integration / system), normally via a
-  module-level ``pytestmark = pytest.mark.integration``; collection fails otherwise.
+* Every test must carry exactly one tier marker (unit / integration / system / packaging),
+  normally via a module-level ``pytestmark = pytest.mark.integration``; collection fails
+  otherwise.
 * ``schema_registry_url`` is a real schema registry's Confluent-compatible API:
   ``SCHEMA_REGISTRY_URL`` if set, else Apicurio Registry started by
   ``tools/registry/registry-local`` (lazily, once per session, stopped at the end if this session
@@ -29,7 +30,7 @@ from tests.support.kafka import (
     unique_name,
 )
 
-TIER_MARKERS = ("unit", "integration", "system")
+TIER_MARKERS = ("unit", "integration", "system", "packaging")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything: check every collected test

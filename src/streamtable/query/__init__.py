@@ -12,8 +12,11 @@ Example::
     app.start()
     uvicorn.run(create_query_app(app), host="0.0.0.0", port=8080)
     # GET /stores/us-share-holders/keys/"c1"  -> {"store": ..., "key": "c1", "value": [...]}
+
+Needs the ``query`` extra (starlette, uvicorn, httpx): ``pip install 'streamtable[query]'``.
 """
 
+import streamtable.query._requires  # noqa: F401  # first: a clear error without the extra
 from streamtable.query._codec import parse_key, render
 from streamtable.query._local import QueryableApp
 from streamtable.query._result import FailureReason, QueryResult

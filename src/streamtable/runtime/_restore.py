@@ -19,17 +19,20 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
-from rich.progress import Progress, TaskID
 
 from streamtable.errors import KafkaError, SerializationError
 from streamtable.runtime._clients import retry_transient
 from streamtable.runtime._task import StreamTask
 from streamtable.state import SerdeStore
 from streamtable.topology import StoreSpec
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger("streamtable.runtime.restore")
 
@@ -66,7 +69,7 @@ class ChangelogRestorer:
         self._started = 0.0
         self._last_log = 0.0
         self._bar: Progress | None = None
-        self._bar_task: TaskID = TaskID(0)
+        self._bar_task: TaskID | None = None
 
     @property
     def active(self) -> bool:
@@ -224,14 +227,16 @@ class ChangelogRestorer:
 
     def _report(self, final: bool = False) -> None:
         if self._bar is None and not final and self._total and sys.stderr.isatty():
-            self._bar = Progress(transient=True)  # a progress bar on a terminal, logs anyway
-            self._bar_task = self._bar.add_task("restoring state", total=self._total)
-            self._bar.start()
-        if self._bar is not None:
+            self._bar = _progress_bar()  # on a terminal, when rich is installed; logs anyway
+            if self._bar is not None:
+                self._bar_task = self._bar.add_task("restoring state", total=self._total)
+                self._bar.start()
+        if self._bar is not None and self._bar_task is not None:
             self._bar.update(self._bar_task, completed=self._done_records, total=self._total)
             if final:
                 self._bar.stop()
                 self._bar = None
+                self._bar_task = None
         now = time.monotonic()
         if not final and now - self._last_log < 2.0:
             return
@@ -249,6 +254,22 @@ class ChangelogRestorer:
         if final:
             self._total = self._done_records = 0
             self._started = 0.0
+
+
+def _progress_bar() -> Progress | None:
+    """A transient rich progress bar, or None when rich is not installed (it is optional: the
+    library does not depend on it; the restore progress is logged either way)."""
+    progress = _rich_progress()
+    return None if progress is None else progress(transient=True)
+
+
+@cache
+def _rich_progress() -> type[Progress] | None:
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        return None
+    return Progress
 
 
 def valid_source_record(spec: StoreSpec, key: bytes, value: bytes | None) -> bool:

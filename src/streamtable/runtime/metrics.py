@@ -1,56 +1,123 @@
-"""Prometheus metrics of one app, in its own registry so several apps can run in a process."""
+"""Prometheus metrics of one app, in its own registry so several apps can run in a process.
+
+prometheus-client is optional (``pip install 'streamtable[metrics]'``): without it the metrics
+are counted nowhere and ``registry`` raises, the app runs the same.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+try:
+    import prometheus_client
+except ImportError:  # the library runs without it
+    prometheus_client = None  # type: ignore[assignment]
+
+METRICS_EXTRA_HINT = "pip install 'streamtable[metrics]'"
+
+
+class _Unrecorded:
+    """Stands in for a counter, gauge or histogram when prometheus-client is not installed."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
+
+    def labels(self, *values: Any, **named: Any) -> _Unrecorded:
+        return self
+
+    def clear(self) -> None:
+        pass
 
 
 class StreamsMetrics:
+    records_processed: Counter
+    dlq_records: Counter
+    stall_restarts: Counter
+    restored_records: Counter
+    commit_latency: Histogram
+    active_tasks: Gauge
+    consumer_lag: Gauge
+    store_entries: Gauge
+    restore_remaining: Gauge
+
     def __init__(self, application_id: str) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.records_processed = Counter(
+        if prometheus_client is None:
+            self._registry: CollectorRegistry | None = None
+            unrecorded = _Unrecorded()
+            self.records_processed = cast("Counter", unrecorded)
+            self.dlq_records = cast("Counter", unrecorded)
+            self.stall_restarts = cast("Counter", unrecorded)
+            self.restored_records = cast("Counter", unrecorded)
+            self.commit_latency = cast("Histogram", unrecorded)
+            self.active_tasks = cast("Gauge", unrecorded)
+            self.consumer_lag = cast("Gauge", unrecorded)
+            self.store_entries = cast("Gauge", unrecorded)
+            self.restore_remaining = cast("Gauge", unrecorded)
+            return
+        registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self._registry = registry
+        self.records_processed = prometheus_client.Counter(
             "streamtable_records_processed",
             "Input records processed by the app's tasks.",
-            registry=self.registry,
+            registry=registry,
         )
-        self.dlq_records = Counter(
+        self.dlq_records = prometheus_client.Counter(
             "streamtable_dlq_records",
             "Records sent to the dead-letter topic.",
-            registry=self.registry,
+            registry=registry,
         )
-        self.stall_restarts = Counter(
+        self.stall_restarts = prometheus_client.Counter(
             "streamtable_stall_restarts",
             "Restarts of every active task after this process was frozen long enough to lose "
             "its partitions and could not show that it still owned them (at least once).",
-            registry=self.registry,
+            registry=registry,
         )
-        self.restored_records = Counter(
+        self.restored_records = prometheus_client.Counter(
             "streamtable_restored_records",
             "Changelog records applied while restoring state.",
-            registry=self.registry,
+            registry=registry,
         )
-        self.commit_latency = Histogram(
+        self.commit_latency = prometheus_client.Histogram(
             "streamtable_commit_latency_seconds",
             "Time of one commit (flush caches, flush producer, commit offsets, checkpoint).",
-            registry=self.registry,
+            registry=registry,
         )
-        self.active_tasks = Gauge(
-            "streamtable_active_tasks", "Tasks running on this instance.", registry=self.registry
+        self.active_tasks = prometheus_client.Gauge(
+            "streamtable_active_tasks", "Tasks running on this instance.", registry=registry
         )
-        self.consumer_lag = Gauge(
+        self.consumer_lag = prometheus_client.Gauge(
             "streamtable_consumer_lag",
             "Records not yet processed per input partition (high watermark - position).",
             ["topic", "partition"],
-            registry=self.registry,
+            registry=registry,
         )
-        self.store_entries = Gauge(
+        self.store_entries = prometheus_client.Gauge(
             "streamtable_store_entries",
             "Approximate entries per store partition hosted here (active tasks).",
             ["store", "partition"],
-            registry=self.registry,
+            registry=registry,
         )
-        self.restore_remaining = Gauge(
+        self.restore_remaining = prometheus_client.Gauge(
             "streamtable_restore_remaining_records",
             "Changelog records still to restore before the restoring tasks can run.",
-            registry=self.registry,
+            registry=registry,
         )
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The app's prometheus-client registry (serve it with ``generate_latest``)."""
+        if self._registry is None:
+            raise ModuleNotFoundError(
+                f"app.metrics.registry needs prometheus-client: {METRICS_EXTRA_HINT}",
+                name="prometheus_client",
+            )
+        return self._registry

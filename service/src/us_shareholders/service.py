@@ -19,6 +19,7 @@ from us_shareholders.delivery import SmtpSender, deliver_with_retry
 from us_shareholders.digest import REQUEST_KEY, DigestControl, request_record, requests_topic
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mail import DigestRenderer
+from us_shareholders.metrics import DigestProgressCollector
 from us_shareholders.schedule import WeekId
 from us_shareholders.topology import TopologySettings, build_topology
 from us_shareholders.venues import VenueMatcher
@@ -91,6 +92,7 @@ class Service:
             st.StreamsConfig(**settings.streams_config_kwargs()),
         )
         registry = self.app.metrics.registry
+        registry.register(DigestProgressCollector(self.app, settings.digest_schedule))
         renderer = DigestRenderer.from_settings(settings)
         sender = SmtpSender.from_settings(settings)
         self.worker = DeliveryWorker(

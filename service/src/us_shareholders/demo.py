@@ -35,7 +35,7 @@ from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mailsink import SmtpSink
 from us_shareholders.venues import VenueMatcher
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository: service/src/us_shareholders/demo.py
 DEMO_DIR = ROOT / ".cache" / "demo"
 KAFKA_PORT = 19592
 HTTP_PORTS = (18081, 18082)
