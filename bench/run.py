@@ -50,9 +50,9 @@ RESULTS = BENCH / "results"
 REFERENCE = BENCH / "reference"
 STATE_ROOT = REPO / ".cache" / "bench-state"
 KAFKA_LOCAL = REPO / "tools" / "kafka" / "kafka-local"
-# The Apache Kafka version that tools/kafka/pom.xml (broker) and bench/reference/pom.xml (Kafka
+# The Apache Kafka versions that tools/kafka/pom.xml (broker) and bench/reference/pom.xml (Kafka
 # Streams) pin; recorded with every result.
-KAFKA_VERSION = "4.4.0"
+KAFKA_VERSION = "broker 4.3.1, Kafka Streams 4.4.0"
 PY = sys.executable
 
 WORKLOADS = ("w1", "w2", "w3", "w5")
