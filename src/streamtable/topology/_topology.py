@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar
 
 from streamtable.serde import bind
 from streamtable.topology._nodes import (
@@ -15,6 +16,8 @@ from streamtable.topology._nodes import (
     SourceSpec,
     StoreSpec,
 )
+
+_Spec = TypeVar("_Spec", SourceSpec, SinkSpec, StoreSpec)
 
 
 @dataclass(frozen=True)
@@ -66,28 +69,21 @@ class Topology:
         def topic_of(name: str, internal: bool) -> str:
             return f"{application_id}-{name}" if internal else name
 
-        def source(spec: SourceSpec) -> SourceSpec:
-            topic = topic_of(spec.topic, spec.internal)
+        def rebind(spec: _Spec, topic: str) -> _Spec:
             k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
             if k is spec.key_serde and v is spec.value_serde:
                 return spec
             return replace(spec, key_serde=k, value_serde=v)
+
+        def source(spec: SourceSpec) -> SourceSpec:
+            return rebind(spec, topic_of(spec.topic, spec.internal))
 
         def sink(spec: SinkSpec) -> SinkSpec:
-            topic = topic_of(spec.topic, spec.internal)
-            k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
-            if k is spec.key_serde and v is spec.value_serde:
-                return spec
-            return replace(spec, key_serde=k, value_serde=v)
+            return rebind(spec, topic_of(spec.topic, spec.internal))
 
         def store(spec: StoreSpec) -> StoreSpec:
-            topic = spec.changelog_topic(application_id) or (
-                f"{application_id}-{spec.name}-changelog"
-            )
-            k, v = bind(spec.key_serde, topic, True), bind(spec.value_serde, topic, False)
-            if k is spec.key_serde and v is spec.value_serde:
-                return spec
-            return replace(spec, key_serde=k, value_serde=v)
+            changelog = spec.changelog_topic(application_id)
+            return rebind(spec, changelog or f"{application_id}-{spec.name}-changelog")
 
         subs = tuple(
             replace(
