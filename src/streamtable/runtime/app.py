@@ -698,14 +698,22 @@ class StreamsApp:
         assert self._consumer is not None
         assert self._restorer is not None
         task.transition(TaskState.RESTORING)
-        source_topics = {tp[0] for tp in task.source_changelogs}
+        # Under exactly_once_v2, the committed offsets of every input partition first: the
+        # consumer reads them read_committed, which waits while a transaction of the previous
+        # owner holds offsets of them not yet committed or aborted (a process frozen past its
+        # session timeout). That transaction's changelog records may not have reached the
+        # broker yet (still in its producer): a restore planned meanwhile would end before
+        # them, and the input would then resume past the records they came from (chaos seed
+        # 189807). Once it has ended, the changelogs' ends hold all it committed.
+        topics = set(task.topics) if self.config.exactly_once else set()
+        topics |= {tp[0] for tp in task.source_changelogs}
         committed: dict[str, int] = {}
-        if source_topics:
+        if topics:
             consumer = self._consumer
-            wanted = [TopicPartition(t, task.partition) for t in source_topics]
+            wanted = [TopicPartition(t, task.partition) for t in sorted(topics)]
             found = _clients.retry_transient(
-                lambda: consumer.committed(wanted, timeout=30),
-                f"committed offsets of {task}",
+                lambda: consumer.committed(wanted, timeout=10),
+                f"committed offsets of task {task.task_id} (an open transaction may hold them)",
                 stop=self._stop,
             )
             committed = {tp.topic: tp.offset for tp in found}
