@@ -856,8 +856,14 @@ class StreamsApp:
         for task in running:
             for topic in task.topics:
                 tp = TopicPartition(topic, task.partition)
-                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                position = self._consumer.position([tp])[0].offset
+                try:
+                    _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                    position = self._consumer.position([tp])[0].offset
+                except KafkaException as exc:
+                    # Nothing cached for it (its metadata dropped after a broker restart): no
+                    # figure this time. A gauge must not fail the commit that called it.
+                    log.debug("no lag for %s[%s]: %s", topic, task.partition, exc)
+                    continue
                 if high >= 0 and position >= 0:
                     self.metrics.consumer_lag.labels(topic, str(task.partition)).set(
                         max(high - position, 0)
