@@ -95,8 +95,18 @@ def check_connection(
         admin.poll(0)
 
 
+# librdkafka's periodic metadata refresh for the group consumer (its default is 300000 ms). A
+# classic consumer whose group join is waiting for a Metadata answer ("wait-metadata") when the
+# broker stops never has that request answered nor sent again: only the next periodic refresh
+# moves the join on, so with the default the instance stayed without an assignment for minutes
+# after the broker was back (chaos seeds 460751, 503868). A few seconds bound that wait; a
+# refresh asks only for the subscribed topics. A ``kafka`` setting of the user's wins.
+MAIN_CONSUMER_METADATA_REFRESH_MS = 5000
+
+
 def main_consumer(config: StreamsConfig) -> Consumer:
     settings: dict[str, Any] = {
+        "topic.metadata.refresh.interval.ms": MAIN_CONSUMER_METADATA_REFRESH_MS,
         **config.client_config(),
         "group.id": config.application_id,
         "enable.auto.commit": False,

@@ -227,6 +227,55 @@ def test_a_stop_ends_the_topic_check_wait() -> None:
     assert time.monotonic() - started < 5.0
 
 
+# -- the group consumer's metadata refresh -----------------------------------------------------
+class FakeConsumer:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
+
+def test_the_group_consumer_refreshes_metadata_every_few_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A join left in librdkafka's ``wait-metadata`` by a broker stop moves on only at the next
+    periodic metadata refresh (300 s by default): chaos seeds 460751 and 503868."""
+    monkeypatch.setattr(_clients, "Consumer", FakeConsumer)
+    made: Any = _clients.main_consumer(EOS)
+    assert made.settings["topic.metadata.refresh.interval.ms"] == 5000
+
+
+def test_the_delivery_workers_group_consumer_refreshes_metadata_every_few_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service's delivery worker joins a consumer group of its own: the same wait."""
+    from prometheus_client import CollectorRegistry
+
+    from us_shareholders import worker
+
+    monkeypatch.setattr(worker, "Consumer", FakeConsumer)
+    monkeypatch.setattr(worker, "Producer", FakeConsumer)
+    unused: Any = lambda *_: None  # noqa: E731
+    made = worker.DeliveryWorker(
+        {"bootstrap.servers": "unused:9092"},
+        "waits",
+        unused,
+        unused,
+        worker.DeliveryMetrics(CollectorRegistry()),
+    )
+    consumer: Any = made._consumer
+    assert consumer.settings["topic.metadata.refresh.interval.ms"] == 5000
+
+
+def test_a_users_metadata_refresh_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_clients, "Consumer", FakeConsumer)
+    config = StreamsConfig(
+        application_id="waits",
+        bootstrap_servers="unused:9092",
+        kafka={"topic.metadata.refresh.interval.ms": 60000},
+    )
+    made: Any = _clients.main_consumer(config)
+    assert made.settings["topic.metadata.refresh.interval.ms"] == 60000
+
+
 # -- a SIGTERM while the start waits -----------------------------------------------------------
 def test_a_sigterm_ends_a_start_that_waits_for_the_broker(tmp_path: Path) -> None:
     """``run_until_signal`` (a service's main thread): the broker is unreachable, so ``start``
