@@ -68,6 +68,11 @@ class DeliveryWorker:
         self.dlq = f"{application_id}-dlq"
         self._consumer = Consumer(
             {
+                # A group consumer, like the app's: its join can wait in librdkafka's
+                # "wait-metadata" after a broker stop until the next periodic metadata refresh
+                # (300 s by default); see docs/operations.md, Failure modes. The kafka
+                # passthrough still wins.
+                "topic.metadata.refresh.interval.ms": 5000,
                 **kafka,
                 "group.id": f"{application_id}-delivery",
                 "enable.auto.commit": False,

@@ -36,15 +36,23 @@ CREDENTIALS = "kafka sasl.username/sasl.password"
 # small machine; an orchestrator restarting an instance meanwhile should not see it crash).
 STARTUP_WAIT_S = 120.0
 
+# How long one init_transactions call waits before it is asked again (and a stop looked at).
+INIT_TRANSACTIONS_STEP_S = 5.0
 
-def check_connection(settings: dict[str, Any], timeout_s: float = STARTUP_WAIT_S) -> None:
+
+def check_connection(
+    settings: dict[str, Any],
+    timeout_s: float = STARTUP_WAIT_S,
+    stop: threading.Event | None = None,
+) -> None:
     """Fetch cluster metadata once with ``settings``; fail fast on refused credentials.
 
     A wrong SASL password makes librdkafka retry forever; every metadata request then times
     out with a misleading "Broker transport failure". The broker's actual answer arrives as an
     error event (``_AUTHENTICATION``) within a second or so: this turns it into a
     :class:`ConfigError` naming the settings at once. Any other failure is left as it was: the
-    ``KafkaException`` of the last metadata request once ``timeout_s`` has passed.
+    ``KafkaException`` of the last metadata request once ``timeout_s`` has passed. Once
+    ``stop`` is set it gives up with :class:`ShutdownRequested`.
     """
     refused: list[KafkaError] = []
 
@@ -79,12 +87,26 @@ def check_connection(settings: dict[str, Any], timeout_s: float = STARTUP_WAIT_S
                     ) from None
                 if time.monotonic() >= deadline:
                     raise
+                if stop is not None and stop.is_set():
+                    raise ShutdownRequested(
+                        f"stopping while no broker answers at {settings.get('bootstrap.servers')}"
+                    ) from None
     finally:
         admin.poll(0)
 
 
+# librdkafka's periodic metadata refresh for the group consumer (its default is 300000 ms). A
+# classic consumer whose group join is waiting for a Metadata answer ("wait-metadata") when the
+# broker stops never has that request answered nor sent again: only the next periodic refresh
+# moves the join on, so with the default the instance stayed without an assignment for minutes
+# after the broker was back (chaos seeds 460751, 503868). A few seconds bound that wait; a
+# refresh asks only for the subscribed topics. A ``kafka`` setting of the user's wins.
+MAIN_CONSUMER_METADATA_REFRESH_MS = 5000
+
+
 def main_consumer(config: StreamsConfig) -> Consumer:
     settings: dict[str, Any] = {
+        "topic.metadata.refresh.interval.ms": MAIN_CONSUMER_METADATA_REFRESH_MS,
         **config.client_config(),
         "group.id": config.application_id,
         "enable.auto.commit": False,
@@ -129,13 +151,24 @@ def log_end_consumer(config: StreamsConfig) -> Consumer | None:
     )
 
 
-def producer(config: StreamsConfig, process_id: uuid.UUID) -> Producer:
+def producer(
+    config: StreamsConfig,
+    process_id: uuid.UUID,
+    stop: threading.Event | None = None,
+    wait_s: float = STARTUP_WAIT_S,
+) -> Producer:
     """The app's one producer. Under exactly_once_v2 its transactional id is
     ``<application.id>-<process id>``, the process id being kept in the state directory (as
     Kafka Streams does): a restart on the same state directory fences the killed process's
     producer and aborts its open transaction at once, rather than after the transaction
     timeout (10 s here, as Kafka Streams sets it; librdkafka's own default is 60 s), during
-    which the partitions that transaction wrote to cannot be read past it (read_committed)."""
+    which the partitions that transaction wrote to cannot be read past it (read_committed).
+
+    ``init_transactions`` waits for an unreachable broker like the other start-up calls: up to
+    ``wait_s`` (a broker restart can take longer than the 60 s one call waited, chaos seed
+    636651), asked again every :data:`INIT_TRANSACTIONS_STEP_S` after a timeout (librdkafka
+    resumes the initialisation it had begun) so that ``stop`` (a SIGTERM) ends the wait within
+    a step. A fatal error (fenced, or refused by the broker) is raised at once."""
     settings: dict[str, Any] = {
         **({"transaction.timeout.ms": 10000} if config.exactly_once else {}),
         **config.client_config(),
@@ -150,7 +183,13 @@ def producer(config: StreamsConfig, process_id: uuid.UUID) -> Producer:
         settings["transactional.id"] = f"{config.application_id}-{process_id}"
     made = Producer(settings)
     if config.exactly_once:
-        made.init_transactions(60.0)
+        deadline = time.monotonic() + wait_s
+
+        def init() -> None:
+            left = deadline - time.monotonic()
+            made.init_transactions(max(min(INIT_TRANSACTIONS_STEP_S, left), 0.1))
+
+        retry_transient(init, "init_transactions", deadline_s=wait_s, stop=stop)
     return made
 
 
@@ -186,7 +225,8 @@ def retry_transient(
     stop: threading.Event | None = None,
 ) -> T:
     """``call()``, asked again (with a growing pause) while it fails with a transient broker
-    error, for up to ``deadline_s``; then, or on any other error, its exception propagates.
+    error, for up to ``deadline_s``; then, or on any other error (a fatal one included, whatever
+    its code), its exception propagates.
     Once ``stop`` is set it gives up with :class:`ShutdownRequested` (a SIGTERM during a broker
     outage must not wait for the deadline)."""
     deadline = time.monotonic() + deadline_s
@@ -196,8 +236,10 @@ def retry_transient(
             return call()
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            transient = isinstance(error, KafkaError) and (
-                error.code() in _TRANSIENT or error.retriable()
+            transient = (
+                isinstance(error, KafkaError)
+                and not error.fatal()
+                and (error.code() in _TRANSIENT or error.retriable())
             )
             if not transient or time.monotonic() + pause > deadline:
                 raise

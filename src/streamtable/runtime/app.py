@@ -157,10 +157,14 @@ class StreamsApp:
             raise StreamTableError(f"start() needs state CREATED, not {self._state.name}")
         self._state_dir.lock()
         try:
-            _clients.check_connection(self.config.client_config())
+            _clients.check_connection(self.config.client_config(), stop=self._stop)
             admin = AdminClient(self.config.client_config())
             manager = InternalTopicManager(
-                admin, self.topology, self.config.application_id, self.config.replication_factor
+                admin,
+                self.topology,
+                self.config.application_id,
+                self.config.replication_factor,
+                stop=self._stop,
             )
             plan = manager.plan()
             manager.ensure(plan)
@@ -234,7 +238,13 @@ class StreamsApp:
         code: 0 after a clean close, 1 if the app failed or did not stop in time.
         """
         stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+
+        def on_signal(*_: object) -> None:
+            stop.set()
+            if self._state is AppState.CREATED:  # still in start(): end its waits for a broker
+                self._stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in signals}
 
         def on_state(old: AppState, new: AppState) -> None:
             if new is AppState.ERROR:
@@ -242,7 +252,11 @@ class StreamsApp:
 
         self.add_state_listener(on_state)
         try:
-            self.start()
+            try:
+                self.start()
+            except ShutdownRequested as exc:
+                log.info("app %s: %s", self.config.application_id, exc)
+                return 0 if self.close() else 1
             while not stop.wait(0.2):
                 pass
             failed = self._state is AppState.ERROR
@@ -332,28 +346,29 @@ class StreamsApp:
     # -- the processing thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self._open_clients()
-            assert self._plan is not None
-            self._instances.start(self._plan)
-            assert self._consumer is not None
-            assert self._globals is not None
-            self._globals.restore()
-            topics = sorted(
-                {
-                    t
-                    for sub in self.topology.subtopologies
-                    for t in sub.source_topics(self.config.application_id)
-                }
-            )
-            self._consumer.subscribe(
-                topics,
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
-            last_commit = time.monotonic()
-            interval = self.config.effective_commit_interval_ms / 1000.0
+            clean = True
             try:
+                self._open_clients()
+                assert self._plan is not None
+                self._instances.start(self._plan)
+                assert self._consumer is not None
+                assert self._globals is not None
+                self._globals.restore()
+                topics = sorted(
+                    {
+                        t
+                        for sub in self.topology.subtopologies
+                        for t in sub.source_topics(self.config.application_id)
+                    }
+                )
+                self._consumer.subscribe(
+                    topics,
+                    on_assign=self._on_assign,
+                    on_revoke=self._on_revoke,
+                    on_lost=self._on_lost,
+                )
+                last_commit = time.monotonic()
+                interval = self.config.effective_commit_interval_ms / 1000.0
                 while not self._stop.is_set():
                     self._poll_once()
                     if time.monotonic() - last_commit >= interval:
@@ -362,7 +377,11 @@ class StreamsApp:
                         last_commit = time.monotonic()
             except ShutdownRequested as exc:
                 log.info("%s", exc)
-            self._shutdown(clean=True)
+                # A producer given up while it was being replaced (the stop came during its
+                # init_transactions) is never used again: close without a commit, as after a
+                # failure, but not in ERROR.
+                clean = not (self._committer is not None and self._committer.producer_lost)
+            self._shutdown(clean=clean)
         except BaseException as exc:
             log.exception("app %s failed", self.config.application_id)
             self.error = exc
@@ -383,7 +402,7 @@ class StreamsApp:
     def _open_clients(self) -> None:
         assert self._plan is not None
         self._consumer = _clients.main_consumer(self.config)
-        producer = _clients.producer(self.config, self._state_dir.process_id())
+        producer = _clients.producer(self.config, self._state_dir.process_id(), stop=self._stop)
         self._collector = KafkaRecordCollector(producer, self._plan)
         if not self.config.exactly_once:
             # A freeze past the session timeout can make this process a zombie; the
@@ -952,7 +971,13 @@ class StreamsApp:
         assert self._committer is not None
         assert self._collector is not None
         log.warning("app %s: replacing the producer", self.config.application_id)
-        producer = _clients.producer(self.config, self._state_dir.process_id())
+        try:
+            producer = _clients.producer(self.config, self._state_dir.process_id(), stop=self._stop)
+        except BaseException:
+            # The old one had failed (or was given up): it is never to be used again, not even
+            # to flush at the shutdown that follows.
+            self._committer.producer_lost = True
+            raise
         self._collector.producer = producer
         self._committer.producer = producer
 

@@ -14,6 +14,7 @@ At start the runtime reads the partition counts of the source topics from the cl
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamtable.errors import CoPartitioningError, KafkaError, TopologyError
+from streamtable.runtime._clients import STARTUP_WAIT_S, retry_transient
 from streamtable.topology import Topology
 
 log = logging.getLogger("streamtable.runtime.topics")
 
 _TIMEOUT_S = 30.0
+# One metadata request's wait before it is asked again (and a stop looked at).
+_METADATA_STEP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,18 +71,32 @@ class InternalTopicManager:
         topology: Topology,
         application_id: str,
         replication_factor: int = 1,
+        stop: threading.Event | None = None,
+        wait_s: float = STARTUP_WAIT_S,
     ) -> None:
         self._admin = admin
         self._topology = topology
         self._app = application_id
         self._rf = replication_factor
+        self._stop = stop
+        self._wait_s = wait_s
 
     def _full(self, name: str) -> str:
         return f"{self._app}-{name}" if name in self._topology.internal_topics else name
 
     def _existing(self, topics: Iterable[str]) -> dict[str, int]:
+        """The partition counts of those of ``topics`` the cluster has. An unreachable broker
+        (``_TRANSPORT`` at once, or a timeout) is asked again for up to ``wait_s``, as the
+        connection check before it waits (an instance restarted during a broker restart);
+        ``stop`` ends that wait with :class:`ShutdownRequested`."""
+        admin = self._admin
         try:
-            metadata = self._admin.list_topics(timeout=_TIMEOUT_S)
+            metadata = retry_transient(
+                lambda: admin.list_topics(timeout=_METADATA_STEP_S),
+                "cluster metadata",
+                deadline_s=self._wait_s,
+                stop=self._stop,
+            )
         except KafkaException as exc:
             raise KafkaError(f"cannot read cluster metadata: {exc}") from exc
         found: dict[str, int] = {}
