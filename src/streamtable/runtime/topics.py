@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import KafkaError as ClientError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamtable.errors import CoPartitioningError, KafkaError, TopologyError
-from streamtable.runtime._clients import STARTUP_WAIT_S, retry_transient
+from streamtable.errors import ConfigError, CoPartitioningError, KafkaError, TopologyError
+from streamtable.runtime._clients import STARTUP_WAIT_S, ShutdownRequested, retry_transient
 from streamtable.topology import Topology
 
 log = logging.getLogger("streamtable.runtime.topics")
@@ -31,6 +33,16 @@ log = logging.getLogger("streamtable.runtime.topics")
 _TIMEOUT_S = 30.0
 # One metadata request's wait before it is asked again (and a stop looked at).
 _METADATA_STEP_S = 5.0
+# Create-topic refusals from a broker not reached (asked again, as a timeout is).
+_UNREACHED = frozenset(
+    {
+        ClientError._TRANSPORT,
+        ClientError._TIMED_OUT,
+        ClientError._ALL_BROKERS_DOWN,
+        ClientError.REQUEST_TIMED_OUT,
+        ClientError.NOT_CONTROLLER,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -190,23 +202,63 @@ class InternalTopicManager:
         ]
         if not new:
             return
-        futures = self._admin.create_topics(
-            new, operation_timeout=_TIMEOUT_S, request_timeout=_TIMEOUT_S
-        )
-        for topic, future in futures.items():
-            try:
-                future.result(timeout=_TIMEOUT_S)
-                log.info("created internal topic %s", topic)
-            except KafkaException as exc:
-                error: Any = exc.args[0] if exc.args else None
-                if error is not None and error.code() == 36:  # TOPIC_ALREADY_EXISTS: a peer won
-                    continue
-                raise KafkaError(f"cannot create internal topic {topic}: {exc}") from exc
+        self._create(new)
         self._await_metadata(plan, [t.topic for t in new])
 
-    def _await_metadata(self, plan: TopicPlan, topics: list[str]) -> None:
-        import time
+    def _create(self, new: list[NewTopic]) -> None:
+        """Create ``new``; a topic refused for a passing reason is asked for again for up to
+        ``wait_s`` (``stop`` ends that wait): an unreachable broker, or, right after a broker
+        restart, "Unable to replicate the partition: all brokers are currently fenced"
+        (``INVALID_REPLICATION_FACTOR`` although the cluster has enough brokers: chaos seed
+        462288). Too few brokers for ``replication_factor`` fails at once, naming it."""
+        deadline = time.monotonic() + self._wait_s
+        pause = 0.2
+        pending = {t.topic: t for t in new}
+        while pending:
+            futures = self._admin.create_topics(
+                list(pending.values()), operation_timeout=_TIMEOUT_S, request_timeout=_TIMEOUT_S
+            )
+            again: dict[str, NewTopic] = {}
+            refusal: KafkaException | None = None
+            for topic, future in futures.items():
+                try:
+                    future.result(timeout=_TIMEOUT_S)
+                    log.info("created internal topic %s", topic)
+                except KafkaException as exc:
+                    error: Any = exc.args[0] if exc.args else None
+                    code = error.code() if isinstance(error, ClientError) else None
+                    if code == ClientError.TOPIC_ALREADY_EXISTS:  # a peer created it first
+                        continue
+                    if not self._passing(error):
+                        raise KafkaError(f"cannot create internal topic {topic}: {exc}") from exc
+                    again[topic] = pending[topic]
+                    refusal = exc
+            pending = again
+            if not pending:
+                return
+            if time.monotonic() + pause > deadline:
+                raise KafkaError(f"cannot create internal topics {sorted(pending)}: {refusal}")
+            log.info("creating %s: %s; asking again", sorted(pending), refusal)
+            if self._stop is None:
+                time.sleep(pause)
+            elif self._stop.wait(pause):
+                raise ShutdownRequested(f"stopping while creating {sorted(pending)}")
+            pause = min(pause * 2, 2.0)
 
+    def _passing(self, error: Any) -> bool:
+        if not isinstance(error, ClientError) or error.fatal():
+            return False
+        if error.code() == ClientError.INVALID_REPLICATION_FACTOR:
+            brokers = len(self._admin.list_topics(timeout=_METADATA_STEP_S).brokers)
+            if brokers < self._rf:
+                raise ConfigError(
+                    "replication_factor",
+                    f"{self._rf} replicas wanted but the cluster has {brokers} broker(s)",
+                )
+            return True  # brokers enough but fenced: a broker (re)starting
+        return error.retriable() or error.code() in _UNREACHED
+
+    def _await_metadata(self, plan: TopicPlan, topics: list[str]) -> None:
         deadline = time.monotonic() + _TIMEOUT_S
         while True:
             found = self._existing(topics)
