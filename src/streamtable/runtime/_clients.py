@@ -170,7 +170,19 @@ def producer(
     resumes the initialisation it had begun) so that ``stop`` (a SIGTERM) ends the wait within
     a step. A fatal error (fenced, or refused by the broker) is raised at once."""
     settings: dict[str, Any] = {
-        **({"transaction.timeout.ms": 10000} if config.exactly_once else {}),
+        **(
+            {"transaction.timeout.ms": 10000}
+            if config.exactly_once
+            # At least once: a record not delivered within the session timeout is failed by
+            # librdkafka (_MSG_TIMED_OUT) rather than delivered later. librdkafka scans its
+            # queues for expired records before it sends (at least once a second), so a
+            # process frozen past its session timeout (SIGSTOP, a paused VM) fails what it
+            # had queued instead of delivering it on resuming, after the new owner of its
+            # tasks has replayed the same input: an older change after a newer one leaves an
+            # aggregation wrong for good (chaos seeds 912703, 338708, 496662, 890515). The
+            # app starts its tasks again from the committed offsets on such a timeout.
+            else {"message.timeout.ms": config.session_timeout_ms}
+        ),
         **config.client_config(),
         "partitioner": "murmur2_random",
         "enable.idempotence": True,

@@ -18,6 +18,13 @@ from streamtable.runtime.topics import TopicPlan
 
 log = logging.getLogger("streamtable.runtime.collector")
 
+
+class DeliveryTimedOut(KafkaError):
+    """Records were not delivered within ``message.timeout.ms`` (at least once: the session
+    timeout): a broker away that long, or this process frozen that long. Nothing past the
+    committed offsets is known to have arrived in order: the tasks start again from them."""
+
+
 Headers = list[tuple[str, bytes | None]] | None
 
 
@@ -121,7 +128,10 @@ class KafkaRecordCollector:
     def raise_delivery_errors(self) -> None:
         if self._errors:
             errors, self._errors = self._errors, []
-            raise KafkaError(f"{len(errors)} record(s) could not be delivered: {errors[0]}")
+            message = f"{len(errors)} record(s) could not be delivered: {errors[0]}"
+            if all(e.code() == ClientError._MSG_TIMED_OUT for e in errors):
+                raise DeliveryTimedOut(message)
+            raise KafkaError(message)
 
     def abandon_sent(self) -> None:
         """Forget everything sent so far, after its transaction was aborted: the changelog

@@ -45,7 +45,7 @@ from streamtable.errors import (
 )
 from streamtable.runtime import _clients
 from streamtable.runtime._clients import ShutdownRequested
-from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._collector import DeliveryTimedOut, KafkaRecordCollector
 from streamtable.runtime._commit import (
     CLEAN_CLOSE,
     CommitDeferred,
@@ -849,6 +849,12 @@ class StreamsApp:
             self._update_gauges(running)
         except ProcessingStalled as exc:
             self._after_stall(exc)
+        except DeliveryTimedOut as exc:
+            if self.config.exactly_once:
+                raise
+            log.warning("%s; the tasks start again from the committed offsets", exc)
+            self.metrics.stall_restarts.inc()
+            self._after_lost_records()
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except CommitDeferred as exc:
@@ -942,6 +948,15 @@ class StreamsApp:
     def _after_stall(self, exc: ProcessingStalled) -> None:
         log.warning("%s", exc)
         self.metrics.stall_restarts.inc()
+        self._after_lost_records()
+
+    def _after_lost_records(self) -> None:
+        """At least once, after a freeze past the session timeout or records not delivered in
+        time: what was sent since the committed offsets is forgotten (the reports of what
+        librdkafka fails now are not errors of the next commit) and the tasks start again from
+        the committed offsets, replaying their changes in order."""
+        assert self._collector is not None
+        self._collector.abandon_sent()
         self._restart_tasks()
 
     def _still_member(self) -> bool:
