@@ -813,13 +813,28 @@ class StreamsApp:
         self._consumer.resume([TopicPartition(t, task.partition) for t in task.topics])
         log.info("task %s running", task.task_id)
 
-    def _close_tasks(self, tasks: list[StreamTask]) -> None:
+    def _close_tasks(self, tasks: list[StreamTask], *, keep_state: bool = True) -> None:
+        """Close ``tasks``. Unless ``keep_state``, their state directories are wiped at once
+        (they start again from the changelogs), before anything that may wait: a crash meanwhile
+        must not leave a checkpoint beside stores whose forwarded changes were never delivered."""
         assert self._restorer is not None
         assert self._collector is not None
+        undelivered = not self.config.exactly_once and self._undelivered()
         for task in tasks:
             if task.state is TaskState.RESTORING:
                 self._restorer.remove(task)
-            if task.state is TaskState.RUNNING and not self.config.exactly_once:
+            if not keep_state or (task.state is TaskState.RUNNING and undelivered):
+                # At least once, the stores hold the values that their caches forwarded
+                # downstream past the committed offsets, but the producer still holds records
+                # carrying some of those changes: it may never deliver them (a crash, a delivery
+                # timeout). Kept, with the checkpoint below, the stores would make the replay
+                # continue from values whose changes never arrived: a subtraction lost for good
+                # (chaos seed 653252: killed while its restart after a delivery timeout waited
+                # for the broker). Wiped, the source tables restore up to the committed offsets
+                # and the replay forwards every change again, one per record.
+                task.close()
+                self._state_dir.wipe(task.task_id)
+            elif task.state is TaskState.RUNNING and not self.config.exactly_once:
                 # At least once, a close may be dirty (lost partitions, a failed offset commit):
                 # the stores then hold, per key, the last value their caches forwarded
                 # downstream, past the committed offsets. Checkpointing a source table at its
@@ -829,12 +844,24 @@ class StreamsApp:
                 # bounce). The replay from the committed offsets continues from the forwarded
                 # values instead, as Kafka Streams' restore to the changelog's end does.
                 task.write_checkpoint(self._collector.changelog_offsets)
-            task.close()
+                task.close()
+            else:
+                task.close()
             self._tasks.pop(task.task_id, None)
             for t in task.topics:
                 self._task_by_tp.pop((t, task.partition), None)
         self.metrics.active_tasks.set(len(self._tasks))
         self._instances.set_active((t.sub.id, t.partition) for t in self._tasks.values())
+
+    def _undelivered(self) -> bool:
+        """Whether the producer still holds records it has not delivered (queued or in
+        flight); a producer given up counts as holding some."""
+        if self._committer is not None and self._committer.producer_lost:
+            return True
+        assert self._collector is not None
+        producer = self._collector.producer
+        producer.poll(0)  # delivery reports that have arrived
+        return len(producer) > 0
 
     # -- commits ---------------------------------------------------------------------------
     def _commit(self, closing: bool = False, only: list[StreamTask] | None = None) -> None:
@@ -918,7 +945,7 @@ class StreamsApp:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.core.discard_caches()
-        self._close_tasks(tasks)
+        self._close_tasks(tasks, keep_state=False)
         partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
         if partitions:
             self._consumer.pause(partitions)
@@ -941,8 +968,6 @@ class StreamsApp:
                     log.warning("%s[%s] no longer assigned: %s", tp.topic, tp.partition, exc)
                     gone.add((tp.topic, tp.partition))
             partitions = [tp for tp in partitions if (tp.topic, tp.partition) not in gone]
-        for task in tasks:
-            self._state_dir.wipe(task.task_id)
         self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
 
     def _after_stall(self, exc: ProcessingStalled) -> None:

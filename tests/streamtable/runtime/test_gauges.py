@@ -5,15 +5,13 @@ under exactly_once_v2 it rebuilt every task's state (chaos seed 177202)."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-import streamtable as st
+from tests.support.offline import offline_app
 
 pytestmark = pytest.mark.unit
 
@@ -31,16 +29,7 @@ class ForgetfulConsumer:
 
 
 def test_a_partition_without_cached_watermarks_is_left_out_of_the_lag() -> None:
-    builder = st.StreamsBuilder()
-    builder.stream("events").to("copy")
-    app = st.StreamsApp(
-        builder.build(),
-        st.StreamsConfig(
-            application_id="gauges",
-            bootstrap_servers="127.0.0.1:1",
-            state_dir=Path(tempfile.mkdtemp(prefix="gauges-")),
-        ),
-    )
+    app = offline_app("gauges")
     app._consumer = ForgetfulConsumer()  # type: ignore[assignment]
     tasks: list[Any] = [
         SimpleNamespace(topics=["events"], partition=p, serde_stores={}) for p in (0, 1)

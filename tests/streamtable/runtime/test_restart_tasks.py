@@ -5,15 +5,13 @@ its own (librdkafka: "Erroneous state"). That seek used to end the app in ERROR 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-import streamtable as st
+from tests.support.offline import offline_app
 
 pytestmark = pytest.mark.unit
 
@@ -41,16 +39,7 @@ class LosingConsumer:
 def test_a_partition_lost_meanwhile_is_left_out_of_the_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    builder = st.StreamsBuilder()
-    builder.stream("events").to("copy")
-    app = st.StreamsApp(
-        builder.build(),
-        st.StreamsConfig(
-            application_id="restart",
-            bootstrap_servers="127.0.0.1:1",
-            state_dir=Path(tempfile.mkdtemp(prefix="restart-")),
-        ),
-    )
+    app = offline_app("restart")
     consumer = LosingConsumer()
     app._consumer = consumer  # type: ignore[assignment]
     for p in (0, 1):
@@ -61,7 +50,7 @@ def test_a_partition_lost_meanwhile_is_left_out_of_the_restart(
             core=SimpleNamespace(discard_caches=lambda: None),
         )
     created: list[Any] = []
-    monkeypatch.setattr(app, "_close_tasks", lambda tasks: app._tasks.clear())
+    monkeypatch.setattr(app, "_close_tasks", lambda tasks, **_: app._tasks.clear())
     monkeypatch.setattr(app, "_create_tasks", created.append)
     app._restart_tasks()  # raised KafkaException(_STATE) before
     assert consumer.seeks == [("events", 1, 40)]
