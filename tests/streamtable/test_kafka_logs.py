@@ -5,7 +5,6 @@ no broker listens (librdkafka then logs connection failures at error level)."""
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,17 +16,11 @@ from streamtable.runtime import StreamsConfig, _clients
 from streamtable.runtime._logs import RepeatFilter
 from streamtable.runtime.config import KAFKA_LOGGER
 from tests.support.kafka import wait_until
+from tests.support.offline import closed_port
 from us_shareholders.config import KAFKA_LOGGER as SERVICE_KAFKA_LOGGER
 from us_shareholders.config import ServiceSettings
 
 pytestmark = pytest.mark.unit
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: connections are refused
 
 
 def _serve(client: Any) -> Callable[[], None]:

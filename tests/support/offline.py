@@ -1,7 +1,9 @@
-"""An app that never reaches a broker, for tests that drive its internals directly."""
+"""An app that never reaches a broker, for tests that drive its internals directly, and a port
+where no broker listens."""
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from pathlib import Path
 
@@ -21,3 +23,11 @@ def offline_app(application_id: str) -> st.StreamsApp:
             state_dir=Path(tempfile.mkdtemp(prefix=f"{application_id}-")),
         ),
     )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again when the socket is

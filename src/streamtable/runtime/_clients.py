@@ -155,7 +155,6 @@ def producer(
     config: StreamsConfig,
     process_id: uuid.UUID,
     stop: threading.Event | None = None,
-    wait_s: float = STARTUP_WAIT_S,
 ) -> Producer:
     """The app's one producer. Under exactly_once_v2 its transactional id is
     ``<application.id>-<process id>``, the process id being kept in the state directory (as
@@ -165,10 +164,10 @@ def producer(
     which the partitions that transaction wrote to cannot be read past it (read_committed).
 
     ``init_transactions`` waits for an unreachable broker like the other start-up calls: up to
-    ``wait_s`` (a broker restart can take longer than the 60 s one call waited, chaos seed
-    636651), asked again every :data:`INIT_TRANSACTIONS_STEP_S` after a timeout (librdkafka
-    resumes the initialisation it had begun) so that ``stop`` (a SIGTERM) ends the wait within
-    a step. A fatal error (fenced, or refused by the broker) is raised at once."""
+    ``config.task_timeout_ms`` (a broker restart can take longer than the 60 s one call waited,
+    chaos seed 636651), asked again every :data:`INIT_TRANSACTIONS_STEP_S` after a timeout
+    (librdkafka resumes the initialisation it had begun) so that ``stop`` (a SIGTERM) ends the
+    wait within a step. A fatal error (fenced, or refused by the broker) is raised at once."""
     settings: dict[str, Any] = {
         **(
             {"transaction.timeout.ms": 10000}
@@ -195,6 +194,7 @@ def producer(
         settings["transactional.id"] = f"{config.application_id}-{process_id}"
     made = Producer(settings)
     if config.exactly_once:
+        wait_s = config.task_timeout_s
         deadline = time.monotonic() + wait_s
 
         def init() -> None:

@@ -61,7 +61,9 @@ class GlobalStores:
         partitions: list[TopicPartition] = []
         for topic in self._by_topic:
             metadata = retry_transient(
-                partial(consumer.list_topics, topic, 30), f"metadata of {topic}"
+                partial(consumer.list_topics, topic, 30),
+                f"metadata of {topic}",
+                deadline_s=self._config.task_timeout_s,
             )
             partitions += [
                 TopicPartition(topic, p, OFFSET_BEGINNING)
@@ -71,6 +73,7 @@ class GlobalStores:
             (tp.topic, tp.partition): retry_transient(
                 partial(consumer.get_watermark_offsets, tp, 30),
                 f"end offset of {tp.topic}[{tp.partition}]",
+                deadline_s=self._config.task_timeout_s,
             )[1]
             for tp in partitions
         }

@@ -53,13 +53,18 @@ class ChangelogRestorer:
     """Owns the restore consumer; ``step()`` applies one batch and returns finished tasks."""
 
     def __init__(
-        self, consumer: Consumer, timeout_s: float = 10.0, log_end: Consumer | None = None
+        self,
+        consumer: Consumer,
+        timeout_s: float = 10.0,
+        log_end: Consumer | None = None,
+        deadline_s: float = 300.0,
     ) -> None:
         self._consumer = consumer
         # Asked for each changelog's end: the log end offset, which a read_committed consumer
         # does not report (its high watermark is the last stable offset).
         self._log_end = consumer if log_end is None else log_end
         self._timeout = timeout_s
+        self._deadline_s = deadline_s  # how long a broker error is asked again
         self._pending: dict[TP, _Pending] = {}
         self._tasks: dict[str, StreamTask] = {}
         self._restoring: dict[str, set[TP]] = {}
@@ -89,6 +94,7 @@ class ChangelogRestorer:
             low, high = retry_transient(
                 partial(self._log_end.get_watermark_offsets, ends, self._timeout, False),
                 f"offsets of {topic}[{partition}]",
+                deadline_s=self._deadline_s,
             )
             end = max(committed.get(topic, 0), 0) if tp in task.source_changelogs else high
             start = task.restore_start(tp)

@@ -157,7 +157,9 @@ class StreamsApp:
             raise StreamTableError(f"start() needs state CREATED, not {self._state.name}")
         self._state_dir.lock()
         try:
-            _clients.check_connection(self.config.client_config(), stop=self._stop)
+            _clients.check_connection(
+                self.config.client_config(), self.config.task_timeout_s, stop=self._stop
+            )
             admin = AdminClient(self.config.client_config())
             manager = InternalTopicManager(
                 admin,
@@ -165,6 +167,7 @@ class StreamsApp:
                 self.config.application_id,
                 self.config.replication_factor,
                 stop=self._stop,
+                wait_s=self.config.task_timeout_s,
             )
             plan = manager.plan()
             manager.ensure(plan)
@@ -431,7 +434,9 @@ class StreamsApp:
             wait_lock=self._lock,
         )
         self._restorer = ChangelogRestorer(
-            _clients.restore_consumer(self.config), log_end=_clients.log_end_consumer(self.config)
+            _clients.restore_consumer(self.config),
+            log_end=_clients.log_end_consumer(self.config),
+            deadline_s=self.config.task_timeout_s,
         )
         if self.config.num_standby_replicas > 0:
             consumer = self._consumer
@@ -734,6 +739,7 @@ class StreamsApp:
                 lambda: consumer.committed(wanted, timeout=10),
                 f"committed offsets of task {task.task_id} (an open transaction may hold them)",
                 stop=self._stop,
+                deadline_s=self.config.task_timeout_s,
             )
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
@@ -758,6 +764,7 @@ class StreamsApp:
             lambda: consumer.committed(tps, timeout=30),
             f"committed offsets of {task}",
             stop=self._stop,
+            deadline_s=self.config.task_timeout_s,
         )
         unmarked = []
         for tp in found:
@@ -769,6 +776,7 @@ class StreamsApp:
                 partial(consumer.get_watermark_offsets, end, 10, False),
                 f"end offset of {tp.topic}[{tp.partition}]",
                 stop=self._stop,
+                deadline_s=self.config.task_timeout_s,
             )
             if high > tp.offset:
                 window[tp.topic] = high
@@ -796,6 +804,7 @@ class StreamsApp:
                     ),
                     f"start offset of {tp.topic}[{tp.partition}]",
                     stop=self._stop,
+                    deadline_s=self.config.task_timeout_s,
                 )
             starts.append(TopicPartition(tp.topic, tp.partition, offset))
         try:
@@ -954,6 +963,7 @@ class StreamsApp:
                 lambda: consumer.committed(partitions, timeout=30),
                 "committed offsets",
                 stop=self._stop,
+                deadline_s=self.config.task_timeout_s,
             )
             gone: set[TP] = set()
             for tp in found:

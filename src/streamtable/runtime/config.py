@@ -76,6 +76,11 @@ class _Settings(BaseModel):
     session_timeout_ms: int = 10000
     """Consumer group session timeout: how fast a dead instance's partitions move."""
 
+    task_timeout_ms: int = 300000
+    """How long the runtime asks the broker again while it is unreachable, or a partition
+    leader or group coordinator is moving (a broker restart), before it gives up: a start then
+    raises, a running app goes to ERROR. As Kafka Streams' ``task.timeout.ms`` (5 minutes)."""
+
     kafka: dict[str, str | int | bool] = Field(default_factory=dict)
     """Passed to librdkafka for every client (SASL/SSL settings and the like)."""
 
@@ -97,6 +102,8 @@ class _Settings(BaseModel):
             raise _Bad("replication_factor", "must be >= 1")
         if self.session_timeout_ms < 1000:
             raise _Bad("session_timeout_ms", "must be >= 1000")
+        if self.task_timeout_ms < 0:
+            raise _Bad("task_timeout_ms", "must be >= 0")
         return self
 
 
@@ -124,6 +131,10 @@ class StreamsConfig(_Settings):
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly_once_v2"
+
+    @property
+    def task_timeout_s(self) -> float:
+        return self.task_timeout_ms / 1000
 
     @property
     def effective_commit_interval_ms(self) -> int:

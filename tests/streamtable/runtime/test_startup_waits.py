@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from streamtable.errors import TopologyError
 from streamtable.runtime import StreamsConfig, _clients
 from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime.topics import InternalTopicManager
+from tests.support.offline import closed_port
 
 pytestmark = pytest.mark.unit
 
@@ -97,13 +97,13 @@ def test_a_fatal_init_transactions_error_is_raised_at_once(
     assert len(fake_producer.timeouts) == 1
 
 
-def test_init_transactions_gives_up_after_the_start_up_wait(
+def test_init_transactions_gives_up_after_the_task_timeout(
     fake_producer: type[FakeProducer],
 ) -> None:
     fake_producer.script = [timed_out() for _ in range(1000)]
     started = time.monotonic()
     with pytest.raises(KafkaException) as raised:
-        _clients.producer(EOS, uuid.uuid4(), wait_s=1.0)
+        _clients.producer(EOS.model_copy(update={"task_timeout_ms": 1000}), uuid.uuid4())
     assert raised.value.args[0].code() == KafkaError._TIMED_OUT
     assert 0.5 <= time.monotonic() - started < 10.0
 
@@ -116,13 +116,6 @@ def test_a_stop_ends_the_init_transactions_wait(fake_producer: type[FakeProducer
     with pytest.raises(ShutdownRequested):
         _clients.producer(EOS, uuid.uuid4(), stop=stop)
     assert time.monotonic() - started < 5.0
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # closed again: connections are refused
 
 
 def test_librdkafka_accepts_init_transactions_again_after_a_timeout(
@@ -143,9 +136,10 @@ def test_librdkafka_accepts_init_transactions_again_after_a_timeout(
         application_id="waits",
         bootstrap_servers=f"127.0.0.1:{closed_port()}",
         processing_guarantee="exactly_once_v2",
+        task_timeout_ms=3000,
     )
     with pytest.raises(KafkaException) as raised:
-        _clients.producer(config, uuid.uuid4(), wait_s=3.0)
+        _clients.producer(config, uuid.uuid4())
     error = raised.value.args[0]
     assert error.code() == KafkaError._TIMED_OUT
     assert error.retriable()
