@@ -121,6 +121,7 @@ class StreamsApp:
         self._standbys: StandbyTasks | None = None
         self._standby_check = 0.0
         self._gauges_at = 0.0
+        self._aborts_in_a_row = 0  # aborted commits since the last one that went through
         self._schedules: list[list[Any]] = []  # [interval_ms, next due (monotonic), cb, cancelled]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -880,6 +881,7 @@ class StreamsApp:
         running = [t for t in tasks if t.state is TaskState.RUNNING]
         try:
             self._committer.commit(running, closing=closing)
+            self._aborts_in_a_row = 0
             if self._standbys is not None:
                 self._standbys.checkpoint()
             self._update_gauges(running)
@@ -896,8 +898,20 @@ class StreamsApp:
         except CommitDeferred as exc:
             log.warning("commit deferred: %s; trying again at the next commit", exc)
         except TransactionAborted as exc:
-            log.warning("%s; rebuilding the state of all active tasks", exc)
-            self._recover_from_abort(exc.fatal)
+            self._aborts_in_a_row += 1
+            # A second abort in a row replaces the producer as well: after a broker restart
+            # (and a freeze) librdkafka's connection to the transaction coordinator can stay
+            # stuck, every AddOffsetsToTxn timing out in its queue, while the abort succeeds;
+            # keeping the producer then aborted every commit and the task's input never moved
+            # again (chaos seed 743451: 17 aborts in a row over 3 minutes). A new producer
+            # (same transactional id, which fences the old one) connects afresh.
+            fatal = exc.fatal or self._aborts_in_a_row >= 2
+            log.warning(
+                "%s; rebuilding the state of all active tasks%s",
+                exc,
+                " with a new producer" if fatal else "",
+            )
+            self._recover_from_abort(fatal)
         except KafkaException as exc:
             if not self.config.exactly_once:
                 raise

@@ -1,0 +1,67 @@
+"""exactly_once_v2: a commit aborted twice in a row replaces the producer. After a broker restart
+and a freeze, librdkafka's connection to the transaction coordinator stayed stuck in one process
+(every AddOffsetsToTxn timed out in its queue; the abort itself went through). The app rebuilt
+its tasks and kept the producer, so every commit aborted the same way and the task's input never
+moved again (chaos seed 743451: 17 aborts in a row over 3 minutes). A first abort keeps the
+producer (a coordinator moving is worth one more try); a second one in a row replaces it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streamtable.runtime._commit import TransactionAborted
+from tests.support.offline import offline_app
+
+pytestmark = pytest.mark.unit
+
+
+class AbortingCommitter:
+    """Aborts the commits listed in ``aborts`` (by call number), lets the others through."""
+
+    def __init__(self, aborts: set[int]) -> None:
+        self.aborts = aborts
+        self.calls = 0
+        self.producer_lost = False
+
+    def commit(self, tasks: Any, closing: bool = False) -> None:
+        self.calls += 1
+        if self.calls in self.aborts:
+            raise TransactionAborted("transaction aborted: Local: Timed out", fatal=False)
+
+
+def replaced_on(aborts: set[int], commits: int) -> list[bool]:
+    app = offline_app("aborts")
+    app._committer = AbortingCommitter(aborts)  # type: ignore[assignment]
+    app._update_gauges = lambda running: None  # type: ignore[method-assign]
+    recoveries: list[bool] = []
+    app._recover_from_abort = recoveries.append  # type: ignore[method-assign,assignment]
+    app._tasks = {}
+    for _ in range(commits):
+        app._commit()
+    return recoveries
+
+
+def test_a_second_abort_in_a_row_replaces_the_producer() -> None:
+    assert replaced_on({1, 2, 3}, 3) == [False, True, True]  # [False, False, False] before
+
+
+def test_a_commit_that_goes_through_ends_the_streak() -> None:
+    assert replaced_on({1, 3}, 3) == [False, False]
+
+
+def test_a_fatal_abort_replaces_it_at_once() -> None:
+    app = offline_app("aborts")
+    committer = SimpleNamespace(producer_lost=False)
+
+    def commit(tasks: Any, closing: bool = False) -> None:
+        raise TransactionAborted("fenced", fatal=True)
+
+    committer.commit = commit
+    app._committer = committer  # type: ignore[assignment]
+    recoveries: list[bool] = []
+    app._recover_from_abort = recoveries.append  # type: ignore[method-assign,assignment]
+    app._commit()
+    assert recoveries == [True]
