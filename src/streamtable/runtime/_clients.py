@@ -226,6 +226,16 @@ _TRANSIENT = frozenset(
 )
 
 
+def transient(exc: KafkaException) -> bool:
+    """Whether the same request may succeed shortly (see :data:`_TRANSIENT`)."""
+    error = exc.args[0] if exc.args else None
+    return (
+        isinstance(error, KafkaError)
+        and not error.fatal()
+        and (error.code() in _TRANSIENT or error.retriable())
+    )
+
+
 class ShutdownRequested(StreamTableError):
     """The app was asked to stop while a broker call was being asked again."""
 
@@ -247,14 +257,9 @@ def retry_transient(
         try:
             return call()
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            transient = (
-                isinstance(error, KafkaError)
-                and not error.fatal()
-                and (error.code() in _TRANSIENT or error.retriable())
-            )
-            if not transient or time.monotonic() + pause > deadline:
+            if not transient(exc) or time.monotonic() + pause > deadline:
                 raise
+            error = exc.args[0] if exc.args else None
             log.info("%s: %s; asking again", what, error)
             # Back off before asking the broker again.
             if stop is None:

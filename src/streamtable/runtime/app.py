@@ -122,6 +122,10 @@ class StreamsApp:
         self._standby_check = 0.0
         self._gauges_at = 0.0
         self._aborts_in_a_row = 0  # aborted commits since the last one that went through
+        # Partitions of tasks being started again (_restart_tasks), until their committed
+        # offsets are read (_resume_restart); a rebalance cancels it.
+        self._restart_pending: list[TP] | None = None
+        self._restart_since = 0.0
         self._schedules: list[list[Any]] = []  # [interval_ms, next due (monotonic), cb, cancelled]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -475,6 +479,8 @@ class StreamsApp:
         if self._new_assignment is not None:
             assignment, self._new_assignment = self._new_assignment, None
             self._create_tasks(assignment)
+        elif self._restart_pending is not None:
+            self._resume_restart()
         if messages:
             self._process(messages)
         if not self._restorer.active:
@@ -489,6 +495,7 @@ class StreamsApp:
             self._state is AppState.REBALANCING
             and self._assignment_seen
             and self._new_assignment is None
+            and self._restart_pending is None
             and not self._restorer.active
         ):
             self._set_state(AppState.RUNNING)
@@ -641,6 +648,7 @@ class StreamsApp:
         if partitions:
             consumer.pause(partitions)  # resumed per task once it is restored
         self._new_assignment = [(tp.topic, tp.partition) for tp in partitions]
+        self._restart_pending = None  # the new assignment starts its tasks afresh
         self._assignment_seen = True
         if self._state is AppState.RUNNING:
             self._set_state(AppState.REBALANCING)
@@ -652,6 +660,7 @@ class StreamsApp:
         with self._lock:
             self._commit(closing=True)
             self._close_tasks(list(self._tasks.values()))
+            self._restart_pending = None  # not this member's any more
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
@@ -666,6 +675,7 @@ class StreamsApp:
             for task in self._tasks.values():
                 task.core.discard_caches()
             self._close_tasks(list(self._tasks.values()))
+            self._restart_pending = None  # not this member's any more
 
     def _create_tasks(self, assignment: list[TP]) -> None:
         assert self._consumer is not None
@@ -961,7 +971,15 @@ class StreamsApp:
     def _restart_tasks(self) -> None:
         """Start every active task again as after a crash of this process: drop its caches
         and state (a record may be half processed), restore it from the changelogs and re-read
-        the input from the committed offsets."""
+        the input from the committed offsets.
+
+        Only the first half happens here. Reading the committed offsets needs the group
+        coordinator, which a broker outage (the usual cause of a restart) takes away; waiting
+        for it here, without polling the consumer, left librdkafka's lost-partitions event
+        unserved, and its group, waiting for the app, never answered: an instance stayed
+        REBALANCING for 3 minutes after the broker was back (chaos seed 934116). The loop
+        finishes the restart in :meth:`_resume_restart`, polling meanwhile; a rebalance
+        before that hands the partitions out afresh and cancels it."""
         assert self._consumer is not None
         if self._state is AppState.RUNNING:
             self._set_state(AppState.REBALANCING)  # queries fail fast from now on
@@ -972,27 +990,44 @@ class StreamsApp:
         partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
         if partitions:
             self._consumer.pause(partitions)
-            consumer = self._consumer
-            found = _clients.retry_transient(
-                lambda: consumer.committed(partitions, timeout=30),
-                "committed offsets",
-                stop=self._stop,
-                deadline_s=self.config.task_timeout_s,
-            )
-            gone: set[TP] = set()
-            for tp in found:
-                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-                try:
-                    self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-                except KafkaException as exc:
-                    # No longer this consumer's (librdkafka: "Erroneous state"): a process
-                    # frozen past its session timeout learns here that it lost its partitions,
-                    # before the lost-partitions callback. Their tasks are not started again;
-                    # the rebalance under way hands them out (chaos seed 890515 went to ERROR).
-                    log.warning("%s[%s] no longer assigned: %s", tp.topic, tp.partition, exc)
-                    gone.add((tp.topic, tp.partition))
-            partitions = [tp for tp in partitions if (tp.topic, tp.partition) not in gone]
-        self._create_tasks([(tp.topic, tp.partition) for tp in partitions])
+        pending = self._restart_pending
+        if pending is None:
+            pending = []
+            self._restart_since = time.monotonic()
+        self._restart_pending = pending + [(tp.topic, tp.partition) for tp in partitions]
+
+    def _resume_restart(self) -> None:
+        """The second half of :meth:`_restart_tasks`, asked again at each pass of the loop
+        until the committed offsets can be read (for up to ``task_timeout_ms``): seek to them
+        and create the tasks."""
+        assert self._consumer is not None
+        pending = self._restart_pending
+        if not pending:
+            self._restart_pending = None
+            return
+        partitions = [TopicPartition(t, p) for t, p in pending]
+        try:
+            found = self._consumer.committed(partitions, timeout=1)
+        except KafkaException as exc:
+            waited = time.monotonic() - self._restart_since
+            if not _clients.transient(exc) or waited > self.config.task_timeout_s:
+                raise
+            log.info("restart: committed offsets not readable yet (%s); asking again", exc)
+            return
+        self._restart_pending = None
+        gone: set[TP] = set()
+        for tp in found:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            try:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:
+                # No longer this consumer's (librdkafka: "Erroneous state"): a process
+                # frozen past its session timeout learns here that it lost its partitions,
+                # before the lost-partitions callback. Their tasks are not started again;
+                # the rebalance under way hands them out (chaos seed 890515 went to ERROR).
+                log.warning("%s[%s] no longer assigned: %s", tp.topic, tp.partition, exc)
+                gone.add((tp.topic, tp.partition))
+        self._create_tasks([(t, p) for t, p in pending if (t, p) not in gone])
 
     def _after_stall(self, exc: ProcessingStalled) -> None:
         log.warning("%s", exc)
