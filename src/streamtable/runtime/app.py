@@ -464,7 +464,7 @@ class StreamsApp:
             try:
                 self._handle(messages)
             except ProcessingStalled as exc:
-                self._after_stall(exc)
+                self._after_lost_records(exc)
             except (KafkaException, TransactionAborted) as exc:
                 if not self.config.exactly_once:
                     raise
@@ -896,13 +896,11 @@ class StreamsApp:
                 self._standbys.checkpoint()
             self._update_gauges(running)
         except ProcessingStalled as exc:
-            self._after_stall(exc)
+            self._after_lost_records(exc)
         except DeliveryTimedOut as exc:
             if self.config.exactly_once:
                 raise
-            log.warning("%s; the tasks start again from the committed offsets", exc)
-            self.metrics.stall_restarts.inc()
-            self._after_lost_records()
+            self._after_lost_records(exc)
         except TaskMigrated as exc:
             log.warning("%s; the tasks will be reassigned", exc)
         except CommitDeferred as exc:
@@ -990,11 +988,10 @@ class StreamsApp:
         partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
         if partitions:
             self._consumer.pause(partitions)
-        pending = self._restart_pending
-        if pending is None:
-            pending = []
+        if self._restart_pending is None:
+            self._restart_pending = []
             self._restart_since = time.monotonic()
-        self._restart_pending = pending + [(tp.topic, tp.partition) for tp in partitions]
+        self._restart_pending += [(tp.topic, tp.partition) for tp in partitions]
 
     def _resume_restart(self) -> None:
         """The second half of :meth:`_restart_tasks`, asked again at each pass of the loop
@@ -1029,16 +1026,13 @@ class StreamsApp:
                 gone.add((tp.topic, tp.partition))
         self._create_tasks([(t, p) for t, p in pending if (t, p) not in gone])
 
-    def _after_stall(self, exc: ProcessingStalled) -> None:
-        log.warning("%s", exc)
-        self.metrics.stall_restarts.inc()
-        self._after_lost_records()
-
-    def _after_lost_records(self) -> None:
+    def _after_lost_records(self, exc: ProcessingStalled | DeliveryTimedOut) -> None:
         """At least once, after a freeze past the session timeout or records not delivered in
         time: what was sent since the committed offsets is forgotten (the reports of what
         librdkafka fails now are not errors of the next commit) and the tasks start again from
         the committed offsets, replaying their changes in order."""
+        log.warning("%s; the tasks start again from the committed offsets", exc)
+        self.metrics.stall_restarts.inc()
         assert self._collector is not None
         self._collector.abandon_sent()
         self._restart_tasks()
