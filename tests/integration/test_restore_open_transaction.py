@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
+from streamtable.runtime import _restore
 from tests.support.kafka import TopicFactory, create_topic, delete_topics, unique_name, wait_until
 from tests.support.positions import seed_topology
 
@@ -45,7 +46,10 @@ def test_restore_waits_past_an_open_transaction_for_later_committed_ones(
     kafka_admin: AdminClient,
     bootstrap_servers: str,
     app_id: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
     topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
     topology = seed_topology(topic)
     spec = topology.stores["us-share-holders"]
@@ -84,6 +88,14 @@ def test_restore_waits_past_an_open_transaction_for_later_committed_ones(
     try:
         # The restorer has read what is stable (c1) and stands at the open transaction.
         wait_until(lambda: app.restored_records >= 1, "c1 restored", TIMEOUT_S)
+        # A restore that does not move is named, with the offset that holds it back: the open
+        # transaction's first record (offset 2: c1, its commit marker, then c2).
+        stalled = f"{changelog}[0] at 1 of 5 (last stable offset: 2, "
+
+        def warned() -> bool:
+            return any(stalled in r.getMessage() for r in caplog.records)
+
+        wait_until(warned, "a warning naming the stalled changelog partition", TIMEOUT_S)
         killed.abort_transaction(30)  # what its timeout (or fencing) would do
 
         def contents() -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
+from confluent_kafka import KafkaException as ClientException
 
 from streamtable.errors import KafkaError, SerializationError
 from streamtable.runtime._clients import retry_transient
@@ -38,6 +39,11 @@ log = logging.getLogger("streamtable.runtime.restore")
 
 TP = tuple[str, int]
 
+# A changelog partition whose restore has not moved for this long is named in a warning, with
+# what the restore consumer knows of its last stable offset: an open transaction (a killed
+# instance's, until it times out) holds that offset back; past it, the consumer itself is stuck.
+STALL_WARN_S = 30.0
+
 
 @dataclass
 class _Pending:
@@ -47,6 +53,8 @@ class _Pending:
     validate: bool
     position: int  # next offset to read (OFFSET_BEGINNING before the first record)
     end: int
+    first: int  # the first offset to restore: ``end - first`` counts in the round's total
+    moved: float  # time.monotonic() of the last record read (or of the assignment)
 
 
 class ChangelogRestorer:
@@ -75,6 +83,7 @@ class ChangelogRestorer:
         self._last_log = 0.0
         self._bar: Progress | None = None
         self._bar_task: TaskID | None = None
+        self._stall_warned = 0.0
 
     @property
     def active(self) -> bool:
@@ -110,6 +119,8 @@ class ChangelogRestorer:
                 tp in task.source_changelogs,
                 OFFSET_BEGINNING if start is None else first,
                 end,
+                first,
+                time.monotonic(),
             )
             self._total += end - first
             waiting.add(tp)
@@ -121,7 +132,11 @@ class ChangelogRestorer:
 
     def remove(self, task: StreamTask) -> None:
         for tp in self._restoring.pop(task.task_id, set()):
-            self._pending.pop(tp, None)
+            pend = self._pending.pop(tp, None)
+            if pend is not None:  # out of the round's total: an added task plans it afresh
+                self._total -= pend.end - pend.first
+                read = pend.position - pend.first if pend.position >= 0 else 0
+                self._done_records = max(self._done_records - read, 0)
         self._tasks.pop(task.task_id, None)
         self._assign()
 
@@ -151,6 +166,7 @@ class ChangelogRestorer:
         """Restore up to about ``max_records``; return the tasks that are now fully restored."""
         if self._pending:
             self._read(max_records)
+            self._warn_stalled()
         done = [self._tasks[t] for t, waiting in self._restoring.items() if not waiting]
         for task in done:
             del self._restoring[task.task_id]
@@ -173,6 +189,7 @@ class ChangelogRestorer:
             messages = consume(num_messages=1000, timeout=0.1)
             if not messages:
                 break
+            now = time.monotonic()
             # One partition's messages come in runs: look its state up once per run.
             run: TP | None = None
             pend: _Pending | None = None
@@ -212,6 +229,7 @@ class ChangelogRestorer:
                     pend = None
                     continue
                 pend.position = offset + 1
+                pend.moved = now
                 read += 1
                 key = msg.key()
                 if key is not None:
@@ -230,6 +248,38 @@ class ChangelogRestorer:
             if ftp in pending:
                 self._finish(ftp)
         self._report()
+
+    def _warn_stalled(self) -> None:
+        """Name the partitions whose restore has not moved for :data:`STALL_WARN_S`, at most
+        once per that interval, with the broker's last stable offset (under at_least_once, its
+        high watermark): below the end, an open transaction holds the restore back; at the end,
+        the restore consumer is not fetching."""
+        now = time.monotonic()
+        if now - self._stall_warned < STALL_WARN_S:
+            return
+        stalled = [(tp, p) for tp, p in self._pending.items() if now - p.moved >= STALL_WARN_S]
+        if not stalled:
+            return
+        self._stall_warned = now
+        parts = []
+        for (topic, partition), pend in sorted(stalled)[:10]:
+            try:  # one short broker call per stalled partition, once per STALL_WARN_S
+                _, stable = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=1.0, cached=False
+                )
+            except ClientException:
+                stable = -1
+            at = "beginning" if pend.position < 0 else pend.position
+            parts.append(
+                f"{topic}[{partition}] at {at} of {pend.end} (last stable offset: "
+                f"{'unknown' if stable < 0 else stable}, {now - pend.moved:.0f}s without a record)"
+            )
+        log.warning(
+            "restore has not moved on %d changelog partition(s): %s%s",
+            len(stalled),
+            "; ".join(parts),
+            "" if len(stalled) <= 10 else "; ...",
+        )
 
     def _report(self, final: bool = False) -> None:
         if self._bar is None and not final and self._total and sys.stderr.isatty():
