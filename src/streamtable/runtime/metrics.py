@@ -42,6 +42,7 @@ class StreamsMetrics:
     records_processed: Counter
     dlq_records: Counter
     stall_restarts: Counter
+    redelivered_records: Counter
     restored_records: Counter
     commit_latency: Histogram
     active_tasks: Gauge
@@ -56,6 +57,7 @@ class StreamsMetrics:
             self.records_processed = cast("Counter", unrecorded)
             self.dlq_records = cast("Counter", unrecorded)
             self.stall_restarts = cast("Counter", unrecorded)
+            self.redelivered_records = cast("Counter", unrecorded)
             self.restored_records = cast("Counter", unrecorded)
             self.commit_latency = cast("Histogram", unrecorded)
             self.active_tasks = cast("Gauge", unrecorded)
@@ -79,6 +81,12 @@ class StreamsMetrics:
             "streamtable_stall_restarts",
             "Restarts of every active task after this process was frozen long enough to lose "
             "its partitions and could not show that it still owned them (at least once).",
+            registry=registry,
+        )
+        self.redelivered_records = prometheus_client.Counter(
+            "streamtable_redelivered_records",
+            "Input records the consumer handed over again after their task had processed them "
+            "(a fetch position moved back inside librdkafka); skipped, not processed twice.",
             registry=registry,
         )
         self.restored_records = prometheus_client.Counter(
