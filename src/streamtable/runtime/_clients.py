@@ -95,18 +95,21 @@ def check_connection(
         admin.poll(0)
 
 
-# librdkafka's periodic metadata refresh for the group consumer (its default is 300000 ms). A
+# librdkafka's periodic metadata refresh for the app's consumers (its default is 300000 ms). A
 # classic consumer whose group join is waiting for a Metadata answer ("wait-metadata") when the
 # broker stops never has that request answered nor sent again: only the next periodic refresh
 # moves the join on, so with the default the instance stayed without an assignment for minutes
-# after the broker was back (chaos seeds 460751, 503868). A few seconds bound that wait; a
-# refresh asks only for the subscribed topics. A ``kafka`` setting of the user's wins.
-MAIN_CONSUMER_METADATA_REFRESH_MS = 5000
+# after the broker was back (chaos seeds 460751, 503868). The assign-only consumers (restore,
+# standby, global tables) wait the same way for a partition's leader before they can look up a
+# start offset: after a broker restart a restore read nothing for minutes (chaos seed 341488,
+# "restore: 0/272 records"). A few seconds bound that wait; a refresh asks only for the topics
+# in use. A ``kafka`` setting of the user's wins.
+METADATA_REFRESH_MS = 5000
 
 
 def main_consumer(config: StreamsConfig) -> Consumer:
     settings: dict[str, Any] = {
-        "topic.metadata.refresh.interval.ms": MAIN_CONSUMER_METADATA_REFRESH_MS,
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         **config.client_config(),
         "group.id": config.application_id,
         "enable.auto.commit": False,
@@ -123,6 +126,7 @@ def main_consumer(config: StreamsConfig) -> Consumer:
 
 def restore_consumer(config: StreamsConfig) -> Consumer:
     settings: dict[str, Any] = {
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         **config.client_config(),
         # Assign-only: it never joins this group nor commits.
         "group.id": f"{config.application_id}-restore",
@@ -143,6 +147,7 @@ def log_end_consumer(config: StreamsConfig) -> Consumer | None:
         return None
     return Consumer(
         {
+            "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
             **config.client_config(),
             "group.id": f"{config.application_id}-restore",  # assign-free: never joins it
             "enable.auto.commit": False,

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka import KafkaError as ClientError
 
 from streamtable.errors import KafkaError, loggable
-from streamtable.runtime._clients import retry_transient
+from streamtable.runtime._clients import METADATA_REFRESH_MS, retry_transient
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
 from streamtable.state import BytesStore, MemoryBytesStore, RocksDBBytesStore, SerdeStore
@@ -48,6 +48,7 @@ class GlobalStores:
         if not self._by_topic:
             return
         settings: dict[str, Any] = {
+            "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
             **self._config.client_config(),
             "group.id": f"{self._config.application_id}-global",  # never joins: assign only
             "enable.auto.commit": False,
