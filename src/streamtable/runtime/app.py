@@ -35,6 +35,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from streamtable.errors import (
+    KafkaError,
     ProcessingError,
     StoreNotFound,
     StoreNotReady,
@@ -763,12 +764,17 @@ class StreamsApp:
         if topics:
             consumer = self._consumer
             wanted = [TopicPartition(t, task.partition) for t in sorted(topics)]
-            found = _clients.retry_transient(
-                lambda: consumer.committed(wanted, timeout=10),
-                f"committed offsets of task {task.task_id} (an open transaction may hold them)",
-                stop=self._stop,
-                deadline_s=self.config.task_timeout_s,
-            )
+            try:
+                found = _clients.retry_transient(
+                    lambda: consumer.committed(wanted, timeout=10),
+                    f"committed offsets of task {task.task_id} (an open transaction may hold them)",
+                    stop=self._stop,
+                    deadline_s=self.config.task_timeout_s,
+                )
+            except KafkaException as exc:
+                if not (self.config.exactly_once and _clients.transient(exc)):
+                    raise
+                raise KafkaError(_unstable_offsets_message(task.task_id, wanted, exc)) from exc
             committed = {tp.topic: tp.offset for tp in found}
         self._restorer.add(task, committed)
 
@@ -1126,6 +1132,19 @@ class StreamsApp:
             self._standbys.close()
         self._instances.close()  # a tombstone: peers stop routing here
         self._state_dir.unlock()
+
+
+def _unstable_offsets_message(task_id: str, wanted: list[TopicPartition], exc: Exception) -> str:
+    """Why task ``task_id`` cannot start under exactly_once_v2, naming its partitions: their
+    committed offsets stay unreadable while a transaction holding offsets of them has not ended.
+    A transaction the coordinator counts as ended whose markers never reached its partitions
+    (a broker stopped mid-commit: a "hanging" transaction) blocks them for good."""
+    names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in wanted)
+    return (
+        f"the committed offsets of {names} (task {task_id}) stayed unreadable: a transaction "
+        f"holding offsets of them has not ended ({exc}). If it lasts, it may be a hanging "
+        "transaction: kafka-transactions.sh find-hanging names it and abort ends it"
+    )
 
 
 def _dlq_reason(exc: Exception) -> bytes:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 import streamtable as st
-from streamtable.errors import ConfigError
-from tests.support.offline import closed_port
+from streamtable.errors import ConfigError, StreamTableError
+from tests.support.offline import closed_port, offline_app
 
 pytestmark = pytest.mark.unit
 
@@ -49,3 +51,35 @@ def test_a_start_against_an_unreachable_broker_gives_up_after_the_task_timeout(
         app.start()
     assert raised.value.args[0].code() == KafkaError._TRANSPORT
     assert 1.0 <= time.monotonic() - started < 20.0  # waited 120 s whatever the setting before
+
+
+def test_a_task_whose_committed_offsets_stay_unstable_names_its_partitions() -> None:
+    """Under exactly_once_v2 a task starts only once its input offsets are stable. A transaction
+    the coordinator counts as ended but whose markers never reached its partitions (a broker
+    stopped mid-commit: chaos seed 710625) keeps them unstable for good; past the task timeout
+    the error names the partitions and the way out, instead of librdkafka's bare timeout."""
+    app = offline_app("tto-unstable")
+    app.config = app.config.model_copy(
+        update={"processing_guarantee": "exactly_once_v2", "task_timeout_ms": 300}
+    )
+
+    class Unstable:
+        def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets", retriable=True)
+            )
+
+    app._consumer = Unstable()  # type: ignore[assignment]
+    app._restorer = SimpleNamespace(add=lambda *_: None)  # type: ignore[assignment]
+    task: Any = SimpleNamespace(
+        task_id="0_2",
+        partition=2,
+        topics=["events"],
+        source_changelogs={},
+        transition=lambda _state: None,
+    )
+    with pytest.raises(StreamTableError) as raised:
+        app._start_restore(task)
+    message = str(raised.value)
+    assert "events[2] (task 0_2)" in message
+    assert "kafka-transactions.sh find-hanging" in message
