@@ -127,7 +127,9 @@ class Committer:
             self.producer.begin_transaction()
             self.in_transaction = True
 
-    def commit(self, tasks: Iterable[StreamTask], *, closing: bool = False) -> None:
+    def commit(self, tasks: Iterable[StreamTask], *, closing: bool = False) -> bool:
+        """Commit ``tasks``; True if a transaction (at least once: an offset commit) went
+        through, False if there was nothing to commit."""
         tasks = list(tasks)
         started = time.monotonic()
         for task in tasks:  # 1. caches
@@ -140,18 +142,23 @@ class Committer:
             for task in tasks
             for topic, offset in offsets[task.task_id].items()
         ]
+        went_through = False
         with self._unlocked():
             if self.exactly_once:
                 if partitions:
                     self.begin()
                 if self.in_transaction:
                     self._commit_transaction(partitions)
+                    went_through = True
             else:
                 self._flush_producer()  # 2.
                 if closing:  # 3.
-                    self._commit_offsets(_closing_offsets(tasks, offsets))
+                    closing_offsets = _closing_offsets(tasks, offsets)
+                    self._commit_offsets(closing_offsets)
+                    went_through = bool(closing_offsets)
                 elif partitions:
                     self._commit_offsets(partitions)
+                    went_through = True
         for task in tasks:
             task.mark_committed(offsets[task.task_id])
         if not self.exactly_once or closing:  # 4.
@@ -161,6 +168,7 @@ class Committer:
             self.metrics.commit_latency.observe(time.monotonic() - started)
         if partitions and self.purger is not None:  # 5.
             self.purger.maybe_purge(partitions)
+        return went_through
 
     def _advance_to_positions(self, tasks: list[StreamTask]) -> None:
         """Under read_committed the last offset of a partition is often a transaction marker,
