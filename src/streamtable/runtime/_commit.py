@@ -282,9 +282,15 @@ class Committer:
 
     def abort(self) -> None:
         """Abort an open transaction (EOS) without committing anything. A producer that
-        cannot abort in time is given up (``producer_lost``)."""
+        cannot abort in time is given up (``producer_lost``). What the transaction sent is
+        abandoned: librdkafka fails its queued records with ``_PURGE_QUEUE`` at a later poll,
+        and those reports must not fail the next commit (chaos seed 747451: partitions lost
+        after a pause, the abort of that loss, then "452 record(s) could not be delivered:
+        Local: Purged in queue" raised by the next transaction, which had gone through, and
+        the app failed)."""
         if self.exactly_once and self.in_transaction and not self.producer_lost:
             self.in_transaction = False
+            self.collector.abandon_sent()
             producer = self.producer
             try:
                 with self._unlocked():

@@ -14,6 +14,8 @@ from confluent_kafka import Producer
 
 from streamtable.errors import KafkaError
 from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._commit import Committer
+from streamtable.runtime.metrics import StreamsMetrics
 from streamtable.runtime.topics import TopicPlan
 
 pytestmark = pytest.mark.unit
@@ -75,3 +77,29 @@ def test_a_record_sent_after_the_abort_still_reports_its_error() -> None:
     with pytest.raises(KafkaError, match="1 record"):
         c.raise_delivery_errors()
     assert c.changelog_offsets == {("app-store-changelog", 0): 8}
+
+
+class TransactionalProducer(FakeProducer):
+    def begin_transaction(self) -> None:
+        pass
+
+    def abort_transaction(self, _timeout: float) -> None:
+        pass
+
+
+def test_an_abort_on_its_own_abandons_what_its_transaction_sent() -> None:
+    """The abort of lost partitions (exactly_once_v2) comes without a rebuild of the tasks: the
+    committer's abort itself abandons the transaction's records. Their purge reports failed the
+    next transaction, which had gone through, and the app with it (chaos seed 747451: "452
+    record(s) could not be delivered: Local: Purged in queue")."""
+    producer = TransactionalProducer()
+    plan = TopicPlan({"out": 1}, {})
+    c = KafkaRecordCollector(cast(Producer, producer), plan)
+    committer = Committer(
+        cast(Any, None), cast(Any, producer), c, True, StreamsMetrics("abort-abandons")
+    )
+    c.send("out", b"k", b"v", 0, 0, None)  # begins the transaction
+    assert committer.in_transaction
+    committer.abort()  # the partitions were lost
+    producer.pending[0][2](ClientError(ClientError._PURGE_QUEUE), None)  # at a later poll
+    c.raise_delivery_errors()  # the next commit
