@@ -12,7 +12,7 @@ exactly_once_v2 processed 63 records twice this way; the runtime now skips them.
 Usage: python tools/repro_offset_rewind.py BOOTSTRAP [runs]
 (e.g. a broker of its own: ``KAFKA_LOCAL_PORT=19892 KAFKA_LOCAL_HOME=/tmp/k tools/kafka/kafka-local
 start``). Prints, per run, whether a record came again, then how many runs had one. Seen with
-librdkafka 2.16.0 on a 4.4.0 broker: 8 of 10 runs. Without the deletion the position does not
+librdkafka 2.16.0 on a 4.3.1 broker: 10 of 10 runs. Without the deletion the position does not
 move (the second query finds the same beginning).
 """
 
