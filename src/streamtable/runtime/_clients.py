@@ -100,10 +100,11 @@ def check_connection(
 # broker stops never has that request answered nor sent again: only the next periodic refresh
 # moves the join on, so with the default the instance stayed without an assignment for minutes
 # after the broker was back (chaos seeds 460751, 503868). The assign-only consumers (restore,
-# standby, global tables) wait the same way for a partition's leader before they can look up a
-# start offset: after a broker restart a restore read nothing for minutes (chaos seed 341488,
-# "restore: 0/272 records"). A few seconds bound that wait; a refresh asks only for the topics
-# in use. A ``kafka`` setting of the user's wins.
+# standby, global tables) refresh as often: they need a partition's leader to look a start
+# offset up. (It was meant for a restore that read nothing for minutes after a broker restart,
+# chaos seed 341488, but did not cure it: seed 714731 stalled the same way with it; see
+# docs/operations.md, Known gaps.) A refresh asks only for the topics in use. A ``kafka``
+# setting of the user's wins.
 METADATA_REFRESH_MS = 5000
 
 

@@ -264,15 +264,16 @@ class ChangelogRestorer:
         parts = []
         for (topic, partition), pend in sorted(stalled)[:10]:
             try:  # one short broker call per stalled partition, once per STALL_WARN_S
-                _, stable = self._consumer.get_watermark_offsets(
+                _, found = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=1.0, cached=False
                 )
-            except ClientException:
-                stable = -1
+                stable = str(found)
+            except ClientException as exc:  # the restore consumer cannot ask either: say why
+                stable = f"not readable: {exc.args[0] if exc.args else exc}"
             at = "beginning" if pend.position < 0 else pend.position
             parts.append(
                 f"{topic}[{partition}] at {at} of {pend.end} (last stable offset: "
-                f"{'unknown' if stable < 0 else stable}, {now - pend.moved:.0f}s without a record)"
+                f"{stable}, {now - pend.moved:.0f}s without a record)"
             )
         log.warning(
             "restore has not moved on %d changelog partition(s): %s%s",
