@@ -1147,7 +1147,8 @@ def _unstable_offsets_message(task_id: str, wanted: list[TopicPartition], exc: E
     return (
         f"the committed offsets of {names} (task {task_id}) stayed unreadable: a transaction "
         f"holding offsets of them has not ended ({exc}). If it lasts, it may be a hanging "
-        "transaction: kafka-transactions.sh find-hanging names it and abort ends it"
+        "transaction: kafka-transactions.sh find-hanging names it; abort it on every partition "
+        "it lists for that producer, __consumer_offsets included"
     )
 
 
