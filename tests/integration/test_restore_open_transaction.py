@@ -96,6 +96,16 @@ def test_restore_waits_past_an_open_transaction_for_later_committed_ones(
             return any(stalled in r.getMessage() for r in caplog.records)
 
         wait_until(warned, "a warning naming the stalled changelog partition", TIMEOUT_S)
+
+        def warned_twice() -> bool:
+            return sum(stalled in r.getMessage() for r in caplog.records) >= 2
+
+        wait_until(warned_twice, "the warning once more", TIMEOUT_S)
+        # It has fetched up to that offset (past c1's commit marker) and waits: it is not
+        # replaced. (Judged after 1 s here, before its first fetch it may have been.)
+        messages = [r.getMessage() for r in caplog.records]
+        since = messages[next(i for i, m in enumerate(messages) if stalled in m) :]
+        assert not [m for m in since if m.startswith("replacing the restore")], since
         killed.abort_transaction(30)  # what its timeout (or fencing) would do
 
         def contents() -> dict[str, Any] | None:

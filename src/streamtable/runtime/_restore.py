@@ -10,12 +10,19 @@ while committed transactions of the task's later owners may already follow it: f
 there would drop their effects, though the group's committed offsets include them.
 Restoration runs in steps between polls of the main consumer, so a long restore does not stall
 the group protocol.
+
+A restore consumer that stops fetching while the broker holds records for it is replaced by a
+new one at the same positions: after a broker restart, librdkafka's assign-only consumers
+sometimes never fetch again (the partitions' offset queries and the client's own offset
+requests unanswered for minutes while the broker serves every other client; chaos seeds 341488,
+714731; librdkafka issue 5153 reports the same, cured by a new consumer).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,7 +48,8 @@ TP = tuple[str, int]
 
 # A changelog partition whose restore has not moved for this long is named in a warning, with
 # what the restore consumer knows of its last stable offset: an open transaction (a killed
-# instance's, until it times out) holds that offset back; past it, the consumer itself is stuck.
+# instance's, until it times out) holds that offset back; past it, the consumer itself is stuck
+# and is replaced (at most once per this interval).
 STALL_WARN_S = 30.0
 
 
@@ -66,11 +74,16 @@ class ChangelogRestorer:
         timeout_s: float = 10.0,
         log_end: Consumer | None = None,
         deadline_s: float = 300.0,
+        renew: Callable[[], Consumer] | None = None,
     ) -> None:
         self._consumer = consumer
+        # Makes a new restore consumer when this one is stuck (None: only warn).
+        self._renew = renew
+        self.replacements = 0
         # Asked for each changelog's end: the log end offset, which a read_committed consumer
-        # does not report (its high watermark is the last stable offset).
-        self._log_end = consumer if log_end is None else log_end
+        # does not report (its high watermark is the last stable offset). None: the restore
+        # consumer itself (read_uncommitted) is asked.
+        self._log_end = log_end
         self._timeout = timeout_s
         self._deadline_s = deadline_s  # how long a broker error is asked again
         self._pending: dict[TP, _Pending] = {}
@@ -97,11 +110,12 @@ class ChangelogRestorer:
     def add(self, task: StreamTask, committed: Mapping[str, int]) -> None:
         """Plan the restore of ``task``; ``committed`` = the group's committed input offsets."""
         waiting: set[TP] = set()
+        asked = self._consumer if self._log_end is None else self._log_end
         for tp, store in task.changelogs.items():
             topic, partition = tp
             ends = TopicPartition(topic, partition)
             low, high = retry_transient(
-                partial(self._log_end.get_watermark_offsets, ends, self._timeout, False),
+                partial(asked.get_watermark_offsets, ends, self._timeout, False),
                 f"offsets of {topic}[{partition}]",
                 deadline_s=self._deadline_s,
             )
@@ -150,7 +164,7 @@ class ChangelogRestorer:
         if self._bar is not None:
             self._bar.stop()
         self._consumer.close()
-        if self._log_end is not self._consumer:
+        if self._log_end is not None:
             self._log_end.close()
 
     def _assign(self) -> None:
@@ -253,7 +267,8 @@ class ChangelogRestorer:
         """Name the partitions whose restore has not moved for :data:`STALL_WARN_S`, at most
         once per that interval, with the broker's last stable offset (under at_least_once, its
         high watermark): below the end, an open transaction holds the restore back; at the end,
-        the restore consumer is not fetching."""
+        the restore consumer is not fetching. A consumer that has not fetched up to that offset
+        (or cannot even ask for it) is stuck: it is replaced, when the restorer can renew it."""
         now = time.monotonic()
         if now - self._stall_warned < STALL_WARN_S:
             return
@@ -262,14 +277,19 @@ class ChangelogRestorer:
             return
         self._stall_warned = now
         parts = []
+        stuck = False
         for (topic, partition), pend in sorted(stalled)[:10]:
+            tp = TopicPartition(topic, partition)
             try:  # one short broker call per stalled partition, once per STALL_WARN_S
-                _, found = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=1.0, cached=False
-                )
+                _, found = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
                 stable = str(found)
+                # The consumer's fetch position (local: no broker call), past the control
+                # records that are never handed over; below zero before its first fetch.
+                (fetched,) = self._consumer.position([tp])
+                stuck = stuck or fetched.offset < found
             except ClientException as exc:  # the restore consumer cannot ask either: say why
                 stable = f"not readable: {exc.args[0] if exc.args else exc}"
+                stuck = True
             at = "beginning" if pend.position < 0 else pend.position
             parts.append(
                 f"{topic}[{partition}] at {at} of {pend.end} (last stable offset: "
@@ -281,6 +301,26 @@ class ChangelogRestorer:
             "; ".join(parts),
             "" if len(stalled) <= 10 else "; ...",
         )
+        if stuck and self._renew is not None:
+            self._replace_consumer()
+
+    def _replace_consumer(self) -> None:
+        """A new restore consumer, assigned at the positions restored so far; the stuck one is
+        closed on a thread of its own (a wedged client may not close promptly)."""
+        old = self._consumer
+        assert self._renew is not None
+        self._consumer = self._renew()
+        self._assign()
+        self.replacements += 1
+        log.warning(
+            "replacing the restore consumer: it has not fetched up to the last stable offset "
+            "(or could not ask for it) for %.0fs; the new one goes on from the positions "
+            "restored so far",
+            STALL_WARN_S,
+        )
+        threading.Thread(
+            target=_close_quietly, args=(old,), name="streamtable-close-restore", daemon=True
+        ).start()
 
     def _report(self, final: bool = False) -> None:
         if self._bar is None and not final and self._total and sys.stderr.isatty():
@@ -311,6 +351,13 @@ class ChangelogRestorer:
         if final:
             self._total = self._done_records = 0
             self._started = 0.0
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except (ClientException, RuntimeError) as exc:  # it was stuck; its successor reads on
+        log.info("closing the replaced restore consumer: %s", exc)
 
 
 def _progress_bar() -> Progress | None:

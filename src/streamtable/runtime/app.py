@@ -439,10 +439,12 @@ class StreamsApp:
             purger,
             wait_lock=self._lock,
         )
+        config = self.config
         self._restorer = ChangelogRestorer(
-            _clients.restore_consumer(self.config),
-            log_end=_clients.log_end_consumer(self.config),
-            deadline_s=self.config.task_timeout_s,
+            _clients.restore_consumer(config),
+            log_end=_clients.log_end_consumer(config),
+            deadline_s=config.task_timeout_s,
+            renew=lambda: _clients.restore_consumer(config),
         )
         if self.config.num_standby_replicas > 0:
             consumer = self._consumer
@@ -487,10 +489,11 @@ class StreamsApp:
         if not self._restorer.active:
             self._restorer.serve_idle()
         if self._restorer.active:
-            before = self._restorer.restored_records
+            before, replaced = self._restorer.restored_records, self._restorer.replacements
             for task in self._restorer.step(max_records=50_000):
                 self._task_running(task)
             self.metrics.restored_records.inc(self._restorer.restored_records - before)
+            self.metrics.restore_consumer_replacements.inc(self._restorer.replacements - replaced)
             self.metrics.restore_remaining.set(self._restorer.remaining)
         if (
             self._state is AppState.REBALANCING

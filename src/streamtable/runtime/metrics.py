@@ -44,6 +44,7 @@ class StreamsMetrics:
     stall_restarts: Counter
     redelivered_records: Counter
     restored_records: Counter
+    restore_consumer_replacements: Counter
     commit_latency: Histogram
     active_tasks: Gauge
     consumer_lag: Gauge
@@ -59,6 +60,7 @@ class StreamsMetrics:
             self.stall_restarts = cast("Counter", unrecorded)
             self.redelivered_records = cast("Counter", unrecorded)
             self.restored_records = cast("Counter", unrecorded)
+            self.restore_consumer_replacements = cast("Counter", unrecorded)
             self.commit_latency = cast("Histogram", unrecorded)
             self.active_tasks = cast("Gauge", unrecorded)
             self.consumer_lag = cast("Gauge", unrecorded)
@@ -92,6 +94,12 @@ class StreamsMetrics:
         self.restored_records = prometheus_client.Counter(
             "streamtable_restored_records",
             "Changelog records applied while restoring state.",
+            registry=registry,
+        )
+        self.restore_consumer_replacements = prometheus_client.Counter(
+            "streamtable_restore_consumer_replacements",
+            "Restore consumers replaced because they stopped fetching while the broker held "
+            "records for them (seen after broker restarts).",
             registry=registry,
         )
         self.commit_latency = prometheus_client.Histogram(

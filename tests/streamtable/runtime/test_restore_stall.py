@@ -1,16 +1,25 @@
 """A restore that has not moved for a while is named in a warning, with the last stable offset
 of each stalled partition, or why the restore consumer could not read it: after a broker restart
 a restore sat at "0/5723 records" for 3 minutes and its consumer's own offset queries failed
-too (chaos seeds 341488, 714731). The error says which way it failed."""
+too (chaos seeds 341488, 714731). The error says which way it failed. A consumer that has not
+fetched up to the last stable offset (or cannot ask for it) is stuck and is replaced."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, cast
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from streamtable.runtime import _restore
 from streamtable.runtime._restore import ChangelogRestorer, _Pending
@@ -42,3 +51,117 @@ def test_a_stalled_restore_says_why_its_consumer_cannot_read_the_offsets(
         "of 186 (last stable offset: not readable: KafkaError{code=_TIMED_OUT"
     )
     assert message.endswith("5s without a record)")
+
+
+class Stuck:
+    """A restore consumer that hands nothing over although the broker holds records for it:
+    its fetch position stays where the assignment put it."""
+
+    def __init__(self, fetched: int, stable: int = 186) -> None:
+        self.fetched = fetched
+        self.stable = stable
+        self.assigned: list[TopicPartition] = []
+        self.closed = threading.Event()
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        return []
+
+    def get_watermark_offsets(
+        self, tp: TopicPartition, timeout: float, cached: bool
+    ) -> tuple[int, int]:
+        return 0, self.stable
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.fetched) for tp in partitions]
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def stalled(restorer: ChangelogRestorer, position: int) -> None:
+    unused: Any = None
+    restorer._pending[("app-store-changelog", 0)] = _Pending(
+        unused, unused, unused, False, position, 186, 0, time.monotonic() - 5.0
+    )
+
+
+def test_a_restore_consumer_that_stopped_fetching_is_replaced_at_the_same_positions(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its offset query never answered: fetch position unset, the broker holds 186 records."""
+    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    stuck = Stuck(fetched=OFFSET_INVALID)
+    fresh: list[Stuck] = []
+
+    def renew() -> Consumer:
+        fresh.append(Stuck(fetched=OFFSET_INVALID))
+        return cast(Consumer, fresh[-1])
+
+    restorer = ChangelogRestorer(cast(Consumer, stuck), renew=renew)
+    stalled(restorer, OFFSET_BEGINNING)
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
+        restorer.step()
+    assert len(fresh) == 1
+    assert restorer.replacements == 1
+    assert [(t.topic, t.partition, t.offset) for t in fresh[0].assigned] == [
+        ("app-store-changelog", 0, OFFSET_BEGINNING)
+    ]
+    assert stuck.closed.wait(10), "the stuck consumer was not closed"
+    assert "replacing the restore consumer" in caplog.records[-1].getMessage()
+    # Its successor is given the same interval before it is judged.
+    restorer.step()
+    assert len(fresh) == 1
+
+
+def test_a_consumer_part_way_through_is_replaced_from_where_the_restore_stands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    fresh: list[Stuck] = []
+
+    def renew() -> Consumer:
+        fresh.append(Stuck(fetched=OFFSET_INVALID))
+        return cast(Consumer, fresh[-1])
+
+    restorer = ChangelogRestorer(cast(Consumer, Stuck(fetched=120)), renew=renew)
+    stalled(restorer, 120)
+    restorer.step()
+    assert [(t.topic, t.partition, t.offset) for t in fresh[0].assigned] == [
+        ("app-store-changelog", 0, 120)
+    ]
+
+
+def test_a_consumer_waiting_at_the_last_stable_offset_is_kept(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open transaction holds the last stable offset back: the consumer has fetched up to
+    it (past a commit marker the restore never sees) and waits; a new one would wait too."""
+    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    renewed: list[int] = []
+
+    def renew() -> Consumer:
+        renewed.append(1)
+        raise AssertionError("a waiting consumer was replaced")
+
+    waiting = Stuck(fetched=2, stable=2)
+    restorer = ChangelogRestorer(cast(Consumer, waiting), renew=renew)
+    stalled(restorer, 1)
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
+        restorer.step()
+    assert not renewed
+    assert restorer.replacements == 0
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "app-store-changelog[0] at 1 of 186 (last stable offset: 2, 5s" in message
+
+
+def test_a_restorer_that_cannot_renew_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    stuck = Stuck(fetched=OFFSET_INVALID)
+    restorer = ChangelogRestorer(cast(Consumer, stuck))
+    stalled(restorer, OFFSET_BEGINNING)
+    restorer.step()
+    assert restorer.replacements == 0
+    assert not stuck.closed.is_set()
