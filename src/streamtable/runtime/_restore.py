@@ -12,17 +12,13 @@ Restoration runs in steps between polls of the main consumer, so a long restore 
 the group protocol.
 
 A restore consumer that stops fetching while the broker holds records for it is replaced by a
-new one at the same positions: after a broker restart, librdkafka's assign-only consumers
-sometimes never fetch again (the partitions' offset queries and the client's own offset
-requests unanswered for minutes while the broker serves every other client; chaos seeds 341488,
-714731; librdkafka issue 5153 reports the same, cured by a new consumer).
+new one at the same positions (see ``_stuck.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,10 +27,10 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
-from confluent_kafka import KafkaException as ClientException
 
 from streamtable.errors import KafkaError, SerializationError
 from streamtable.runtime._clients import retry_transient
+from streamtable.runtime._stuck import STALL_S, close_in_background, stable_offsets
 from streamtable.runtime._task import StreamTask
 from streamtable.state import SerdeStore
 from streamtable.topology import StoreSpec
@@ -50,7 +46,7 @@ TP = tuple[str, int]
 # what the restore consumer knows of its last stable offset: an open transaction (a killed
 # instance's, until it times out) holds that offset back; past it, the consumer itself is stuck
 # and is replaced (at most once per this interval).
-STALL_WARN_S = 30.0
+STALL_WARN_S = STALL_S
 
 
 @dataclass
@@ -276,24 +272,15 @@ class ChangelogRestorer:
         if not stalled:
             return
         self._stall_warned = now
+        shown = sorted(stalled)[:10]
+        stuck, stable = stable_offsets(self._consumer, {tp: p.position for tp, p in shown})
         parts = []
-        stuck = False
-        for (topic, partition), pend in sorted(stalled)[:10]:
-            tp = TopicPartition(topic, partition)
-            try:  # one short broker call per stalled partition, once per STALL_WARN_S
-                _, found = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
-                stable = str(found)
-                # The consumer's fetch position (local: no broker call), past the control
-                # records that are never handed over; below zero before its first fetch.
-                (fetched,) = self._consumer.position([tp])
-                stuck = stuck or fetched.offset < found
-            except ClientException as exc:  # the restore consumer cannot ask either: say why
-                stable = f"not readable: {exc.args[0] if exc.args else exc}"
-                stuck = True
+        for (topic, partition), pend in shown:
             at = "beginning" if pend.position < 0 else pend.position
             parts.append(
                 f"{topic}[{partition}] at {at} of {pend.end} (last stable offset: "
-                f"{stable}, {now - pend.moved:.0f}s without a record)"
+                f"{stable.get((topic, partition), 'not asked')}, {now - pend.moved:.0f}s "
+                "without a record)"
             )
         log.warning(
             "restore has not moved on %d changelog partition(s): %s%s",
@@ -318,9 +305,7 @@ class ChangelogRestorer:
             "restored so far",
             STALL_WARN_S,
         )
-        threading.Thread(
-            target=_close_quietly, args=(old,), name="streamtable-close-restore", daemon=True
-        ).start()
+        close_in_background(old, "restore")
 
     def _report(self, final: bool = False) -> None:
         if self._bar is None and not final and self._total and sys.stderr.isatty():
@@ -351,13 +336,6 @@ class ChangelogRestorer:
         if final:
             self._total = self._done_records = 0
             self._started = 0.0
-
-
-def _close_quietly(consumer: Consumer) -> None:
-    try:
-        consumer.close()
-    except (ClientException, RuntimeError) as exc:  # it was stuck; its successor reads on
-        log.info("closing the replaced restore consumer: %s", exc)
 
 
 def _progress_bar() -> Progress | None:

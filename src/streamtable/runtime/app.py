@@ -363,6 +363,10 @@ class StreamsApp:
                 assert self._consumer is not None
                 assert self._globals is not None
                 self._globals.restore()
+                if self._globals.replacements:
+                    self.metrics.consumer_replacements.labels("global").inc(
+                        self._globals.replacements
+                    )
                 topics = sorted(
                     {
                         t
@@ -493,7 +497,8 @@ class StreamsApp:
             for task in self._restorer.step(max_records=50_000):
                 self._task_running(task)
             self.metrics.restored_records.inc(self._restorer.restored_records - before)
-            self.metrics.restore_consumer_replacements.inc(self._restorer.replacements - replaced)
+            if self._restorer.replacements > replaced:
+                self.metrics.consumer_replacements.labels("restore").inc()
             self.metrics.restore_remaining.set(self._restorer.remaining)
         if (
             self._state is AppState.REBALANCING
@@ -507,7 +512,10 @@ class StreamsApp:
             if task.state is TaskState.RUNNING:
                 task.core.punctuate_wall_clock()
         assert self._globals is not None
+        replaced = self._globals.replacements
         self._globals.poll()
+        if self._globals.replacements > replaced:
+            self.metrics.consumer_replacements.labels("global").inc()
         if self._standbys is not None:
             self._tend_standbys()
         if self._schedules and self._state is AppState.RUNNING:

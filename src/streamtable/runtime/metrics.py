@@ -44,7 +44,7 @@ class StreamsMetrics:
     stall_restarts: Counter
     redelivered_records: Counter
     restored_records: Counter
-    restore_consumer_replacements: Counter
+    consumer_replacements: Counter
     commit_latency: Histogram
     active_tasks: Gauge
     consumer_lag: Gauge
@@ -60,7 +60,7 @@ class StreamsMetrics:
             self.stall_restarts = cast("Counter", unrecorded)
             self.redelivered_records = cast("Counter", unrecorded)
             self.restored_records = cast("Counter", unrecorded)
-            self.restore_consumer_replacements = cast("Counter", unrecorded)
+            self.consumer_replacements = cast("Counter", unrecorded)
             self.commit_latency = cast("Histogram", unrecorded)
             self.active_tasks = cast("Gauge", unrecorded)
             self.consumer_lag = cast("Gauge", unrecorded)
@@ -96,12 +96,15 @@ class StreamsMetrics:
             "Changelog records applied while restoring state.",
             registry=registry,
         )
-        self.restore_consumer_replacements = prometheus_client.Counter(
-            "streamtable_restore_consumer_replacements",
-            "Restore consumers replaced because they stopped fetching while the broker held "
-            "records for them (seen after broker restarts).",
+        self.consumer_replacements = prometheus_client.Counter(
+            "streamtable_consumer_replacements",
+            "Assign-only consumers (restore, global) replaced because they stopped fetching "
+            "while the broker held records for them (seen after broker restarts).",
+            ["consumer"],
             registry=registry,
         )
+        for consumer in ("restore", "global"):  # served at 0 before the first replacement
+            self.consumer_replacements.labels(consumer)
         self.commit_latency = prometheus_client.Histogram(
             "streamtable_commit_latency_seconds",
             "Time of one commit (flush caches, flush producer, commit offsets, checkpoint).",

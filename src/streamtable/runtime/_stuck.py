@@ -1,0 +1,63 @@
+"""Telling a consumer that is stuck from one that has nothing to read.
+
+After a broker restart, librdkafka's assign-only consumers sometimes never fetch again: their
+partitions' offset queries and the client's own offset requests go unanswered for minutes while
+the broker serves every other client (chaos seeds 341488, 714731; librdkafka issue 5153 reports
+the same, cured by a new consumer). A partition that has handed nothing over for a while is
+stuck when the consumer has not fetched up to the broker's last stable offset (its high
+watermark under read_uncommitted), or cannot even ask for it; a consumer that stands at that
+offset waits, for writes or for an open transaction to end, and a new one would wait too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import KafkaException as ClientException
+
+log = logging.getLogger("streamtable.runtime.clients")
+
+TP = tuple[str, int]
+
+# How long a partition may hand nothing over before its consumer is looked at.
+STALL_S = 30.0
+
+
+def stable_offsets(consumer: Consumer, positions: Mapping[TP, int]) -> tuple[bool, dict[TP, str]]:
+    """Ask ``consumer``'s broker for each partition's last stable offset (one short call each;
+    the first failure ends the asking: the consumer is cut off). ``positions`` holds the next
+    offset the caller expects of each partition (below zero: from the beginning). Returns
+    whether the consumer is stuck, and each partition's offset (or why it could not be read)
+    as text for a log."""
+    found: dict[TP, str] = {}
+    stuck = False
+    for (topic, partition), expected in positions.items():
+        tp = TopicPartition(topic, partition)
+        try:
+            low, stable = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+        except ClientException as exc:
+            found[(topic, partition)] = f"not readable: {exc.args[0] if exc.args else exc}"
+            return True, found
+        found[(topic, partition)] = str(stable)
+        # The consumer's own position (local, no broker call) is past the control records it
+        # never hands over, but unset until it hands a record over: a partition with nothing
+        # left to read (all deleted, or its start at the end) has none.
+        (fetched,) = consumer.position([tp])
+        stuck = stuck or max(fetched.offset, low if expected < 0 else expected) < stable
+    return stuck, found
+
+
+def close_in_background(consumer: Consumer, what: str) -> None:
+    """Close a replaced consumer on a thread of its own: a wedged client may not close
+    promptly, and its successor reads on meanwhile."""
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except (ClientException, RuntimeError) as exc:
+            log.info("closing the replaced %s consumer: %s", what, exc)
+
+    threading.Thread(target=close, name=f"streamtable-close-{what}", daemon=True).start()
