@@ -19,7 +19,8 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
-from streamtable.runtime import _global, _restore
+from streamtable.runtime import _clients, _global, _restore
+from streamtable.runtime import app as app_module
 from streamtable.runtime._restore import ChangelogRestorer
 from streamtable.runtime._task import StreamTask
 from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
@@ -179,5 +180,90 @@ def test_a_global_table_consumer_that_stops_fetching_is_replaced(
             "streamtable_consumer_replacements_total", {"consumer": "global"}
         )
         assert replaced == app._globals.replacements
+    finally:
+        app.close()
+
+
+def test_a_client_without_brokers_is_cut_off_from_a_reachable_cluster(
+    bootstrap_servers: str,
+) -> None:
+    """On a real broker: a consumer that reaches no broker (here: it was only ever told of a
+    closed port) is cut off; one that reaches the cluster is not."""
+    settings = {"bootstrap.servers": bootstrap_servers}
+    lost = Consumer({"bootstrap.servers": "127.0.0.1:1", "group.id": unique_name("lost")})
+    fine = Consumer({**settings, "group.id": unique_name("fine")})
+    try:
+        assert _clients.cut_off(lost, settings)
+        assert not _clients.cut_off(fine, settings)
+    finally:
+        lost.close()
+        fine.close()
+
+
+def test_a_group_consumer_that_lost_every_broker_is_replaced(
+    new_topic: TopicFactory,
+    bootstrap_servers: str,
+    app_id: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of its group with a consumer that knows no broker, an instance never rejoined
+    (chaos seed 515885: REBALANCING for minutes while the others ran). Here the consumer is
+    made to leave its group behind the app's back and is taken for cut off: a new consumer
+    joins, the app runs again with its table whole."""
+    monkeypatch.setattr(app_module, "GROUP_STALL_S", 1.0)
+    taken_for_cut_off: list[object] = []
+
+    def cut_off(client: object, settings: dict[str, Any]) -> bool:
+        taken_for_cut_off.append(client)
+        return True
+
+    monkeypatch.setattr(_clients, "cut_off", cut_off)
+    topic = new_topic(partitions=2, prefix="words")
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 0})
+    for i in range(20):
+        producer.produce(topic, key=f"k{i % 5}".encode(), value=b"1")
+    assert producer.flush(30) == 0
+    b = st.StreamsBuilder()
+    b.stream(topic, key_serde=st.serde.STRING, value_serde=st.serde.STRING).group_by_key().count(
+        store="counts"
+    )
+    config = st.StreamsConfig(
+        application_id=app_id,
+        bootstrap_servers=bootstrap_servers,
+        state_dir=Path(tempfile.mkdtemp(prefix=f"{app_id}-")),
+        commit_interval_ms=100,
+        session_timeout_ms=6000,
+    )
+    app = st.StreamsApp(b.build(), config)
+
+    def counts() -> dict[str, int] | None:
+        assert app.state is not st.AppState.ERROR, f"app failed: {app.error!r}"
+        if app.state is not st.AppState.RUNNING:
+            return None
+        try:
+            found = dict(app.store("counts").all())
+        except StoreNotReady:
+            return None
+        return found if sum(found.values()) == 20 else None
+
+    app.start()
+    try:
+        assert wait_until(counts, "the counts", 60) == {f"k{i}": 4 for i in range(5)}
+        old = app._consumer
+        assert old is not None
+        with caplog.at_level(logging.WARNING, logger="streamtable.runtime.app"):
+            old.unsubscribe()  # out of the group, as the cut-off consumer was
+            wait_until(lambda: app._consumer is not old or None, "a new consumer", 60)
+            assert wait_until(counts, "the counts again", 60) == {f"k{i}": 4 for i in range(5)}
+        assert taken_for_cut_off[0] is old
+        assert any(
+            r.getMessage().startswith(f"app {app_id}: replacing the group consumer")
+            for r in caplog.records
+        )
+        replaced = app.metrics.registry.get_sample_value(
+            "streamtable_consumer_replacements_total", {"consumer": "group"}
+        )
+        assert replaced == 1.0
     finally:
         app.close()

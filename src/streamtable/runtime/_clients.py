@@ -108,6 +108,34 @@ def check_connection(
 METADATA_REFRESH_MS = 5000
 
 
+# A client that has lost every broker: librdkafka (2.10 and later) drops the brokers a Metadata
+# answer leaves out, and a broker that has just started can answer with none (before it has
+# registered itself: "0 brokers, 1 topics"); a client that asks it then at the wrong moment
+# knows no broker at all and never connects again ("no usable brokers"; librdkafka issue
+# 5301, still open), while every other client works. Seen after chaos broker restarts: a
+# restore that read nothing for minutes (seed 509821, with librdkafka's debug log), an
+# instance that never rejoined its group (seed 515885). Such a client is replaced.
+PROBE_TIMEOUT_S = 5.0
+
+
+def cut_off(client: Consumer | Producer, settings: dict[str, Any]) -> bool:
+    """Whether ``client`` cannot get cluster metadata while a new client with ``settings`` can
+    (from a broker that lists brokers). False while the cluster is out of everyone's reach:
+    then a new client would not help."""
+    try:
+        client.list_topics(timeout=PROBE_TIMEOUT_S)
+        return False
+    except KafkaException:
+        pass
+    probe = AdminClient(settings)
+    try:
+        return bool(probe.list_topics(timeout=PROBE_TIMEOUT_S).brokers)
+    except KafkaException:
+        return False
+    finally:
+        probe.poll(0)
+
+
 def main_consumer(config: StreamsConfig) -> Consumer:
     settings: dict[str, Any] = {
         "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,

@@ -60,6 +60,7 @@ from streamtable.runtime._purge import RepartitionPurger
 from streamtable.runtime._restore import ChangelogRestorer
 from streamtable.runtime._standby import StandbyTasks, standby_placement
 from streamtable.runtime._statedir import StateDirectory
+from streamtable.runtime._stuck import close_in_background
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime._views import CompositeStoreView
 from streamtable.runtime.config import StreamsConfig
@@ -76,6 +77,11 @@ StateListener = Callable[[AppState, AppState], None]
 TP = tuple[str, int]
 
 DLQ_ERROR_MAX_BYTES = 1000
+
+# How long a member may be without an assignment before its group consumer is looked at for
+# having lost every broker (a normal rebalance, even one waiting for a frozen member, is over
+# within a session timeout or two; looking costs one Metadata request).
+GROUP_STALL_S = 60.0
 """Longest ``x-error`` header of a dead-letter record (the full reason, cut to this size)."""
 
 
@@ -127,6 +133,11 @@ class StreamsApp:
         # offsets are read (_resume_restart); a rebalance cancels it.
         self._restart_pending: list[TP] | None = None
         self._restart_since = 0.0
+        self._topics: list[str] = []  # what the group consumer subscribes to
+        # Since when this member has had no assignment (start, revoke, lost), and when its
+        # consumer was last looked at for having lost every broker (_watch_group).
+        self._unassigned_since = time.monotonic()
+        self._group_looked = 0.0
         self._schedules: list[list[Any]] = []  # [interval_ms, next due (monotonic), cb, cancelled]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -367,19 +378,15 @@ class StreamsApp:
                     self.metrics.consumer_replacements.labels("global").inc(
                         self._globals.replacements
                     )
-                topics = sorted(
+                self._topics = sorted(
                     {
                         t
                         for sub in self.topology.subtopologies
                         for t in sub.source_topics(self.config.application_id)
                     }
                 )
-                self._consumer.subscribe(
-                    topics,
-                    on_assign=self._on_assign,
-                    on_revoke=self._on_revoke,
-                    on_lost=self._on_lost,
-                )
+                self._unassigned_since = time.monotonic()
+                self._subscribe()
                 last_commit = time.monotonic()
                 interval = self.config.effective_commit_interval_ms / 1000.0
                 while not self._stop.is_set():
@@ -411,6 +418,41 @@ class StreamsApp:
                         listener(old, AppState.ERROR)
                     except Exception:
                         log.exception("state listener failed")
+
+    def _subscribe(self) -> None:
+        assert self._consumer is not None
+        self._consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _watch_group(self) -> None:
+        """A member without an assignment for :data:`GROUP_STALL_S` has its consumer looked
+        at, at most once per that interval: one that has lost every broker while a new client
+        reaches the cluster (:func:`_clients.cut_off`) never joins again, and is replaced."""
+        if self._assignment_seen or self._consumer is None:
+            return
+        now = time.monotonic()
+        if now - self._unassigned_since < GROUP_STALL_S or now - self._group_looked < GROUP_STALL_S:
+            return
+        self._group_looked = now
+        if not _clients.cut_off(self._consumer, self.config.client_config()):
+            return
+        log.warning(
+            "app %s: replacing the group consumer: no assignment for %.0fs, and it cannot reach "
+            "the cluster while a new client can (it has lost every broker)",
+            self.config.application_id,
+            now - self._unassigned_since,
+        )
+        self.metrics.consumer_replacements.labels("group").inc()
+        old = self._consumer
+        self._consumer = _clients.main_consumer(self.config)
+        if self._committer is not None:
+            self._committer.consumer = self._consumer
+        self._subscribe()
+        close_in_background(old, "group")  # its callbacks, if any, are ignored
 
     def _open_clients(self) -> None:
         assert self._plan is not None
@@ -451,15 +493,18 @@ class StreamsApp:
             renew=lambda: _clients.restore_consumer(config),
         )
         if self.config.num_standby_replicas > 0:
-            consumer = self._consumer
             self._standbys = StandbyTasks(
                 self.topology,
                 self.config,
                 self._state_dir,
                 _clients.restore_consumer(self.config),
-                lambda tps: consumer.committed(tps, timeout=10),
+                self._committed_offsets,
             )
         self._globals = GlobalStores(self.topology, self.config, self._state_dir)
+
+    def _committed_offsets(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        assert self._consumer is not None
+        return self._consumer.committed(tps, timeout=10)
 
     def _poll_once(self) -> None:
         assert self._consumer is not None
@@ -518,6 +563,7 @@ class StreamsApp:
             self.metrics.consumer_replacements.labels("global").inc()
         if self._standbys is not None:
             self._tend_standbys()
+        self._watch_group()
         if self._schedules and self._state is AppState.RUNNING:
             self._run_schedules()
 
@@ -671,6 +717,8 @@ class StreamsApp:
 
     # -- tasks -----------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return  # a replaced consumer, closing (_watch_group)
         if self._freeze is not None:
             self._freeze.clear()  # a member of the new generation: what it owns is its own
         consumer.assign(partitions)
@@ -683,7 +731,10 @@ class StreamsApp:
             self._set_state(AppState.REBALANCING)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assignment_seen = False  # not RUNNING again before the next assignment
+        if consumer is not self._consumer:
+            return
+        self._assignment_seen = False
+        self._unassigned_since = time.monotonic()  # not RUNNING again before the next assignment
         if self._state is AppState.RUNNING:
             self._set_state(AppState.REBALANCING)
         with self._lock:
@@ -692,8 +743,11 @@ class StreamsApp:
             self._restart_pending = None  # not this member's any more
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return
         log.warning("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
         self._assignment_seen = False
+        self._unassigned_since = time.monotonic()
         if self._state is AppState.RUNNING:
             self._set_state(AppState.REBALANCING)
         with self._lock:
@@ -1073,6 +1127,11 @@ class StreamsApp:
         self.metrics.stall_restarts.inc()
         assert self._collector is not None
         self._collector.abandon_sent()
+        if isinstance(exc, DeliveryTimedOut) and _clients.cut_off(
+            self._collector.producer, self.config.client_config()
+        ):  # it would time out every record again (see _clients.cut_off)
+            log.warning("the producer cannot reach the cluster while a new client can")
+            self._replace_producer()
         self._restart_tasks()
 
     def _still_member(self) -> bool:

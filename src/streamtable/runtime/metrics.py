@@ -98,12 +98,12 @@ class StreamsMetrics:
         )
         self.consumer_replacements = prometheus_client.Counter(
             "streamtable_consumer_replacements",
-            "Assign-only consumers (restore, global) replaced because they stopped fetching "
-            "while the broker held records for them (seen after broker restarts).",
+            "Consumers replaced because they stopped fetching while the broker held records "
+            "for them (restore, global) or lost every broker (group); seen after broker restarts.",
             ["consumer"],
             registry=registry,
         )
-        for consumer in ("restore", "global"):  # served at 0 before the first replacement
+        for consumer in ("group", "restore", "global"):  # served at 0 before the first one
             self.consumer_replacements.labels(consumer)
         self.commit_latency = prometheus_client.Histogram(
             "streamtable_commit_latency_seconds",

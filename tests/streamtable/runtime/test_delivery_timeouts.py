@@ -103,6 +103,7 @@ class TimingOutCommitter:
 class Collector:
     def __init__(self) -> None:
         self.abandoned = 0
+        self.producer = object()
 
     def abandon_sent(self) -> None:
         self.abandoned += 1
@@ -117,6 +118,33 @@ def test_a_delivery_timeout_starts_the_tasks_again(monkeypatch: pytest.MonkeyPat
     app._collector = collector  # type: ignore[assignment]
     restarts: list[bool] = []
     monkeypatch.setattr(app, "_restart_tasks", lambda: restarts.append(True))
+    monkeypatch.setattr(_clients, "cut_off", lambda client, settings: False)
     app._commit()  # raised DeliveryTimedOut (the app went to ERROR) before
     assert restarts == [True]
     assert collector.abandoned == 1
+
+
+def test_a_producer_that_lost_every_broker_is_replaced_on_a_delivery_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It would time out every record again: with no broker left, librdkafka never connects
+    again (librdkafka issue 5301), and each restart of the tasks would end the same way."""
+    builder = st.StreamsBuilder()
+    builder.stream("events").to("copy")
+    app = st.StreamsApp(builder.build(), config())
+    collector = Collector()
+    app._committer = TimingOutCommitter()  # type: ignore[assignment]
+    app._collector = collector  # type: ignore[assignment]
+    events: list[str] = []
+    asked: list[object] = []
+
+    def cut_off(client: object, settings: dict[str, Any]) -> bool:
+        asked.append(client)
+        return True
+
+    monkeypatch.setattr(_clients, "cut_off", cut_off)
+    monkeypatch.setattr(app, "_replace_producer", lambda: events.append("replaced"))
+    monkeypatch.setattr(app, "_restart_tasks", lambda: events.append("restarted"))
+    app._commit()
+    assert asked == [collector.producer]
+    assert events == ["replaced", "restarted"]
