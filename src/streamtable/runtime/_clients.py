@@ -172,8 +172,10 @@ def log_end_consumer(config: StreamsConfig) -> Consumer | None:
     """Under exactly_once_v2, a read_uncommitted consumer that only asks for log end offsets:
     a read_committed consumer's "high watermark" is the last stable offset, which a killed
     instance's open transaction holds back while committed records already follow it."""
-    if not config.exactly_once:
-        return None
+    return read_uncommitted_consumer(config) if config.exactly_once else None
+
+
+def read_uncommitted_consumer(config: StreamsConfig) -> Consumer:
     return Consumer(
         {
             "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,

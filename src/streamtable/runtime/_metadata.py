@@ -36,6 +36,8 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from streamtable.errors import StoreNotFound, StoreNotReady, loggable
+from streamtable.runtime._clients import cut_off
+from streamtable.runtime._stuck import close_in_background
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.topics import TopicPlan, instances_topic
 from streamtable.topology import Topology, partition_for
@@ -387,24 +389,22 @@ class InstanceDirectory:
 
     def _run(self) -> None:
         settings = self._config.client_config()
-        producer = Producer({**settings, "linger.ms": 0, "acks": "all"})
-        consumer = Consumer(
-            {
-                **settings,
-                "group.id": f"{self._config.application_id}-instances",  # assign-only: no joins
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-            }
-        )
+        producer = _instances_producer(settings)
+        consumer = _instances_consumer(settings, self._config.application_id)
         key = self._instance_id.encode()
         try:
             consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
             last_publish = 0.0
+            # This instance's own heartbeats come back through its consumer: none for three
+            # heartbeats, and a client that has lost every broker (_clients.cut_off) is
+            # replaced; otherwise peers would expire this instance, or it its peers.
+            echoed = looked = time.monotonic()
             while not self._stop.is_set():
                 try:
                     for msg in consumer.consume(num_messages=500, timeout=_POLL_S):
                         if msg.error() is None:
                             self.apply(msg.key(), msg.value())
+                            echoed = time.monotonic() if msg.key() == key else echoed
                         else:
                             log.debug("instances consumer: %s", msg.error())
                     due = time.monotonic() - last_publish >= self.heartbeat_s
@@ -415,6 +415,19 @@ class InstanceDirectory:
                         producer.produce(self._topic, key=key, value=record.encode())
                         last_publish = time.monotonic()
                     producer.poll(0)
+                    now = time.monotonic()
+                    silent = 3 * self.heartbeat_s
+                    if now - echoed >= silent and now - looked >= silent:
+                        looked = now
+                        if cut_off(producer, settings):
+                            log.warning("instance metadata: replacing its producer (cut off)")
+                            close_in_background(producer, "instances")
+                            producer = _instances_producer(settings)
+                        if cut_off(consumer, settings):
+                            log.warning("instance metadata: replacing its consumer (cut off)")
+                            close_in_background(consumer, "instances")
+                            consumer = _instances_consumer(settings, self._config.application_id)
+                            consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
                 except KafkaException as exc:  # a broker hiccup: the next heartbeat retries
                     log.warning("instance metadata: %s", exc)
             producer.produce(self._topic, key=key, value=None)  # gone: peers drop us at once
@@ -423,3 +436,18 @@ class InstanceDirectory:
             log.exception("instance metadata thread failed; peers will expire this instance")
         finally:
             consumer.close()
+
+
+def _instances_producer(settings: dict[str, Any]) -> Producer:
+    return Producer({**settings, "linger.ms": 0, "acks": "all"})
+
+
+def _instances_consumer(settings: dict[str, Any], application_id: str) -> Consumer:
+    return Consumer(
+        {
+            **settings,
+            "group.id": f"{application_id}-instances",  # assign-only: no joins
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+    )

@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ClientError
+from confluent_kafka import KafkaException as ClientException
 
 from streamtable.errors import KafkaError, SerializationError
-from streamtable.runtime._clients import retry_transient
+from streamtable.runtime._clients import cut_off, retry_transient
 from streamtable.runtime._stuck import STALL_S, close_in_background, stable_offsets
 from streamtable.runtime._task import StreamTask
 from streamtable.state import SerdeStore
@@ -71,10 +72,16 @@ class ChangelogRestorer:
         log_end: Consumer | None = None,
         deadline_s: float = 300.0,
         renew: Callable[[], Consumer] | None = None,
+        renew_log_end: Callable[[], Consumer] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self._consumer = consumer
-        # Makes a new restore consumer when this one is stuck (None: only warn).
+        # Make a new restore (log end) consumer when this one is stuck (None: only warn); the
+        # client settings let a failed offsets request tell a client cut off from its brokers
+        # (_clients.cut_off) from a cluster out of reach.
         self._renew = renew
+        self._renew_log_end = renew_log_end
+        self._settings = settings
         self.replacements = 0
         # Asked for each changelog's end: the log end offset, which a read_committed consumer
         # does not report (its high watermark is the last stable offset). None: the restore
@@ -106,12 +113,11 @@ class ChangelogRestorer:
     def add(self, task: StreamTask, committed: Mapping[str, int]) -> None:
         """Plan the restore of ``task``; ``committed`` = the group's committed input offsets."""
         waiting: set[TP] = set()
-        asked = self._consumer if self._log_end is None else self._log_end
         for tp, store in task.changelogs.items():
             topic, partition = tp
             ends = TopicPartition(topic, partition)
             low, high = retry_transient(
-                partial(asked.get_watermark_offsets, ends, self._timeout, False),
+                partial(self._watermarks, ends),
                 f"offsets of {topic}[{partition}]",
                 deadline_s=self._deadline_s,
             )
@@ -290,6 +296,25 @@ class ChangelogRestorer:
         )
         if stuck and self._renew is not None:
             self._replace_consumer()
+
+    def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        """A changelog partition's offsets, from the log end consumer (or the restore consumer
+        itself). When the request fails and that consumer has lost every broker while a new
+        client reaches the cluster, it is replaced before the request is asked again."""
+        asked = self._consumer if self._log_end is None else self._log_end
+        try:
+            low, high = asked.get_watermark_offsets(tp, self._timeout, False)
+            return low, high
+        except ClientException:
+            if self._settings is None or not cut_off(asked, self._settings):
+                raise
+            if asked is self._log_end and self._renew_log_end is not None:
+                log.warning("replacing the log end consumer: it has lost every broker")
+                close_in_background(asked, "log-end")
+                self._log_end = self._renew_log_end()
+            elif asked is self._consumer and self._renew is not None:
+                self._replace_consumer()
+            raise
 
     def _replace_consumer(self) -> None:
         """A new restore consumer, assigned at the positions restored so far; the stuck one is

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaException as ClientException
 
 log = logging.getLogger("streamtable.runtime.clients")
@@ -50,14 +50,16 @@ def stable_offsets(consumer: Consumer, positions: Mapping[TP, int]) -> tuple[boo
     return stuck, found
 
 
-def close_in_background(consumer: Consumer, what: str) -> None:
-    """Close a replaced consumer on a thread of its own: a wedged client may not close
-    promptly, and its successor reads on meanwhile."""
+def close_in_background(client: Consumer | Producer, what: str) -> None:
+    """Close a replaced client on a thread of its own: a client that has lost its brokers may
+    not close (or, a producer, be destroyed) promptly, and its successor works on meanwhile."""
 
     def close() -> None:
         try:
-            consumer.close()
+            if not isinstance(client, Producer):  # a producer has nothing to close
+                client.close()
         except (ClientException, RuntimeError) as exc:
-            log.info("closing the replaced %s consumer: %s", what, exc)
+            log.info("closing the replaced %s client: %s", what, exc)
+        # A producer is destroyed here, when this thread drops the last reference to it.
 
     threading.Thread(target=close, name=f"streamtable-close-{what}", daemon=True).start()

@@ -491,6 +491,8 @@ class StreamsApp:
             log_end=_clients.log_end_consumer(config),
             deadline_s=config.task_timeout_s,
             renew=lambda: _clients.restore_consumer(config),
+            renew_log_end=lambda: _clients.read_uncommitted_consumer(config),
+            settings=config.client_config(),
         )
         if self.config.num_standby_replicas > 0:
             self._standbys = StandbyTasks(

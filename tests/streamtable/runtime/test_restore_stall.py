@@ -165,3 +165,46 @@ def test_a_restorer_that_cannot_renew_only_warns(monkeypatch: pytest.MonkeyPatch
     restorer.step()
     assert restorer.replacements == 0
     assert not stuck.closed.is_set()
+
+
+class CutOff(Stuck):
+    """A log end consumer that has lost every broker: every offsets request fails."""
+
+    def get_watermark_offsets(
+        self, tp: TopicPartition, timeout: float, cached: bool
+    ) -> tuple[int, int]:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no usable brokers"))
+
+
+class Task:
+    task_id = "0_0"
+    source_changelogs: frozenset[tuple[str, int]] = frozenset()
+    specs: dict[str, Any] = {"store": None}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.store = type("Store", (), {"name": "store"})()
+        self.changelogs = {("app-store-changelog", 0): self.store}
+        self.restored_to: dict[tuple[str, int], int] = {}
+
+    def restore_start(self, tp: tuple[str, int]) -> int | None:
+        return None
+
+
+def test_a_log_end_consumer_cut_off_from_its_brokers_is_replaced_and_asked_again(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_restore, "cut_off", lambda client, settings: True)
+    cut = CutOff(fetched=OFFSET_INVALID)
+    fresh = Stuck(fetched=OFFSET_INVALID, stable=186)
+    restorer = ChangelogRestorer(
+        cast(Consumer, Stuck(fetched=OFFSET_INVALID)),
+        log_end=cast(Consumer, cut),
+        renew_log_end=lambda: cast(Consumer, fresh),
+        settings={"bootstrap.servers": "b:9092"},
+    )
+    task: Any = Task()
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
+        restorer.add(task, {})
+    assert task.restored_to == {("app-store-changelog", 0): 186}, "the new one answered"
+    assert cut.closed.wait(10), "the cut-off consumer was not closed"
+    assert "replacing the log end consumer" in caplog.text
