@@ -276,18 +276,31 @@ class ShutdownRequested(StreamTableError):
     """The app was asked to stop while a broker call was being asked again."""
 
 
+class ClientCutOff(StreamTableError):
+    """A broker call was given up: its client has lost every broker (see :func:`cut_off`)."""
+
+
+# How long a broker call fails before its client is looked at for having lost every broker
+# (and again at this interval).
+CUT_OFF_AFTER_S = 30.0
+
+
 def retry_transient(
     call: Callable[[], T],
     what: str,
     deadline_s: float = 120.0,
     stop: threading.Event | None = None,
+    cut_off_check: Callable[[], bool] | None = None,
 ) -> T:
     """``call()``, asked again (with a growing pause) while it fails with a transient broker
     error, for up to ``deadline_s``; then, or on any other error (a fatal one included, whatever
     its code), its exception propagates.
     Once ``stop`` is set it gives up with :class:`ShutdownRequested` (a SIGTERM during a broker
-    outage must not wait for the deadline)."""
-    deadline = time.monotonic() + deadline_s
+    outage must not wait for the deadline). After :data:`CUT_OFF_AFTER_S` of failures, and
+    again at that interval, ``cut_off_check()`` is asked: True gives up with
+    :class:`ClientCutOff` (a client that has lost every broker never succeeds)."""
+    started = looked = time.monotonic()
+    deadline = started + deadline_s
     pause = 0.1
     while True:
         try:
@@ -296,6 +309,14 @@ def retry_transient(
             if not transient(exc) or time.monotonic() + pause > deadline:
                 raise
             error = exc.args[0] if exc.args else None
+            now = time.monotonic()
+            if cut_off_check is not None and now - looked >= CUT_OFF_AFTER_S:
+                looked = now
+                if cut_off_check():
+                    raise ClientCutOff(
+                        f"{what}: failing for {now - started:.0f}s ({error}); the client has "
+                        "lost every broker while a new client reaches the cluster"
+                    ) from exc
             log.info("%s: %s; asking again", what, error)
             # Back off before asking the broker again.
             if stop is None:

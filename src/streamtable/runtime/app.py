@@ -45,7 +45,7 @@ from streamtable.errors import (
     loggable,
 )
 from streamtable.runtime import _clients
-from streamtable.runtime._clients import ShutdownRequested
+from streamtable.runtime._clients import ClientCutOff, ShutdownRequested
 from streamtable.runtime._collector import DeliveryTimedOut, KafkaRecordCollector
 from streamtable.runtime._commit import (
     CLEAN_CLOSE,
@@ -438,21 +438,42 @@ class StreamsApp:
         if now - self._unassigned_since < GROUP_STALL_S or now - self._group_looked < GROUP_STALL_S:
             return
         self._group_looked = now
-        if not _clients.cut_off(self._consumer, self.config.client_config()):
+        if not self._group_consumer_cut_off():
             return
+        self._renew_consumer(f"no assignment for {now - self._unassigned_since:.0f}s")
+
+    def _group_consumer_cut_off(self) -> bool:
+        assert self._consumer is not None
+        return _clients.cut_off(self._consumer, self.config.client_config())
+
+    def _renew_consumer(self, why: str) -> None:
+        """A new group consumer in place of one that has lost every broker: it joins the group
+        as a new member. The old one is closed on a thread of its own; its callbacks, if any,
+        are ignored."""
         log.warning(
-            "app %s: replacing the group consumer: no assignment for %.0fs, and it cannot reach "
-            "the cluster while a new client can (it has lost every broker)",
+            "app %s: replacing the group consumer (%s): it cannot reach the cluster while a new "
+            "client can (it has lost every broker)",
             self.config.application_id,
-            now - self._unassigned_since,
+            why,
         )
         self.metrics.consumer_replacements.labels("group").inc()
         old = self._consumer
+        assert old is not None
         self._consumer = _clients.main_consumer(self.config)
         if self._committer is not None:
             self._committer.consumer = self._consumer
         self._subscribe()
-        close_in_background(old, "group")  # its callbacks, if any, are ignored
+        close_in_background(old, "group")
+
+    def _after_cut_off(self, exc: ClientCutOff) -> None:
+        """A call of the group consumer given up while tasks start (it has lost every broker,
+        so it has lost its membership too): its tasks are dropped as on lost partitions, and a
+        new consumer joins the group."""
+        assert self._consumer is not None
+        log.warning("%s", exc)
+        self._drop_tasks()
+        self._new_assignment = None
+        self._renew_consumer("a call failed for good")
 
     def _open_clients(self) -> None:
         assert self._plan is not None
@@ -519,6 +540,8 @@ class StreamsApp:
                 self._handle(messages)
             except ProcessingStalled as exc:
                 self._after_lost_records(exc)
+            except ClientCutOff as exc:
+                self._after_cut_off(exc)
             except (KafkaException, TransactionAborted) as exc:
                 if not self.config.exactly_once:
                     raise
@@ -748,6 +771,11 @@ class StreamsApp:
         if consumer is not self._consumer:
             return
         log.warning("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
+        self._drop_tasks()
+
+    def _drop_tasks(self) -> None:
+        """The partitions are no longer this member's, and what its open work sent is not to
+        count: abort it and close the tasks without a commit."""
         self._assignment_seen = False
         self._unassigned_since = time.monotonic()
         if self._state is AppState.RUNNING:
@@ -837,6 +865,7 @@ class StreamsApp:
                     f"committed offsets of task {task.task_id} (an open transaction may hold them)",
                     stop=self._stop,
                     deadline_s=self.config.task_timeout_s,
+                    cut_off_check=self._group_consumer_cut_off,
                 )
             except KafkaException as exc:
                 if not (self.config.exactly_once and _clients.transient(exc)):
@@ -866,6 +895,7 @@ class StreamsApp:
             f"committed offsets of {task}",
             stop=self._stop,
             deadline_s=self.config.task_timeout_s,
+            cut_off_check=self._group_consumer_cut_off,
         )
         unmarked = []
         for tp in found:
@@ -878,6 +908,7 @@ class StreamsApp:
                 f"end offset of {tp.topic}[{tp.partition}]",
                 stop=self._stop,
                 deadline_s=self.config.task_timeout_s,
+                cut_off_check=self._group_consumer_cut_off,
             )
             if high > tp.offset:
                 window[tp.topic] = high
@@ -1103,6 +1134,13 @@ class StreamsApp:
             waited = time.monotonic() - self._restart_since
             if not _clients.transient(exc) or waited > self.config.task_timeout_s:
                 raise
+            now = time.monotonic()
+            if waited >= _clients.CUT_OFF_AFTER_S and now - self._group_looked >= GROUP_STALL_S:
+                self._group_looked = now
+                if self._group_consumer_cut_off():
+                    raise ClientCutOff(
+                        f"restart: committed offsets not readable for {waited:.0f}s ({exc})"
+                    ) from exc
             log.info("restart: committed offsets not readable yet (%s); asking again", exc)
             return
         self._restart_pending = None

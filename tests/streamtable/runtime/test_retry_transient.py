@@ -10,7 +10,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streamtable.runtime._clients import ShutdownRequested, retry_transient
+from streamtable.runtime import _clients
+from streamtable.runtime._clients import ClientCutOff, ShutdownRequested, retry_transient
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +70,26 @@ def test_a_stop_ends_the_retries_at_once() -> None:
         retry_transient(call, "offsets", deadline_s=60.0, stop=stop)
     assert calls == 3
     assert time.monotonic() - started < 5.0
+
+
+def test_a_client_cut_off_from_every_broker_is_given_up_before_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It would fail until the deadline (300 s for a starting task) and put the app in ERROR;
+    given up, the app replaces the client (librdkafka issue 5301: it never connects again)."""
+    monkeypatch.setattr(_clients, "CUT_OFF_AFTER_S", 0.2)
+    looks: list[float] = []
+
+    def unreachable() -> None:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no usable brokers"))
+
+    def cut_off() -> bool:
+        looks.append(time.monotonic())
+        return len(looks) == 2  # the first look: the cluster is down for everyone
+
+    started = time.monotonic()
+    with pytest.raises(ClientCutOff, match="offsets: failing for"):
+        retry_transient(unreachable, "offsets", deadline_s=60, cut_off_check=cut_off)
+    assert len(looks) == 2
+    assert looks[0] - started >= 0.2, "looked at before CUT_OFF_AFTER_S of failures"
+    assert looks[1] - looks[0] >= 0.2, "looked at again before the interval"
