@@ -132,7 +132,9 @@ class GlobalStores:
         turn = self._turn % len(idle)
         self._turn += CHECKED_PER_LOOK
         asked = (idle[turn:] + idle[:turn])[:CHECKED_PER_LOOK]
-        stuck, stable = stable_offsets(self._consumer, {tp: self._next[tp] for tp in asked})
+        stuck, stable = stable_offsets(
+            self._consumer, {tp: self._next[tp] for tp in asked}, self._config.client_config()
+        )
         if not stuck:
             return
         old = self._consumer
@@ -142,7 +144,8 @@ class GlobalStores:
         where = [f"{t}[{p}] at {_at(self._next[(t, p)])}: {o}" for (t, p), o in stable.items()]
         log.warning(
             "replacing the global table consumer: it has not fetched up to the last stable "
-            "offset for %.0fs (%s); the new one goes on from the offsets applied so far",
+            "offset for %.0fs, or has lost every broker (%s); the new one goes on from the "
+            "offsets applied so far",
             STALL_S,
             "; ".join(where),
         )

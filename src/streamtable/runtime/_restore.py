@@ -279,7 +279,9 @@ class ChangelogRestorer:
             return
         self._stall_warned = now
         shown = sorted(stalled)[:10]
-        stuck, stable = stable_offsets(self._consumer, {tp: p.position for tp, p in shown})
+        stuck, stable = stable_offsets(
+            self._consumer, {tp: p.position for tp, p in shown}, self._settings
+        )
         parts = []
         for (topic, partition), pend in shown:
             at = "beginning" if pend.position < 0 else pend.position
@@ -326,7 +328,7 @@ class ChangelogRestorer:
         self.replacements += 1
         log.warning(
             "replacing the restore consumer: it has not fetched up to the last stable offset "
-            "(or could not ask for it) for %.0fs; the new one goes on from the positions "
+            "for %.0fs, or has lost every broker; the new one goes on from the positions "
             "restored so far",
             STALL_WARN_S,
         )

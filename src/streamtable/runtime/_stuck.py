@@ -14,9 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaException as ClientException
+
+from streamtable.runtime._clients import cut_off
 
 log = logging.getLogger("streamtable.runtime.clients")
 
@@ -26,12 +29,16 @@ TP = tuple[str, int]
 STALL_S = 30.0
 
 
-def stable_offsets(consumer: Consumer, positions: Mapping[TP, int]) -> tuple[bool, dict[TP, str]]:
+def stable_offsets(
+    consumer: Consumer, positions: Mapping[TP, int], settings: dict[str, Any] | None = None
+) -> tuple[bool, dict[TP, str]]:
     """Ask ``consumer``'s broker for each partition's last stable offset (one short call each;
-    the first failure ends the asking: the consumer is cut off). ``positions`` holds the next
-    offset the caller expects of each partition (below zero: from the beginning). Returns
-    whether the consumer is stuck, and each partition's offset (or why it could not be read)
-    as text for a log."""
+    the first failure ends the asking). ``positions`` holds the next offset the caller expects
+    of each partition (below zero: from the beginning). Returns whether the consumer is stuck,
+    and each partition's offset (or why it could not be read) as text for a log. A consumer
+    that cannot ask is stuck when it has lost every broker while a new client with
+    ``settings`` reaches the cluster (:func:`_clients.cut_off`; without ``settings``: always):
+    while the broker is down for everyone a new consumer would not help."""
     found: dict[TP, str] = {}
     stuck = False
     for (topic, partition), expected in positions.items():
@@ -40,7 +47,7 @@ def stable_offsets(consumer: Consumer, positions: Mapping[TP, int]) -> tuple[boo
             low, stable = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
         except ClientException as exc:
             found[(topic, partition)] = f"not readable: {exc.args[0] if exc.args else exc}"
-            return True, found
+            return (settings is None or cut_off(consumer, settings)), found
         found[(topic, partition)] = str(stable)
         # The consumer's own position (local, no broker call) is past the control records it
         # never hands over, but unset until it hands a record over: a partition with nothing

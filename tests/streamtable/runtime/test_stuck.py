@@ -15,6 +15,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from streamtable.runtime import _stuck
 from streamtable.runtime._stuck import stable_offsets
 
 pytestmark = pytest.mark.unit
@@ -62,3 +63,14 @@ def test_a_consumer_that_cannot_ask_is_stuck_and_says_why() -> None:
     assert stuck
     assert list(found) == [TP], "asking stops at the first failure"
     assert found[TP].startswith("not readable: KafkaError{code=_TIMED_OUT")
+
+
+@pytest.mark.parametrize("cut_off", [True, False])
+def test_one_that_cannot_ask_is_stuck_only_when_a_new_client_reaches_the_cluster(
+    monkeypatch: pytest.MonkeyPatch, cut_off: bool
+) -> None:
+    """While the broker is down for everyone, a new consumer would not help (chaos seed
+    717134: a global-table consumer replaced 5 s before the restarted broker was back)."""
+    monkeypatch.setattr(_stuck, "cut_off", lambda client, settings: cut_off)
+    consumer = cast(Consumer, Asked(0, 0, 0, error=True))
+    assert stable_offsets(consumer, {TP: 3}, {"bootstrap.servers": "b:9092"})[0] is cut_off
