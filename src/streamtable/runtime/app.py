@@ -77,12 +77,12 @@ StateListener = Callable[[AppState, AppState], None]
 TP = tuple[str, int]
 
 DLQ_ERROR_MAX_BYTES = 1000
+"""Longest ``x-error`` header of a dead-letter record (the full reason, cut to this size)."""
 
 # How long a member may be without an assignment before its group consumer is looked at for
 # having lost every broker (a normal rebalance, even one waiting for a frozen member, is over
 # within a session timeout or two; looking costs one Metadata request).
 GROUP_STALL_S = 60.0
-"""Longest ``x-error`` header of a dead-letter record (the full reason, cut to this size)."""
 
 
 class StreamsApp:
