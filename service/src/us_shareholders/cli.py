@@ -20,31 +20,9 @@ from streamtable.errors import ConfigError, StreamTableError
 from us_shareholders import logs
 from us_shareholders.config import ServiceSettings
 
-# Options that map one-to-one onto settings (flag --x-y <-> USH_X_Y <-> settings.x_y).
-SETTINGS_FLAGS = (
-    "bootstrap_servers",
-    "application_id",
-    "state_dir",
-    "http_host",
-    "http_port",
-    "positions_topic",
-    "clients_topic",
-    "instruments_topic",
-    "us_exchanges",
-    "digest_schedule",
-    "smtp_host",
-    "smtp_port",
-    "smtp_security",
-    "smtp_username",
-    "smtp_password",
-    "mail_from",
-    "list_unsubscribe",
-    "processing_guarantee",
-    "num_standby_replicas",
-    "commit_interval_ms",
-    "templates_dir",
-    "advertised_host",
-)
+# Options that map one-to-one onto settings (flag --x-y <-> USH_X_Y <-> settings.x_y): every
+# setting but ``kafka`` (a JSON object, its own flag), so that a new setting has its flag too.
+SETTINGS_FLAGS = tuple(name for name in ServiceSettings.model_fields if name != "kafka")
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:
@@ -54,11 +32,24 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     return ServiceSettings(**overrides)
 
 
+def _kafka_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("--kafka", f"not JSON ({exc.msg} at character {exc.pos})") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="us-shareholders", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     for name in SETTINGS_FLAGS:
-        common.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+        description = ServiceSettings.model_fields[name].description
+        common.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            help=None if description is None else description.split(". ")[0].rstrip("."),
+        )
     common.add_argument("--kafka", default=None, help="librdkafka settings as a JSON object")
     common.add_argument("--log-level", default=os.environ.get("USH_LOG_LEVEL", "INFO"))
     common.add_argument(
@@ -131,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         logs.configure(args.log_level, args.log_format)
         if args.kafka:
-            args.kafka = json.loads(args.kafka)
+            args.kafka = _kafka_json(args.kafka)
         settings = _settings(args)
         command: Any = args.command
         if command == "run":

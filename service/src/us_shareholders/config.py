@@ -119,6 +119,7 @@ class ServiceSettings(BaseSettings):
         extra="forbid",
         case_sensitive=False,
         validate_default=True,
+        use_attribute_docstrings=True,  # the CLI's --help shows them
     )
 
     # --- Kafka and the streams runtime ---------------------------------------------------------
