@@ -3,21 +3,12 @@ one), and a bad value, ``--kafka`` JSON included, a clean exit 2 that names it."
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from us_shareholders import cli
 from us_shareholders.config import ServiceSettings
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("USH_"):
-            monkeypatch.delenv(name)
 
 
 def test_every_setting_has_a_flag() -> None:

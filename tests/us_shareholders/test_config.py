@@ -16,16 +16,6 @@ from us_shareholders.venues import DEFAULT_US_EXCHANGES
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No USH_* variable of the developer's shell leaks into these tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.upper().startswith("USH_"):
-            monkeypatch.delenv(name)
-
-
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.bootstrap_servers == "127.0.0.1:9092"
