@@ -49,6 +49,32 @@ def _unavailable(message: str) -> JSONResponse:
     return JSONResponse({"error": "not_ready", "message": message}, 503, headers=RETRY_AFTER)
 
 
+def failure_response(reason: FailureReason | None, message: str) -> JSONResponse:
+    """A query's failure as the library's query server answers it: the reason's value as
+    ``error`` (``not_owner``, not ``FailureReason.NOT_OWNER``), its status, and ``Retry-After``
+    when asking again may help."""
+    if reason is None:
+        return _unavailable(message)
+    headers = RETRY_AFTER if reason.retriable else None
+    return JSONResponse({"error": reason.value, "message": message}, reason.status, headers=headers)
+
+
+ERROR_BODY: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["error"],
+            }
+        }
+    }
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "not ready (restoring, rebalancing)", **ERROR_BODY}
+}
+
+
 def create_api(
     app: st.StreamsApp,
     control: DigestControl,
@@ -114,11 +140,18 @@ def create_api(
             {"status": "not_ready", "state": app.state.name}, 503, headers=RETRY_AFTER
         )
 
-    @api.get("/metrics")
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @api.get("/holders")
+    @api.get(
+        "/holders",
+        responses={**UNAVAILABLE, 504: {"description": "a peer did not answer", **ERROR_BODY}},
+    )
     async def holders(request: Request, local: bool = False) -> Response:
         try:
             mine = local_holders()
@@ -142,7 +175,14 @@ def create_api(
             merged.extend(reply.json())
         return JSONResponse(sorted(merged, key=lambda h: h["client"]))
 
-    @api.get("/holders/{client}")
+    @api.get(
+        "/holders/{client}",
+        responses={
+            404: {"description": "the client holds no US stock", **ERROR_BODY},
+            **UNAVAILABLE,
+            504: {"description": "the owning instance did not answer", **ERROR_BODY},
+        },
+    )
     async def holder(request: Request, client: str) -> Response:
         try:
             where = app.metadata_for_key(HOLDERS_STORE, client)
@@ -152,16 +192,9 @@ def create_api(
             result = local_get(app, HOLDERS_STORE, client, allow_stale=False)
             if result.is_ok:
                 return JSONResponse(holder_json(client, result.unwrap()))
-            reason = result.reason
-            if reason is FailureReason.NOT_FOUND:
-                return JSONResponse(
-                    {"error": "not_found", "message": f"{client} holds no US stock"}, 404
-                )
-            headers = RETRY_AFTER if reason is not None and reason.retriable else None
-            status = 503 if reason is None else reason.status
-            return JSONResponse(
-                {"error": str(reason), "message": result.message}, status, headers=headers
-            )
+            if result.reason is FailureReason.NOT_FOUND:
+                return failure_response(result.reason, f"{client} holds no US stock")
+            return failure_response(result.reason, result.message)
         if where.active_host is None:
             return _unavailable(f"no live owner known for {client}'s partition")
         try:
