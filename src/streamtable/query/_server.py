@@ -42,6 +42,7 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -105,9 +106,10 @@ def create_query_app(
         routes=[
             Route("/instances", server.instances, methods=["GET"]),
             Route("/stores/{store}", server.scan, methods=["GET"]),
-            Route("/stores/{store}/keys/{key:path}", server.get_key, methods=["GET"]),
+            Route("/stores/{store}/keys/{key:anykey}", server.get_key, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={404: _no_route, 405: _no_route},
     )
 
 
@@ -135,17 +137,26 @@ class _QueryServer:
         store = request.path_params["store"]
         key_text = request.path_params["key"]
         forwarded = FORWARDED_HEADER in request.headers
-        stale = _flag(request.query_params.get("stale"))
-        result = await self._get_key(store, key_text, forwarded, stale, _mount_path(request))
+        stale = _flag(request.query_params, "stale")
+        if stale.reason is not None:
+            return self._respond(store, QueryResult.failure(stale.reason, stale.message))
+        result = await self._get_key(
+            store, key_text, forwarded, stale.unwrap(), _mount_path(request)
+        )
         return self._respond(store, result)
 
     async def scan(self, request: Request) -> Response:
         store = request.path_params["store"]
         params = request.query_params
         forwarded = FORWARDED_HEADER in request.headers
-        local = _flag(params.get("local")) or forwarded
-        stale = _flag(params.get("stale"))
-        result = await self._scan(store, params, local, stale, forwarded, _mount_path(request))
+        local, stale = _flag(params, "local"), _flag(params, "stale")
+        for bad in (local, stale):
+            if bad.reason is not None:
+                return self._respond(store, QueryResult.failure(bad.reason, bad.message))
+        result = await self._scan(
+            store, params, local.unwrap() or forwarded, stale.unwrap(), forwarded,
+            _mount_path(request),
+        )  # fmt: skip
         return self._respond(store, result)
 
     def _queryable(self, store: str) -> QueryResult[StoreSpec]:
@@ -358,8 +369,43 @@ def _reason(result: QueryResult[Any]) -> FailureReason:
     return result.reason
 
 
-def _flag(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true", "yes")
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no", "")
+
+
+def _flag(params: Mapping[str, str], name: str) -> QueryResult[bool]:
+    """A boolean parameter: absent is false; anything but true/false (1/0, yes/no) is a bad
+    request rather than quietly false (``stale=1.7e308`` was taken as false)."""
+    value = params.get(name)
+    if value is None or value.lower() in _FALSE:
+        return QueryResult.ok(False)
+    if value.lower() in _TRUE:
+        return QueryResult.ok(True)
+    return QueryResult.failure(FailureReason.BAD_REQUEST, f"{name} must be true or false")
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """A path or method this server does not serve, answered with its own error body (not a
+    bare text 404)."""
+    status = getattr(exc, "status_code", 404)
+    message = f"no route for {request.method} {request.url.path!r}"
+    return _json(status, {"error": FailureReason.BAD_REQUEST.value, "message": message})
+
+
+class _AnyKey(Convertor[str]):
+    """A key: any text, newlines included (Starlette's ``path`` stops at one, and such a key
+    fell through to a bare 404)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anykey", _AnyKey())
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -268,3 +268,39 @@ def test_a_mounted_server_forwards_to_the_same_mount_path_on_its_peers(cluster: 
     response = client.get(f"/query/stores/{STORE}", params={"limit": "1000"})
     assert response.status_code == 200, response.text
     assert sorted(i["key"] for i in response.json()["items"]) == sorted(HOLDERS)
+
+
+def test_a_key_with_a_newline_is_answered_as_a_key(
+    cluster: Cluster, client: InstanceClient
+) -> None:
+    """Before, Starlette's ``path`` route stopped at the newline: a bare text 404."""
+    cluster.put(STORE, "line\nbreak", frozenset({"p1"}))
+    reply = client.get(url("line\nbreak"))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["value"] == ["p1"]
+    missing = client.get(url("no\nsuch"))
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("path", [url("c1"), f"/stores/{STORE}"])
+@pytest.mark.parametrize("value", ["1.7e308", "maybe"])
+def test_a_flag_that_is_neither_true_nor_false_is_a_bad_request(
+    client: InstanceClient, path: str, value: str
+) -> None:
+    reply = client.get(path, params={"stale": value})
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "bad_request"
+    assert "stale must be true or false" in reply.json()["message"]
+
+
+@pytest.mark.parametrize("value", ["true", "FALSE", "1", "0", "yes", "no"])
+def test_true_and_false_are_read(client: InstanceClient, value: str) -> None:
+    assert client.get(url("c1"), params={"stale": value}).status_code == 200
+
+
+def test_a_path_it_does_not_serve_has_an_error_body(client: InstanceClient) -> None:
+    reply = client.get("/nothing/here")
+    assert reply.status_code == 404
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"] == "bad_request"
