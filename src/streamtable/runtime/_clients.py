@@ -101,10 +101,10 @@ def check_connection(
 # moves the join on, so with the default the instance stayed without an assignment for minutes
 # after the broker was back (chaos seeds 460751, 503868). The assign-only consumers (restore,
 # standby, global tables) refresh as often: they need a partition's leader to look a start
-# offset up. (It was meant for a restore that read nothing for minutes after a broker restart,
-# chaos seed 341488, but did not cure it: seed 714731 stalled the same way with it; see
-# docs/operations.md, Known gaps.) A refresh asks only for the topics in use. A ``kafka``
-# setting of the user's wins.
+# offset up. (It was also meant for a restore that read nothing for minutes after a broker
+# restart, chaos seed 341488, and could not cure it: that consumer had lost every broker, see
+# cut_off below.) A refresh asks only for the topics in use. A ``kafka`` setting of the user's
+# wins.
 METADATA_REFRESH_MS = 5000
 
 

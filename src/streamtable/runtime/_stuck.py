@@ -1,12 +1,13 @@
-"""Telling a consumer that is stuck from one that has nothing to read.
+"""Telling a consumer that is stuck from one that has nothing to read, and replacing it.
 
-After a broker restart, librdkafka's assign-only consumers sometimes never fetch again: their
-partitions' offset queries and the client's own offset requests go unanswered for minutes while
-the broker serves every other client (chaos seeds 341488, 714731; librdkafka issue 5153 reports
-the same, cured by a new consumer). A partition that has handed nothing over for a while is
-stuck when the consumer has not fetched up to the broker's last stable offset (its high
-watermark under read_uncommitted), or cannot even ask for it; a consumer that stands at that
-offset waits, for writes or for an open transaction to end, and a new one would wait too.
+After a broker restart a client can lose every broker (librdkafka issue 5301, see
+:func:`_clients.cut_off`): an assign-only consumer then hands nothing over for good, and its
+own offset requests fail, while the broker serves every other client (chaos seeds 341488,
+714731, 509821). A partition that has handed nothing over for a while is stuck when the
+consumer has not fetched up to the broker's last stable offset (its high watermark under
+read_uncommitted), or cannot ask for it while a new client reaches the cluster; a consumer that
+stands at that offset waits, for writes or for an open transaction to end, and a new one would
+wait too.
 """
 
 from __future__ import annotations

@@ -109,13 +109,19 @@ class Collector:
         self.abandoned += 1
 
 
-def test_a_delivery_timeout_starts_the_tasks_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def timing_out_app() -> tuple[st.StreamsApp, Collector]:
+    """An app whose next commit finds records failed by their timeout."""
     builder = st.StreamsBuilder()
     builder.stream("events").to("copy")
     app = st.StreamsApp(builder.build(), config())
     collector = Collector()
     app._committer = TimingOutCommitter()  # type: ignore[assignment]
     app._collector = collector  # type: ignore[assignment]
+    return app, collector
+
+
+def test_a_delivery_timeout_starts_the_tasks_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    app, collector = timing_out_app()
     restarts: list[bool] = []
     monkeypatch.setattr(app, "_restart_tasks", lambda: restarts.append(True))
     monkeypatch.setattr(_clients, "cut_off", lambda client, settings: False)
@@ -129,12 +135,7 @@ def test_a_producer_that_lost_every_broker_is_replaced_on_a_delivery_timeout(
 ) -> None:
     """It would time out every record again: with no broker left, librdkafka never connects
     again (librdkafka issue 5301), and each restart of the tasks would end the same way."""
-    builder = st.StreamsBuilder()
-    builder.stream("events").to("copy")
-    app = st.StreamsApp(builder.build(), config())
-    collector = Collector()
-    app._committer = TimingOutCommitter()  # type: ignore[assignment]
-    app._collector = collector  # type: ignore[assignment]
+    app, collector = timing_out_app()
     events: list[str] = []
     asked: list[object] = []
 
