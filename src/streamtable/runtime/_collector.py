@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError as ClientError
 from confluent_kafka import Message, Producer
 
 from streamtable.errors import KafkaError
+from streamtable.runtime._producer import StreamsProducer
 from streamtable.runtime.topics import TopicPlan
 
 log = logging.getLogger("streamtable.runtime.collector")
@@ -31,8 +32,8 @@ Headers = list[tuple[str, bytes | None]] | None
 class KafkaRecordCollector:
     """Implements the topology's ``RecordCollector`` and the stores' ``ChangelogWriter``."""
 
-    def __init__(self, producer: Producer, plan: TopicPlan) -> None:
-        self.producer = producer
+    def __init__(self, producer: StreamsProducer, plan: TopicPlan) -> None:
+        self._producer = producer
         self._plan = plan
         self.changelog_offsets: dict[tuple[str, int], int] = {}  # next offset after last write
         self._errors: list[ClientError] = []
@@ -40,6 +41,11 @@ class KafkaRecordCollector:
         self.sent = 0
         self._epoch = 0  # records sent before abandon_sent() belong to an earlier epoch
         self._on_delivery = self._reports_of(self._epoch)
+
+    @property
+    def producer(self) -> Producer:
+        """The current client of the app's :class:`StreamsProducer` (it may be replaced)."""
+        return self._producer.client
 
     def _reports_of(self, epoch: int) -> Callable[[ClientError | None, Message], None]:
         """The delivery callback of the records sent in ``epoch``: once they are abandoned

@@ -27,11 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import KafkaError as ClientError
 
 from streamtable.errors import KafkaError, TaskMigrated
 from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._producer import StreamsProducer, TransactionAborted
 from streamtable.runtime._purge import RepartitionPurger
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime.metrics import StreamsMetrics
@@ -67,27 +68,18 @@ class CommitDeferred(KafkaError):
     uncommitted, and the next commit tries again. Only delivery errors are fatal."""
 
 
-class TransactionAborted(KafkaError):
-    """The transaction was aborted (EOS): local state of active tasks must be rebuilt.
-    ``fatal`` means the producer was fenced or failed and must be replaced."""
-
-    def __init__(self, message: str, fatal: bool) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-
-
 class Committer:
     """Commits tasks in the order stated in the module docstring.
 
-    ``producer_lost`` is True once a transactional call overran its deadline: that producer
-    is still inside librdkafka and must never be used again; the owner replaces it (a new
-    producer with the same ``transactional.id`` fences it) and assigns :attr:`producer`.
+    The producer and its transaction state are a :class:`StreamsProducer` shared with the
+    record collector: a transactional call that overran its deadline gives it up
+    (``producer.lost``), and the owner replaces it there.
     """
 
     def __init__(
         self,
         consumer: Consumer,
-        producer: Producer,
+        producer: StreamsProducer,
         collector: KafkaRecordCollector,
         exactly_once: bool,
         metrics: StreamsMetrics,
@@ -98,34 +90,19 @@ class Committer:
     ) -> None:
         self.purger = purger
         self.consumer = consumer
-        self._producer = producer
+        self.producer = producer
         self.collector = collector
         self.exactly_once = exactly_once
         self.metrics = metrics
-        self.in_transaction = False
-        self.producer_lost = False
         self._wait_lock = wait_lock
         self._timeout = timeout_s
         self._grace = deadline_grace_s
         if exactly_once:
-            collector.before_send = self.begin
+            collector.before_send = producer.begin
 
     @property
-    def producer(self) -> Producer:
-        return self._producer
-
-    @producer.setter
-    def producer(self, producer: Producer) -> None:
-        self._producer = producer
-        self.producer_lost = False
-        self.in_transaction = False
-
-    def begin(self) -> None:
-        if self.exactly_once and not self.in_transaction:
-            if self.producer_lost:
-                raise TransactionAborted("the producer was given up; it needs replacing", True)
-            self.producer.begin_transaction()
-            self.in_transaction = True
+    def producer_lost(self) -> bool:
+        return self.producer.lost
 
     def commit(self, tasks: Iterable[StreamTask], *, closing: bool = False) -> bool:
         """Commit ``tasks``; True if a transaction (at least once: an offset commit) went
@@ -146,8 +123,8 @@ class Committer:
         with self._unlocked():
             if self.exactly_once:
                 if partitions:
-                    self.begin()
-                if self.in_transaction:
+                    self.producer.begin()
+                if self.producer.in_transaction:
                     self._commit_transaction(partitions)
                     went_through = True
             else:
@@ -217,8 +194,7 @@ class Committer:
         threading.Thread(target=run, name=f"streamtable-{what}", daemon=True).start()
         deadline = self._timeout + self._grace
         if not done.wait(deadline):
-            self.producer_lost = True
-            self.in_transaction = False
+            self.producer.give_up()
             log.error(
                 "%s did not return within %.0fs (broker or coordinator unreachable); "
                 "giving up this producer",
@@ -230,7 +206,7 @@ class Committer:
             raise result[0]
 
     def _flush_producer(self) -> None:
-        remaining = self.producer.flush(self._timeout)
+        remaining = self.producer.client.flush(self._timeout)
         self.collector.raise_delivery_errors()
         if remaining:
             raise CommitDeferred(
@@ -257,7 +233,7 @@ class Committer:
             raise KafkaError(f"offset commit failed: {exc}") from exc
 
     def _commit_transaction(self, partitions: list[TopicPartition]) -> None:
-        producer = self.producer
+        producer = self.producer.client
         timeout = self._timeout
         try:
             if partitions:
@@ -267,10 +243,10 @@ class Committer:
                     lambda: producer.send_offsets_to_transaction(partitions, group, timeout),
                 )
             self._bounded("commit_transaction", lambda: producer.commit_transaction(timeout))
-            self.in_transaction = False
+            self.producer.in_transaction = False
             self.collector.raise_delivery_errors()
         except KafkaException as exc:
-            self.in_transaction = False
+            self.producer.in_transaction = False
             error = exc.args[0] if exc.args else None
             fatal = isinstance(error, ClientError) and error.fatal()
             if not fatal:
@@ -282,16 +258,16 @@ class Committer:
 
     def abort(self) -> None:
         """Abort an open transaction (EOS) without committing anything. A producer that
-        cannot abort in time is given up (``producer_lost``). What the transaction sent is
+        cannot abort in time is given up (``producer.lost``). What the transaction sent is
         abandoned: librdkafka fails its queued records with ``_PURGE_QUEUE`` at a later poll,
         and those reports must not fail the next commit (chaos seed 747451: partitions lost
         after a pause, the abort of that loss, then "452 record(s) could not be delivered:
         Local: Purged in queue" raised by the next transaction, which had gone through, and
         the app failed)."""
-        if self.exactly_once and self.in_transaction and not self.producer_lost:
-            self.in_transaction = False
+        if self.exactly_once and self.producer.in_transaction and not self.producer.lost:
+            self.producer.in_transaction = False
             self.collector.abandon_sent()
-            producer = self.producer
+            producer = self.producer.client
             try:
                 with self._unlocked():
                     self._bounded(

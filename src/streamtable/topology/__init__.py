@@ -11,6 +11,7 @@ from streamtable.topology._nodes import (
     StoreSpec,
 )
 from streamtable.topology._partitioner import murmur2, partition_for
+from streamtable.topology._schedule import Schedule, Schedules
 from streamtable.topology._stores import build_store
 from streamtable.topology._task import RecordCollector, TaskCore, TaskHooks
 from streamtable.topology._topology import SubTopology, Topology
@@ -21,6 +22,8 @@ __all__ = [
     "InternalTopicSpec",
     "ProcessorSpec",
     "RecordCollector",
+    "Schedule",
+    "Schedules",
     "SinkSpec",
     "SourceSpec",
     "StoreSpec",
