@@ -138,19 +138,29 @@ class DigestProcessor(st.Processor):
             return
         if self._target is None or self._target.week != week:
             # The positions as they stand now, on every partition: each may feed this one.
-            upstream = {p: end for p, (_, end) in self.context.group_offsets(self.upstream).items()}
+            now_offsets = self.context.group_offsets(self.upstream)
+            if now_offsets is None:
+                return  # not read yet (on another thread): at the next tick
+            upstream = {p: end for p, (_, end) in now_offsets.items()}
             self._target = _Target(week, upstream)
             log.info("partition %d: week %s due; waiting for %s up to %s", partition, week,
                      self.upstream, upstream)  # fmt: skip
         target = self._target
         if target.inputs is None:
             committed = self.context.group_offsets(self.upstream)
-            if any(committed.get(p, (0, 0))[0] < end for p, end in target.upstream.items()):
+            if committed is None or any(
+                committed.get(p, (0, 0))[0] < end for p, end in target.upstream.items()
+            ):
                 return  # some instance has not processed (and committed) those positions yet
             # They are all in this task's inputs now (committed with the offsets): read to here.
-            target.inputs = {t: end for t, (_, end) in self.context.input_offsets().items()}
+            inputs = self.context.input_offsets()
+            if inputs is None:
+                return
+            target.inputs = {t: end for t, (_, end) in inputs.items()}
         offsets = self.context.input_offsets()
-        if any(offsets.get(t, (0, 0))[0] < end for t, end in target.inputs.items()):
+        if offsets is None or any(
+            offsets.get(t, (0, 0))[0] < end for t, end in target.inputs.items()
+        ):
             return  # not caught up yet: never run on a stale table
         self._run(week, state, now_ms)
         self._target = None

@@ -60,15 +60,19 @@ class ProcessorContext:
     def offset(self) -> int:
         return self._task.offset
 
-    def input_offsets(self) -> dict[str, tuple[int, int]]:
+    def input_offsets(self) -> dict[str, tuple[int, int]] | None:
         """``{input topic: (next offset to process, end offset)}`` of this task's partition:
-        whether the task has caught up with its inputs (always, in the test driver)."""
+        whether the task has caught up with its inputs (always, in the test driver). None
+        while the end offsets are not known yet: ask again (at the next punctuation). Never
+        waits on the broker: the end offsets are read on another thread, every half second."""
         return self._task.input_offsets()
 
-    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]] | None:
         """``{partition: (committed offset, end offset)}`` of ``topic`` for the whole
         application, every instance: whether everything up to the end offsets has been
-        processed and committed (always, and so empty, in the test driver)."""
+        processed and committed (always, and so empty, in the test driver). None while not
+        known yet: ask again. Read on another thread every half second, from the first ask
+        on: never waits on the broker, and never older than the first ask."""
         return self._task.group_offsets(topic)
 
     def forward(self, record: Record) -> None:

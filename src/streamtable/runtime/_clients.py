@@ -168,6 +168,20 @@ def restore_consumer(config: StreamsConfig) -> Consumer:
     return Consumer(settings)
 
 
+def offsets_consumer(config: StreamsConfig) -> Consumer:
+    """Reads the group's committed offsets and end offsets (``_offsets.OffsetsRefresher``):
+    ``group.id`` is the app's, but it never subscribes, so it never joins the group."""
+    settings: dict[str, Any] = {
+        "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
+        **config.client_config(),
+        "group.id": config.application_id,
+        "enable.auto.commit": False,
+    }
+    if config.exactly_once:
+        settings["isolation.level"] = "read_committed"  # end offsets as the group reads them
+    return Consumer(settings)
+
+
 def log_end_consumer(config: StreamsConfig) -> Consumer | None:
     """Under exactly_once_v2, a read_uncommitted consumer that only asks for log end offsets:
     a read_committed consumer's "high watermark" is the last stable offset, which a killed

@@ -31,7 +31,7 @@ from streamtable.runtime._commits import TaskCommits
 from streamtable.runtime._context import AppContext, ThreadClients
 from streamtable.runtime._deadletter import record_headers
 from streamtable.runtime._freeze import FreezeWatch, ProcessingStalled
-from streamtable.runtime._offsets import InputOffsets
+from streamtable.runtime._offsets import InputOffsets, OffsetsRefresher
 from streamtable.runtime._producer import TransactionAborted
 from streamtable.runtime._standby import standby_placement
 from streamtable.runtime._stuck import close_in_background
@@ -52,7 +52,9 @@ class StreamThread:
         self.ctx = ctx
         self.config = ctx.config
         self.clients = clients
-        self.offsets = InputOffsets(clients, ctx.plan)
+        self.offsets = InputOffsets(
+            lambda: clients.consumer, OffsetsRefresher(ctx.config, ctx.plan)
+        )
         hooks = TaskHooks(
             lambda: int(time.time() * 1000),
             clients.dead_letters.change_failed,
@@ -343,5 +345,6 @@ class StreamThread:
                 self.clients.committer.abort()
             self.tasks.close_all()
         self.clients.close(flush=True)
+        self.offsets.refresher.close()
         if self.freeze is not None:
             self.freeze.stop()

@@ -44,15 +44,17 @@ class TaskHooks:
     - ``on_flush_error(node, key, value, error)``: a cached change failed downstream of
       ``node`` at flush time; None lets the error propagate (as Kafka Streams does);
     - ``input_offsets(task) -> {topic: (next offset to process, end offset)}``: how far the
-      task has read its inputs; None means always caught up (the test driver);
+      task has read its inputs (itself None while not known yet); None means always caught
+      up (the test driver);
     - ``group_offsets(topic) -> {partition: (committed offset, end offset)}``: how far the
-      whole application (every instance) has processed a topic; None means all of it.
+      whole application (every instance) has processed a topic (itself None while not known
+      yet); None means all of it.
     """
 
     wall_clock_ms: Callable[[], int]
     on_flush_error: Callable[[str, Any, Any, Exception], None] | None = None
-    input_offsets: Callable[[TaskCore], dict[str, tuple[int, int]]] | None = None
-    group_offsets: Callable[[str], dict[int, tuple[int, int]]] | None = None
+    input_offsets: Callable[[TaskCore], dict[str, tuple[int, int]] | None] | None = None
+    group_offsets: Callable[[str], dict[int, tuple[int, int]] | None] | None = None
 
 
 class _Punctuator:
@@ -188,15 +190,17 @@ class TaskCore:
             raise error
         self._on_flush_error(node, key, value, error)
 
-    def input_offsets(self) -> dict[str, tuple[int, int]]:
-        """``{input topic: (next offset to process, end offset)}`` for this task's partition."""
+    def input_offsets(self) -> dict[str, tuple[int, int]] | None:
+        """``{input topic: (next offset to process, end offset)}`` for this task's partition,
+        or None while not known yet (ask again later)."""
         if self._input_offsets is None:
             return dict.fromkeys(self._sources, (0, 0))
         return self._input_offsets(self)
 
-    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+    def group_offsets(self, topic: str) -> dict[int, tuple[int, int]] | None:
         """``{partition: (committed offset, end offset)}`` of ``topic`` for the whole
-        application; empty when everything is processed as it arrives (the test driver)."""
+        application, or None while not known yet (ask again later); empty when everything is
+        processed as it arrives (the test driver)."""
         return {} if self._group_offsets is None else self._group_offsets(topic)
 
     def internal_topic(self, suffix: str) -> str:
