@@ -186,5 +186,4 @@ def _committer(
         ctx.config.exactly_once,
         ctx.metrics,
         purger,
-        wait_lock=ctx.lock,
     )

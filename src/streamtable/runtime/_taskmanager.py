@@ -88,9 +88,10 @@ class TaskManager:
                     self._clients.globals.stores,
                     self._hooks,
                 )
-                self.tasks[task.task_id] = task
-                for t in task.topics:
-                    self.by_partition[(t, p)] = task
+                with self._ctx.lock:  # queries look tasks up under it
+                    self.tasks[task.task_id] = task
+                    for t in task.topics:
+                        self.by_partition[(t, p)] = task
                 self._start_restore(task)
         self._tasks_changed()
 
@@ -100,12 +101,11 @@ class TaskManager:
         it did and close it, to start it afresh (a second StreamTask beside it would find its
         RocksDB directories locked)."""
         log.info("task %s: assigned again while open; committing and reopening", existing.task_id)
-        with self._ctx.lock:
-            if self._config.exactly_once:
-                self._commit(False, None)  # one transaction for all: no checkpoints meanwhile
-            else:
-                self._commit(True, [existing])
-            self.close([existing])
+        if self._config.exactly_once:
+            self._commit(False, None)  # one transaction for all: no checkpoints meanwhile
+        else:
+            self._commit(True, [existing])
+        self.close([existing])
 
     def _start_restore(self, task: StreamTask) -> None:
         task.transition(TaskState.RESTORING)
@@ -222,40 +222,44 @@ class TaskManager:
     def close(self, tasks: list[StreamTask], *, keep_state: bool = True) -> None:
         """Close ``tasks``. Unless ``keep_state``, their state directories are wiped at once
         (they start again from the changelogs), before anything that may wait: a crash meanwhile
-        must not leave a checkpoint beside stores whose forwarded changes were never delivered."""
-        exactly_once = self._config.exactly_once
-        undelivered = not exactly_once and self._clients.producer.undelivered()
-        for task in tasks:
-            if task.state is TaskState.RESTORING:
-                self._clients.restorer.remove(task)
-            if not keep_state or (task.state is TaskState.RUNNING and undelivered):
-                # At least once, the stores hold the values that their caches forwarded
-                # downstream past the committed offsets, but the producer still holds records
-                # carrying some of those changes: it may never deliver them (a crash, a delivery
-                # timeout). Kept, with the checkpoint below, the stores would make the replay
-                # continue from values whose changes never arrived: a subtraction lost for good
-                # (chaos seed 653252: killed while its restart after a delivery timeout waited
-                # for the broker). Wiped, the source tables restore up to the committed offsets
-                # and the replay forwards every change again, one per record.
-                task.close()
-                self._ctx.state_dir.wipe(task.task_id)
-            elif task.state is TaskState.RUNNING and not exactly_once:
-                # At least once, a close may be dirty (lost partitions, a failed offset commit):
-                # the stores then hold, per key, the last value their caches forwarded
-                # downstream, past the committed offsets. Checkpointing a source table at its
-                # committed offset keeps the next restore from rewinding those keys to older
-                # values that the replay would then collapse in its cache without retracting
-                # what the repartition topic already received (extra ids after a broker
-                # bounce). The replay from the committed offsets continues from the forwarded
-                # values instead, as Kafka Streams' restore to the changelog's end does.
-                task.write_checkpoint(self._clients.collector.changelog_offsets)
-                task.close()
-            else:
-                task.close()
-            self.tasks.pop(task.task_id, None)
-            for t in task.topics:
-                self.by_partition.pop((t, task.partition), None)
+        must not leave a checkpoint beside stores whose forwarded changes were never delivered.
+        Under the app's lock: no query reads a store being closed or wiped."""
+        undelivered = not self._config.exactly_once and self._clients.producer.undelivered()
+        with self._ctx.lock:
+            for task in tasks:
+                self._close(task, keep_state, undelivered)
         self._tasks_changed()
+
+    def _close(self, task: StreamTask, keep_state: bool, undelivered: bool) -> None:
+        if task.state is TaskState.RESTORING:
+            self._clients.restorer.remove(task)
+        if not keep_state or (task.state is TaskState.RUNNING and undelivered):
+            # At least once, the stores hold the values that their caches forwarded
+            # downstream past the committed offsets, but the producer still holds records
+            # carrying some of those changes: it may never deliver them (a crash, a delivery
+            # timeout). Kept, with the checkpoint below, the stores would make the replay
+            # continue from values whose changes never arrived: a subtraction lost for good
+            # (chaos seed 653252: killed while its restart after a delivery timeout waited
+            # for the broker). Wiped, the source tables restore up to the committed offsets
+            # and the replay forwards every change again, one per record.
+            task.close()
+            self._ctx.state_dir.wipe(task.task_id)
+        elif task.state is TaskState.RUNNING and not self._config.exactly_once:
+            # At least once, a close may be dirty (lost partitions, a failed offset commit):
+            # the stores then hold, per key, the last value their caches forwarded
+            # downstream, past the committed offsets. Checkpointing a source table at its
+            # committed offset keeps the next restore from rewinding those keys to older
+            # values that the replay would then collapse in its cache without retracting
+            # what the repartition topic already received (extra ids after a broker
+            # bounce). The replay from the committed offsets continues from the forwarded
+            # values instead, as Kafka Streams' restore to the changelog's end does.
+            task.write_checkpoint(self._clients.collector.changelog_offsets)
+            task.close()
+        else:
+            task.close()
+        self.tasks.pop(task.task_id, None)
+        for t in task.topics:
+            self.by_partition.pop((t, task.partition), None)
 
     def close_all(self) -> None:
         self.close(list(self.tasks.values()))
@@ -263,14 +267,13 @@ class TaskManager:
     def drop_all(self) -> None:
         """The partitions are no longer this member's, and what its open work sent is not to
         count: abort it and close the tasks without a commit."""
-        with self._ctx.lock:
-            self._clients.committer.abort()
-            if self._clients.producer.lost:
-                self.replace_producer()
-            for task in self.tasks.values():
-                task.core.discard_caches()
-            self.close_all()
-            self.restart_pending = None  # not this member's any more
+        self._clients.committer.abort()
+        if self._clients.producer.lost:
+            self.replace_producer()
+        for task in self.tasks.values():
+            task.core.discard_caches()
+        self.close_all()
+        self.restart_pending = None  # not this member's any more
 
     def replace_producer(self) -> None:
         log.warning("app %s: replacing the producer", self._config.application_id)

@@ -97,8 +97,7 @@ class StreamThread:
         while not self.ctx.stop.is_set():
             self.poll_once()
             if time.monotonic() - last_commit >= interval:
-                with self.ctx.lock:
-                    self.commits.commit()
+                self.commits.commit()
                 last_commit = time.monotonic()
 
     def _replaced(self, consumer: str, count: int = 1) -> None:
@@ -108,20 +107,21 @@ class StreamThread:
         # While restoring, poll without waiting: the restore consumer has the work to do.
         wait_s = 0.0 if self.clients.restorer.active else 0.1
         messages = self.clients.consumer.consume(num_messages=BATCH, timeout=wait_s)
-        with self.ctx.lock:
-            try:
-                self.handle(messages)
-            except ProcessingStalled as exc:
-                self.commits.after_lost_records(exc)
-            except ClientCutOff as exc:
-                self._after_cut_off(exc)
-            except (KafkaException, TransactionAborted) as exc:
-                if not self.config.exactly_once:
-                    raise
-                # Fenced or failed mid-transaction: nothing of it counts; start over.
-                log.warning("%s; rebuilding the state of all active tasks", exc)
-                self.clients.committer.abort()
-                self.commits.recover_from_abort(fatal=True)
+        # Without the app's lock: interactive queries read the stores meanwhile (the lock is
+        # only taken where tasks are created or closed: TaskManager).
+        try:
+            self.handle(messages)
+        except ProcessingStalled as exc:
+            self.commits.after_lost_records(exc)
+        except ClientCutOff as exc:
+            self._after_cut_off(exc)
+        except (KafkaException, TransactionAborted) as exc:
+            if not self.config.exactly_once:
+                raise
+            # Fenced or failed mid-transaction: nothing of it counts; start over.
+            log.warning("%s; rebuilding the state of all active tasks", exc)
+            self.clients.committer.abort()
+            self.commits.recover_from_abort(fatal=True)
 
     def handle(self, messages: list[Message]) -> None:
         """One pass: start assigned tasks (or finish a restart), process ``messages``, restore
@@ -275,10 +275,9 @@ class StreamThread:
         if consumer is not self.clients.consumer:
             return
         self._unassigned()
-        with self.ctx.lock:
-            self.commits.commit(closing=True)
-            self.tasks.close_all()
-            self.tasks.restart_pending = None  # not this member's any more
+        self.commits.commit(closing=True)
+        self.tasks.close_all()
+        self.tasks.restart_pending = None  # not this member's any more
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if consumer is not self.clients.consumer:
@@ -338,12 +337,11 @@ class StreamThread:
     def shutdown(self, clean: bool) -> None:
         """Commit (if ``clean``) or abort, close the tasks (state kept, with checkpoints) and
         every client; the consumer leaves the group."""
-        with self.ctx.lock:
-            if clean:
-                self.commits.commit(closing=True)
-            else:
-                self.clients.committer.abort()
-            self.tasks.close_all()
+        if clean:
+            self.commits.commit(closing=True)
+        else:
+            self.clients.committer.abort()
+        self.tasks.close_all()
         self.clients.close(flush=True)
         self.offsets.refresher.close()
         if self.freeze is not None:
