@@ -184,10 +184,6 @@ class Child:
         with self._lock:
             return list(self.lines)
 
-    def matching(self, prefix: str) -> list[tuple[float, str]]:
-        with self._lock:
-            return [(t, line) for t, line in self.lines if line.startswith(prefix)]
-
     def check_alive(self) -> None:
         code = self.proc.poll()
         if code is not None:

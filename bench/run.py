@@ -4,6 +4,10 @@ Writes ``bench/results/<UTC timestamp>.json``, ``bench/results/latest.json`` and
 ``bench/RESULTS.md``. Progress goes to stderr; each child process's stderr goes to
 ``.cache/bench-logs/<UTC timestamp>/``. See bench/RESULTS.md for the definitions.
 
+The parts: ``harness`` (the broker, child processes, offsets), one module per workload (``seed``:
+W1 and W4, ``restore``: W2, ``raw``: the raw consumer, ``queries``: W3, ``digest``: W5),
+``results`` (the typed JSON), ``summary`` (medians and ratios) and ``render`` (RESULTS.md).
+
 Environment: ``BENCH_RECORDS`` (input records, default 1,000,000), ``BENCH_REPEATS`` (runs per
 figure, the median is reported; default 1: one repeat of everything at 1,000,000 records takes
 about 6-7 minutes on the 2-core development machine, two would not fit in 10 minutes),
