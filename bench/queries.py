@@ -1,6 +1,6 @@
 """W3: interactive queries over HTTP, streamtable only (Kafka Streams has no query server).
 
-``measure(...)`` (called by ``bench/run.py``) produces ``keys`` positions (one record per key) to
+``run_w3(ctx)`` (called by ``bench/run.py``) produces ``keys`` positions (one record per key) to
 a fresh topic, starts two instances of a one-table topology (``positions-store``) in separate
 processes, each serving ``create_query_app(app)`` with uvicorn on 127.0.0.1 and advertising it as
 its ``application_server``, waits until the group has committed the whole topic and a cluster
@@ -27,12 +27,12 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from confluent_kafka.admin import AdminClient
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,6 +41,8 @@ from starlette.routing import Mount, Route
 
 import streamtable as st
 from bench.datagen import DataSettings, create_topic, produce
+from bench.harness import STATE_ROOT, Child, Ctx, free_port, log
+from bench.results import LocalGets, Percentiles, QueriesResult
 from streamtable.query import create_query_app
 from streamtable.serde import JSON, STRING
 
@@ -54,18 +56,19 @@ def table_topology(input_topic: str) -> st.Topology:
     return b.build()
 
 
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
+def percentiles(samples_ns: list[int]) -> Percentiles:
+    """p50, p99 and mean of ``samples_ns`` (nanoseconds), in milliseconds."""
     ordered = sorted(samples_ns)
 
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6, 4)
 
-    return {
-        "p50_ms": at(0.50),
-        "p99_ms": at(0.99),
-        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
-        "n": len(ordered),
-    }
+    return Percentiles(
+        p50_ms=at(0.50),
+        p99_ms=at(0.99),
+        mean_ms=round(statistics.fmean(ordered) / 1e6, 4),
+        n=len(ordered),
+    )
 
 
 # -- one instance (a child process) ---------------------------------------------------------------
@@ -95,7 +98,7 @@ def serve(args: argparse.Namespace) -> int:
             value = store.get(key)
             samples.append(time.perf_counter_ns() - started)
             missing += value is None
-        return {"local_keys": len(keys), "missing": missing, **percentiles(samples)}
+        return {"local_keys": len(keys), "missing": missing, **percentiles(samples).model_dump()}
 
     async def local_gets_route(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(local_gets, request))
@@ -127,134 +130,164 @@ def serve(args: argparse.Namespace) -> int:
 # -- the measurement (in bench/run.py's process) --------------------------------------------------
 
 
-def _wait(what: str, check: Any, timeout_s: float, alive: Any) -> Any:
+def run_w3(ctx: Ctx) -> QueriesResult:
+    """W3 in ``ctx``'s run, with its settings (``BENCH_W3_KEYS``) and a timeout of 300 s at most."""
+    return measure(
+        ctx, ports=(free_port(), free_port()), timeout_s=min(ctx.settings.timeout_s, 300)
+    )
+
+
+def _wait(
+    what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], None]
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         alive()
-        found = check()
-        if found:
-            return found
+        if check():
+            return
         if time.monotonic() > deadline:
             raise RuntimeError(f"W3: timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(0.2)
 
 
 def measure(
+    ctx: Ctx,
     *,
-    bootstrap: str,
-    admin: AdminClient,
-    run_id: str,
-    keys: int,
-    partitions: int,
-    state_root: Path,
-    start_child: Any,
-    committed: Any,
-    ends: Any,
     ports: tuple[int, int],
     local_gets: int = 20_000,
     routed_gets: int = 2_000,
     timeout_s: float = 300.0,
-    log: Any = print,
-) -> dict[str, Any]:
-    """See the module docstring. ``start_child(argv, name)`` spawns a ``Child`` (bench/run.py),
-    ``committed(group)`` / ``ends(topic)`` are ``Offsets`` methods."""
-    topic = f"{run_id}-w3-positions"
-    app_id = f"{run_id}-w3"
-    create_topic(admin, topic, partitions)
-    produced = produce(bootstrap, topic, DataSettings(records=keys, positions=keys, clients=1000))
+) -> QueriesResult:
+    """See the module docstring: two instances on ``ports``, then the three measurements."""
+    topic = f"{ctx.run_id}-w3-positions"
+    app_id = f"{ctx.run_id}-w3"
+    keys = ctx.settings.w3_keys
+    create_topic(ctx.offsets.admin, topic, ctx.settings.data.partitions)
+    data = DataSettings(records=keys, positions=keys, clients=1000)
+    produced = produce(ctx.bootstrap, topic, data)
     log(f"W3: produced {produced:,} keys to {topic}; starting two query instances")
-    children = []
+    children: list[Child] = []
     try:
         for name, port in zip(("w3-a", "w3-b"), ports, strict=True):
             argv = [
                 sys.executable, "-m", "bench.queries", "serve",
-                "--bootstrap", bootstrap,
+                "--bootstrap", ctx.bootstrap,
                 "--application-id", app_id,
                 "--input", topic,
-                "--state-dir", str(state_root / f"{app_id}-{name}"),
+                "--state-dir", str(STATE_ROOT / f"{app_id}-{name}"),
                 "--port", str(port),
             ]  # fmt: skip
-            children.append(start_child(argv, name))
+            children.append(ctx.child(argv, name))
 
         def alive() -> None:
             for child in children:
                 child.check_alive()
 
-        end = ends(topic)
-
-        def caught_up() -> bool:
-            done = committed(app_id)
-            return all(done.get((topic, p), 0) >= e for p, e in end.items())
-
         started = time.monotonic()
+        caught_up = _caught_up(ctx, app_id, topic)
         _wait("the group to commit the whole topic", caught_up, timeout_s, alive)
         a, b = (f"http://127.0.0.1:{port}" for port in ports)
         with httpx.Client(timeout=30) as http:
-
-            def scannable() -> bool:
-                try:
-                    reply = http.get(f"{a}/stores/{STORE}", params={"limit": 1})
-                    owned = http.get(f"{b}/stores/{STORE}", params={"local": "true", "limit": 1})
-                except httpx.HTTPError:
-                    return False
-                return reply.status_code == 200 and owned.status_code == 200
-
-            _wait("a cluster scan to be possible", scannable, timeout_s, alive)
+            _wait("a cluster scan to be possible", _scannable(http, a, b), timeout_s, alive)
             log(f"W3: both instances ready after {time.monotonic() - started:.1f}s")
-
-            local = http.get(f"{a}/bench/local-gets", params={"n": local_gets}, timeout=120)
-            local.raise_for_status()
-            local_stats = local.json()
-            log(f"W3: local gets on A: {local_stats}")
-
-            # keys B owns: B's own part of the store, page by page
-            b_keys: list[str] = []
-            cursor: str | None = None
-            while len(b_keys) < routed_gets:
-                params: dict[str, Any] = {"local": "true", "limit": 1000}
-                if cursor:
-                    params["cursor"] = cursor
-                page = http.get(f"{b}/stores/{STORE}", params=params)
-                page.raise_for_status()
-                body = page.json()
-                b_keys += [item["key"] for item in body["items"]]
-                cursor = body["next_cursor"]
-                if not cursor:
-                    break
-            rng = random.Random(3)
-            rng.shuffle(b_keys)
-            b_keys = b_keys[:routed_gets]
-            for key in b_keys[:100]:  # warm-up (A's connection pool to B)
-                http.get(f"{a}/stores/{STORE}/keys/{key}").raise_for_status()
-            samples: list[int] = []
-            for key in b_keys:
-                t0 = time.perf_counter_ns()
-                reply = http.get(f"{a}/stores/{STORE}/keys/{key}")
-                samples.append(time.perf_counter_ns() - t0)
-                if reply.status_code != 200:
-                    raise RuntimeError(f"W3: routed get of {key!r}: {reply.status_code}")
-            routed = percentiles(samples)
-            log(f"W3: routed gets A -> B: {routed}")
-
-            scans = {}
-            for limit in SCAN_LIMITS:
-                scans[limit] = _scan(http, f"{a}/stores/{STORE}", limit)
-                seen, pages, scan_s = scans[limit]
-                log(f"W3: full scan, limit {limit}: {seen:,} keys in {pages} pages, {scan_s:.2f}s")
-                if seen != produced:
-                    raise RuntimeError(f"W3: the scan saw {seen:,} keys, expected {produced:,}")
+            local = _local_gets(http, a, local_gets)
+            routed = _routed_gets(http, a, b, routed_gets)
+            scans = {limit: _checked_scan(http, a, limit, produced) for limit in SCAN_LIMITS}
     finally:
         for child in children:
             child.stop()
-    return {
-        "keys": produced,
-        "local_get": local_stats,
-        "routed_get": routed,
-        "scan_s": round(scans[SCAN_LIMITS[0]][2], 3),
-        "scan_keys": scans[SCAN_LIMITS[0]][0],
-        "scan_pages": scans[SCAN_LIMITS[0]][1],
-        "scan_s_by_limit": {str(limit): round(s, 3) for limit, (_, _, s) in scans.items()},
-    }
+    seen, pages, scan_s = scans[SCAN_LIMITS[0]]
+    return QueriesResult(
+        keys=produced,
+        local_get=local,
+        routed_get=routed,
+        scan_s=round(scan_s, 3),
+        scan_keys=seen,
+        scan_pages=pages,
+        scan_s_by_limit={str(limit): round(s, 3) for limit, (_, _, s) in scans.items()},
+    )
+
+
+def _caught_up(ctx: Ctx, app_id: str, topic: str) -> Callable[[], bool]:
+    """Whether the group has committed the whole topic (as it is now)."""
+    end = ctx.offsets.ends(topic)
+    if end is None:
+        raise RuntimeError(f"W3: no metadata for {topic}")
+
+    def check() -> bool:
+        done = ctx.offsets.committed(app_id)
+        return all(done.get((topic, p), 0) >= e for p, e in end.items())
+
+    return check
+
+
+def _scannable(http: httpx.Client, a: str, b: str) -> Callable[[], bool]:
+    """Whether A answers a cluster scan and B a local one."""
+
+    def check() -> bool:
+        try:
+            reply = http.get(f"{a}/stores/{STORE}", params={"limit": 1})
+            owned = http.get(f"{b}/stores/{STORE}", params={"local": "true", "limit": 1})
+        except httpx.HTTPError:
+            return False
+        return reply.status_code == 200 and owned.status_code == 200
+
+    return check
+
+
+def _local_gets(http: httpx.Client, a: str, n: int) -> LocalGets:
+    local = http.get(f"{a}/bench/local-gets", params={"n": n}, timeout=120)
+    local.raise_for_status()
+    stats = LocalGets.model_validate(local.json())
+    log(f"W3: local gets on A: {stats.model_dump()}")
+    return stats
+
+
+def _owned_keys(http: httpx.Client, b: str, n: int) -> list[str]:
+    """At least ``n`` keys B owns (or all of them): B's own part of the store, page by page."""
+    keys: list[str] = []
+    cursor: str | None = None
+    while len(keys) < n:
+        params: dict[str, Any] = {"local": "true", "limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        page = http.get(f"{b}/stores/{STORE}", params=params)
+        page.raise_for_status()
+        body = page.json()
+        keys += [item["key"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    return keys
+
+
+def _routed_gets(http: httpx.Client, a: str, b: str, n: int) -> Percentiles:
+    """``n`` gets sent to A of random keys B owns (A forwards each to B)."""
+    b_keys = _owned_keys(http, b, n)
+    rng = random.Random(3)
+    rng.shuffle(b_keys)
+    b_keys = b_keys[:n]
+    for key in b_keys[:100]:  # warm-up (A's connection pool to B)
+        http.get(f"{a}/stores/{STORE}/keys/{key}").raise_for_status()
+    samples: list[int] = []
+    for key in b_keys:
+        t0 = time.perf_counter_ns()
+        reply = http.get(f"{a}/stores/{STORE}/keys/{key}")
+        samples.append(time.perf_counter_ns() - t0)
+        if reply.status_code != 200:
+            raise RuntimeError(f"W3: routed get of {key!r}: {reply.status_code}")
+    routed = percentiles(samples)
+    log(f"W3: routed gets A -> B: {routed.model_dump()}")
+    return routed
+
+
+def _checked_scan(http: httpx.Client, a: str, limit: int, produced: int) -> tuple[int, int, float]:
+    """A full scan on A in pages of ``limit``, which must see every key produced."""
+    seen, pages, scan_s = _scan(http, f"{a}/stores/{STORE}", limit)
+    log(f"W3: full scan, limit {limit}: {seen:,} keys in {pages} pages, {scan_s:.2f}s")
+    if seen != produced:
+        raise RuntimeError(f"W3: the scan saw {seen:,} keys, expected {produced:,}")
+    return seen, pages, scan_s
 
 
 def _scan(http: httpx.Client, url: str, limit: int) -> tuple[int, int, float]:

@@ -1,17 +1,16 @@
-"""The benchmark harness's own logic: the data generator and the summary (no broker)."""
+"""The benchmark harness's own logic without a broker: the data generator, settings, W2's parsing
+of a child's output, and W3's percentiles."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from bench.datagen import US_EXCHANGES, DataSettings, generate
 from bench.queries import percentiles
-from bench.run import Settings, skipped, summarize, write_markdown
+from bench.restore import restored
+from bench.settings import Settings, skipped
 
 pytestmark = pytest.mark.unit
 
@@ -39,78 +38,6 @@ def test_generator_opens_every_position_first_then_mixes_changes() -> None:
     assert 0.5 < us[True] / 1000 < 0.7
 
 
-def test_summary_has_the_agreed_keys_and_nulls_for_skipped_extras(tmp_path: Path) -> None:
-    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
-    run = {
-        "raw": {"rps": 100.0},
-        "st_alos": {"rps": 10.0, "peak_rss_mb": 100.0, "restore": {"rps": 50.0}},
-        "ks_alos": {"rps": 20.0, "peak_rss_mb": 400.0, "restore": {"rps": 100.0}},
-        "st_eos": {"rps": 8.0},
-        "ks_eos": {"rps": 10.0},
-    }
-    summary = summarize(settings, [run, run], {"nproc": 2})
-    assert summary["records"] == 10
-    assert summary["w1"]["streamtable_alos_rps"] == 10.0
-    assert summary["ratios"]["w1_alos_streamtable_over_kstreams"] == 0.5
-    assert summary["ratios"]["w4_rss_streamtable_over_kstreams"] == 0.25
-    for key in ("local_get_p99_ms", "routed_get_p99_ms", "scan_100k_s"):
-        assert summary["w3"][key] is None
-    assert summary["w5"]["jobs_per_s"] is None
-    assert summary["w5"]["emails_per_s"] is None
-    assert summary["w3"]["skipped"]
-    assert summary["w5"]["skipped"]
-    summary["machine"] = dict.fromkeys(
-        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java", "kafka"], "x"
-    )
-    out = tmp_path / "RESULTS.md"
-    write_markdown(summary, "stamp", 1.0, out)
-    text = out.read_text()
-    assert "| W1 seed, at_least_once (records/s) | 10 | 20 | 0.50 |" in text
-    assert "| workload | streamtable | Kafka Streams x |" in text  # the version measured with
-    assert "broker: kafka-local (Apache Kafka x, one KRaft node)" in text
-    assert list(itertools.islice(text.splitlines(), 1)) == ["# Benchmark results"]
-
-
-def test_w3_and_w5_figures_reach_the_summary_and_the_markdown(tmp_path: Path) -> None:
-    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
-    extras: dict[str, dict[str, Any]] = {
-        "w3": {
-            "local_get": {"p50_ms": 0.02, "p99_ms": 0.05, "n": 20000},
-            "routed_get": {"p50_ms": 1.5, "p99_ms": 4.0, "n": 2000},
-            "scan_s": 3.25,
-            "scan_keys": 100000,
-            "scan_s_by_limit": {"10000": 3.25, "1000": 7.5},
-        },
-        "w5": {"jobs_per_s": 5000.0, "emails_per_s": 300.0, "jobs": 9000, "emails": 9000},
-    }
-    summary = summarize(settings, [], {"nproc": 2}, extras)
-    assert summary["w3"]["local_get_p50_ms"] == 0.02
-    assert summary["w3"]["routed_get_p99_ms"] == 4.0
-    assert summary["w3"]["scan_100k_s"] == 3.25
-    assert summary["w3"]["scan_keys"] == 100000
-    assert summary["w5"]["jobs_per_s"] == 5000.0
-    assert summary["w5"]["emails_per_s"] == 300.0
-    assert summary["w5"]["jobs"] == 9000
-    assert "skipped" not in summary["w3"]
-    summary["machine"] = dict.fromkeys(
-        ["nproc", "cpu_model", "memory_gib", "kernel", "python", "java", "kafka"], "x"
-    )
-    out = tmp_path / "RESULTS.md"
-    write_markdown(summary, "stamp", 1.0, out)
-    text = out.read_text()
-    assert "| W3 full paginated scan over HTTP, 100,000 keys, pages of 10,000 (s) | 3.25 |" in text
-    assert "| W3 the same scan, pages of 1,000 (s) | 7.50 |" in text
-    assert "| W5 emails/s to the SMTP sink" in text
-    assert "no Kafka Streams reference" in text
-
-
-def test_a_failed_extra_is_reported_not_raised() -> None:
-    settings = Settings(DataSettings(records=10), 1, 60.0, 1000, 100, 1024)
-    summary = summarize(settings, [], {"nproc": 2}, {"w5": {"error": "boom"}})
-    assert summary["w5"]["error"] == "boom"
-    assert summary["w5"]["jobs_per_s"] is None
-
-
 def test_bench_skip_names_workloads() -> None:
     assert skipped(" W3, w5 ") == frozenset({"w3", "w5"})
     assert skipped("") == frozenset()
@@ -121,8 +48,52 @@ def test_bench_skip_names_workloads() -> None:
         skipped("w4")
 
 
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "BENCH_RECORDS": "20_000",
+        "BENCH_REPEATS": "0",
+        "BENCH_SKIP": "w5",
+        "BENCH_PROCESSES": "3",
+        "BENCH_COMMIT_MS_EOS": "250",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert settings.data.records == 20_000
+    assert settings.data.positions == 2_000  # a tenth of the records
+    assert settings.data.clients == 200
+    assert settings.repeats == 1  # at least one
+    assert settings.skip == frozenset({"w5"})
+    assert settings.processes == 3
+    assert settings.commit_ms("exactly_once_v2") == 250
+    assert settings.commit_ms("at_least_once") == 1000
+
+
+def _said(*lines: str) -> list[tuple[float, str]]:
+    """A child's stdout lines, the n-th at time n."""
+    return [(float(t), line) for t, line in enumerate(lines, start=1)]
+
+
+def test_w2_reads_streamtables_restored_total_at_running() -> None:
+    lines = _said("STATE REBALANCING", "RESTORE_START", "STATE RUNNING")
+    assert restored(lines, "streamtable") is None  # RUNNING, but no total yet
+    lines.append((4.0, "RESTORED_TOTAL 1234"))
+    assert restored(lines, "streamtable") == (1234, 3.0)
+
+
+def test_w2_waits_for_every_kafka_streams_restore_to_end() -> None:
+    lines = _said(
+        "RESTORE_START positions-store 0 0 100",
+        "RESTORE_START positions-store 1 0 50",
+        "RESTORED positions-store 0 100",
+        "STATE RUNNING",
+    )
+    assert restored(lines, "kstreams") is None  # partition 1 still restoring
+    lines.append((5.0, "RESTORED positions-store 1 50"))
+    assert restored(lines, "kstreams") == (150, 5.0)  # the last RESTORED, after RUNNING
+
+
 def test_percentiles_in_milliseconds() -> None:
     stats = percentiles([i * 1_000_000 for i in range(1, 101)])
-    assert stats["p50_ms"] == 51.0
-    assert stats["p99_ms"] == 100.0
-    assert stats["n"] == 100
+    assert stats.p50_ms == 51.0
+    assert stats.p99_ms == 100.0
+    assert stats.n == 100
