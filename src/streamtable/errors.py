@@ -22,7 +22,9 @@ Hierarchy::
 Exceptions about a store or a setting name it (``StoreNotReady.store``, ``ConfigError.setting``).
 Messages of streamtable's own exceptions never quote a record's key or value (only names of
 fields, types, topics, partitions, offsets), so that they can be logged; :func:`loggable`
-describes any exception that way.
+describes any exception that way. An application's exception under this root whose message may
+quote data says so with ``message_is_loggable = False``; :func:`loggable` then gives only its
+type and place, as for a foreign exception.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ def loggable(exc: BaseException, limit: int = LOGGABLE_MAX_CHARS) -> str:
     A :class:`StreamTableError` (whose message, by contract, names no key or value) gives its
     type and message; any other exception - user code, a user's serde, a library - gives only
     its type and the place it was raised (``file:line in function``), since its message may
-    quote the value it choked on. Bounded to ``limit`` characters.
+    quote the value it choked on; so does a StreamTableError with ``message_is_loggable``
+    False. Bounded to ``limit`` characters.
     """
     kind = type(exc).__name__
-    if isinstance(exc, StreamTableError):
+    if isinstance(exc, StreamTableError) and exc.message_is_loggable:
         text = f"{kind}: {exc}"
     else:
         frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
@@ -68,6 +71,8 @@ class StreamTableError(Exception):
     """Root of every exception streamtable raises."""
 
     retriable: bool = False
+    message_is_loggable: bool = True
+    """False for a subclass whose message may quote record data (see :func:`loggable`)."""
 
 
 class TopologyError(StreamTableError):

@@ -8,7 +8,8 @@ name. Values passed to :func:`load_settings` (the CLI's options) win over the en
 Kafka client settings (SASL, SSL...) pass through to librdkafka, either as one JSON object in
 ``USH_KAFKA`` (``{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}``) or one variable
 per property, ``USH_KAFKA__SECURITY_PROTOCOL=SASL_SSL`` (after ``USH_KAFKA__`` the name is
-lower-cased and ``_`` becomes ``.``); single variables win over the JSON object.
+lower-cased and ``_`` becomes ``.``); single variables win over the JSON object (read by
+:mod:`us_shareholders.kafka_settings`).
 
 Example::
 
@@ -18,8 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from email.headerregistry import Address
 from pathlib import Path
@@ -33,7 +32,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -44,6 +42,7 @@ from pydantic_settings import SettingsError as _PydanticSettingsError
 
 from streamtable.errors import ConfigError
 from streamtable.runtime import kafka_logger
+from us_shareholders.kafka_settings import KafkaPropertiesSource, kafka_properties
 from us_shareholders.mail import parse_mailbox
 from us_shareholders.schedule import DigestSchedule, parse_schedule
 from us_shareholders.venues import DEFAULT_US_EXCHANGES, parse_exchanges
@@ -54,7 +53,6 @@ KAFKA_LOGGER = "us_shareholders.kafka"
 __all__ = ["ENV_PREFIX", "ServiceSettings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "USH_"
-_KAFKA_PREFIX = f"{ENV_PREFIX}KAFKA__"
 _KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")
 
@@ -82,32 +80,6 @@ Schedule = Annotated[
     PlainValidator(_parse_schedule_value),
     PlainSerializer(str, return_type=str),
 ]
-
-
-class _KafkaPropertiesSource(PydanticBaseSettingsSource):
-    """``USH_KAFKA`` (a JSON object) merged with ``USH_KAFKA__SASL_USERNAME=x`` variables
-    (``{"kafka": {"sasl.username": "x"}}``), which win."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ reads the environment itself
-
-    def __call__(self) -> dict[str, Any]:
-        whole = next((v for k, v in os.environ.items() if k.upper() == f"{ENV_PREFIX}KAFKA"), None)
-        properties: dict[str, Any] = {}
-        if whole is not None and whole.strip():
-            try:
-                parsed = json.loads(whole)
-            except ValueError:
-                parsed = None
-            if not isinstance(parsed, dict):
-                return {"kafka": whole}  # let the field validator explain what is wrong
-            properties.update(parsed)
-        properties.update(
-            (name[len(_KAFKA_PREFIX) :].lower().replace("_", "."), value)
-            for name, value in os.environ.items()
-            if name.upper().startswith(_KAFKA_PREFIX) and len(name) > len(_KAFKA_PREFIX)
-        )
-        return {"kafka": properties} if properties else {}
 
 
 class ServiceSettings(BaseSettings):
@@ -230,7 +202,7 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # No .env or secrets files: the environment (and the CLI) is the whole configuration.
-        return init_settings, _KafkaPropertiesSource(settings_cls), env_settings
+        return init_settings, KafkaPropertiesSource(settings_cls), env_settings
 
     # --- validators ----------------------------------------------------------------------------
 
@@ -320,21 +292,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("kafka", mode="before")
     @classmethod
     def _kafka(cls, value: object) -> object:
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError(
-                    'must be a JSON object, e.g. {"security.protocol": "SASL_SSL"}'
-                ) from None
-        if not isinstance(value, dict):
-            raise ValueError('must be a JSON object, e.g. {"security.protocol": "SASL_SSL"}')
-        for key, item in value.items():
-            if not isinstance(item, str | int | bool):
-                raise ValueError(f"property {key!r} must be a string, number or boolean")
-        return value
+        return kafka_properties(value)
 
     @field_validator("mail_from")
     @classmethod

@@ -12,7 +12,9 @@ Hierarchy::
                                 the job belongs in the dead-letter topic
 
 Every error carries the SMTP ``stage`` (connect, tls, auth, mail, rcpt, data), the reply
-``code`` (None for network errors) and the server's ``reply``.
+``code`` (None for network errors) and the server's ``reply``. ``DeliveryError`` is a
+:class:`~streamtable.errors.StreamTableError` whose message is not loggable (a server's reply may
+quote the recipient's address).
 
 :class:`SmtpSender` keeps one connection open across messages (reconnecting once when a reused
 connection turns out to be closed); it is not thread-safe: use one per thread.
@@ -42,6 +44,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import SecretStr
 
+from streamtable.errors import StreamTableError
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -65,10 +69,11 @@ Security = Literal["none", "starttls", "ssl"]
 Stage = Literal["connect", "tls", "auth", "mail", "rcpt", "data"]
 
 
-class DeliveryError(Exception):
+class DeliveryError(StreamTableError):
     """A message could not be handed to the SMTP server."""
 
     retriable: bool = False
+    message_is_loggable = False  # it may quote the SMTP server's reply
 
     def __init__(
         self, message: str, *, stage: Stage, code: int | None = None, reply: str = ""

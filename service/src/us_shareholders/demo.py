@@ -155,69 +155,88 @@ def run_demo(settings: ServiceSettings, args: argparse.Namespace) -> int:
         create_topics(kafka, topics)
         data = generate(args.clients, args.positions)
         expected = expected_emails(data, VenueMatcher())
-        producer = Producer({**kafka, "partitioner": "murmur2_random", "linger.ms": 20})
-        with Progress(console=console, transient=True) as progress:
-            total = sum(len(v) for v in data.values())
-            task = progress.add_task("[bold]3/6[/] loading topics", total=total)
-            topic_of = {
-                "positions": "share-holders",
-                "clients": "clients",
-                "instruments": "instruments",
-            }
-            for name, records in data.items():
-                for key, value in records:
-                    payload = None if value is None else json.dumps(value).encode()
-                    producer.produce(topic_of[name], key=key.encode(), value=payload)
-                    producer.poll(0)
-                    progress.advance(task)
-            producer.flush(60)
-        del producer  # its connections close now, not when Kafka stops
+        total = _load(console, kafka, data)
         console.print(f"[bold]3/6[/] loaded {total} records ({args.clients} clients, "
                       f"{args.positions} positions + updates and closes)")  # fmt: skip
-        env = {**os.environ, "USH_BOOTSTRAP_SERVERS": bootstrap, "USH_APPLICATION_ID": app_id,
-               "USH_INSTRUMENTS_TOPIC": "instruments", "USH_SMTP_HOST": "127.0.0.1",
-               "USH_SMTP_PORT": str(sink.port), "USH_COMMIT_INTERVAL_MS": "200",
-               "USH_MAIL_FROM": "US holdings <digest@demo.example>"}  # fmt: skip
-        procs = []
-        for i, port in enumerate(HTTP_PORTS):
-            log = (DEMO_DIR / "logs" / f"instance-{i}.log").open("wb")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "us_shareholders.cli", "run", "--http-port", str(port),
-                 "--state-dir", str(DEMO_DIR / "state" / f"instance-{i}")],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
-            log.close()
+        procs = _start_instances(bootstrap, app_id, sink.port)
         try:
             console.print("[bold]4/6[/] starting 2 instances, waiting until ready...")
             for port in HTTP_PORTS:
                 wait(f"instance :{port} ready", partial(_ready, port), 180)
-            console.print("[bold]5/6[/] running this week's digest (POST /digests/run)")
-            httpx.post(
-                f"http://127.0.0.1:{HTTP_PORTS[0]}/digests/run", timeout=30
-            ).raise_for_status()
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("delivering emails", total=expected)
-
-                def delivered() -> bool:
-                    count = len(sink.messages())
-                    progress.update(task, completed=count)
-                    return count >= expected
-
-                wait(f"{expected} emails", delivered, 300)
-            console.print(f"[bold]6/6[/] {len(sink.messages())} emails delivered")
+            _digest_and_deliver(console, sink, expected)
             summary(console, sink)
             if args.keep_running:
                 console.print("running; Ctrl-C to stop")
                 signal.sigwait({signal.SIGINT, signal.SIGTERM})
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            _stop(procs)
     return 0
+
+
+def _load(console: Console, kafka: dict[str, Any], data: dict[str, list[tuple[str, Any]]]) -> int:
+    """Produce the generated records to their topics; returns how many."""
+    producer = Producer({**kafka, "partitioner": "murmur2_random", "linger.ms": 20})
+    with Progress(console=console, transient=True) as progress:
+        total = sum(len(v) for v in data.values())
+        task = progress.add_task("[bold]3/6[/] loading topics", total=total)
+        topic_of = {
+            "positions": "share-holders",
+            "clients": "clients",
+            "instruments": "instruments",
+        }
+        for name, records in data.items():
+            for key, value in records:
+                payload = None if value is None else json.dumps(value).encode()
+                producer.produce(topic_of[name], key=key.encode(), value=payload)
+                producer.poll(0)
+                progress.advance(task)
+        producer.flush(60)
+    del producer  # its connections close now, not when Kafka stops
+    return total
+
+
+def _start_instances(bootstrap: str, app_id: str, smtp_port: int) -> list[subprocess.Popen[bytes]]:
+    """Two service instances (``us-shareholders run``), logging to ``.cache/demo/logs``."""
+    env = {**os.environ, "USH_BOOTSTRAP_SERVERS": bootstrap, "USH_APPLICATION_ID": app_id,
+           "USH_INSTRUMENTS_TOPIC": "instruments", "USH_SMTP_HOST": "127.0.0.1",
+           "USH_SMTP_PORT": str(smtp_port), "USH_COMMIT_INTERVAL_MS": "200",
+           "USH_MAIL_FROM": "US holdings <digest@demo.example>"}  # fmt: skip
+    procs = []
+    for i, port in enumerate(HTTP_PORTS):
+        log = (DEMO_DIR / "logs" / f"instance-{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "us_shareholders.cli", "run", "--http-port", str(port),
+             "--state-dir", str(DEMO_DIR / "state" / f"instance-{i}")],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        ))  # fmt: skip
+        log.close()
+    return procs
+
+
+def _digest_and_deliver(console: Console, sink: SmtpSink, expected: int) -> None:
+    """Run this week's digest and wait until the sink holds ``expected`` emails."""
+    console.print("[bold]5/6[/] running this week's digest (POST /digests/run)")
+    httpx.post(f"http://127.0.0.1:{HTTP_PORTS[0]}/digests/run", timeout=30).raise_for_status()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("delivering emails", total=expected)
+
+        def delivered() -> bool:
+            count = len(sink.messages())
+            progress.update(task, completed=count)
+            return count >= expected
+
+        wait(f"{expected} emails", delivered, 300)
+    console.print(f"[bold]6/6[/] {len(sink.messages())} emails delivered")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def summary(console: Console, sink: SmtpSink) -> None:

@@ -47,6 +47,7 @@ from jinja2 import (
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 from pydantic import field_validator as _field_validator
 
+from streamtable.errors import StreamTableError
 from us_shareholders.schedule import WeekId
 
 if TYPE_CHECKING:
@@ -70,9 +71,12 @@ TEMPLATE_NAMES = ("subject.txt.j2", "digest.txt.j2", "digest.html.j2")
 _MAX_NAME = 200
 
 
-class InvalidDigestJob(ValueError):
+class InvalidDigestJob(StreamTableError, ValueError):
     """A digest job is malformed (missing fields, wrong types, bad address). Not retriable: the
-    job belongs in the dead-letter topic."""
+    job belongs in the dead-letter topic. Its message may quote the bad field's value (an
+    address): not loggable."""
+
+    message_is_loggable = False
 
 
 class DigestPosition(BaseModel):

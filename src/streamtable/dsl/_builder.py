@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -135,7 +136,21 @@ class StreamsBuilder:
 def _build(g: Graph) -> Topology:
     if not g.sources and not g.global_tables:
         raise TopologyError("the topology has no sources")
-    # Old values: demanded by re-grouping and FK joins, propagated through stateless parents.
+    old_values = _old_value_nodes(g)
+    subs = _sub_topologies(g)
+    _check_every_store_used(g)
+    return Topology(
+        tuple(subs),
+        tuple(g.global_tables),
+        dict(g.stores),
+        dict(g.internal_topics),
+        frozenset(old_values),
+    )
+
+
+def _old_value_nodes(g: Graph) -> set[str]:
+    """Nodes that must send old values: demanded by re-grouping and FK joins, propagated
+    through stateless parents."""
     old_values: set[str] = set()
     pending = list(g.old_value_demands)
     while pending:
@@ -144,8 +159,12 @@ def _build(g: Graph) -> Topology:
             continue
         old_values.add(name)
         pending.extend(g.old_value_parents.get(name, ()))
+    return old_values
 
-    # Sub-topologies: nodes connected by edges or by a shared (non-global) store.
+
+def _component_roots(g: Graph) -> Callable[[str], str]:
+    """Union-find over the graph: nodes connected by edges or by a shared (non-global) store
+    get one root. Returns ``find``, a node's root."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -168,7 +187,12 @@ def _build(g: Graph) -> Topology:
                 union(proc.name, f"store:{store}")
     for sink in g.sinks:
         union(sink.name, sink.parent)
+    return find
 
+
+def _sub_topologies(g: Graph) -> list[SubTopology]:
+    """One sub-topology per connected component, numbered in the order of their sources."""
+    find = _component_roots(g)
     order: list[str] = []
     for src in g.sources:
         root = find(src.name)
@@ -187,16 +211,12 @@ def _build(g: Graph) -> Topology:
         topics = {s.topic for s in sources}
         groups = tuple(grp for grp in g.copartition_groups if set(grp) <= topics)
         subs.append(SubTopology(i, sources, procs, sinks, tuple(stores), groups))
+    return subs
 
+
+def _check_every_store_used(g: Graph) -> None:
     used = {s for p in g.processors for s in p.stores}
     used |= {gt.store for gt in g.global_tables}
     unused = sorted(set(g.stores) - used)
     if unused:
         raise TopologyError(f"stores added but used by no processor: {', '.join(unused)}")
-    return Topology(
-        tuple(subs),
-        tuple(g.global_tables),
-        dict(g.stores),
-        dict(g.internal_topics),
-        frozenset(old_values),
-    )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from streamtable.dsl._fk_join import FkJoinWiring
 from streamtable.dsl._graph import Graph
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec
@@ -32,7 +33,6 @@ from streamtable.topology._nodes import (
     SourceSpec,
     StoreSpec,
 )
-from streamtable.topology._partitioner import partition_for
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -44,16 +44,6 @@ def _filter_step(predicate: Callable[[Any, Any], Any], negate: bool, key: Any, v
 
 def _map_step(mapper: Callable[..., Any], with_key: bool, key: Any, value: Any) -> Any:
     return mapper(key, value) if with_key else mapper(value)
-
-
-def _subscription_partition(key_serde: Serde[Any], key: Any, value: Any, partitions: int) -> int:
-    if key is None:  # a left join's null foreign key: answered with "no match", any partition
-        return int(value[3]) % partitions
-    return partition_for(key_serde.serialize(key), partitions)
-
-
-def _response_partition(key: Any, value: Any, partitions: int) -> int:
-    return int(value[2])
 
 
 @dataclass(frozen=True)
@@ -288,97 +278,14 @@ class KTable:
         g = self._graph
         if other._graph is not g:
             raise TopologyError("cannot join tables from different StreamsBuilders")
-        base = g.new_name("KTABLE-FK-JOIN")
-        store = store or f"{base}-OUTPUT-STATE-STORE"
-        sub_topic = f"{base}-SUBSCRIPTION-REGISTRATION-topic"
-        resp_topic = f"{base}-SUBSCRIPTION-RESPONSE-topic"
-        sub_store = f"{base}-SUBSCRIPTION-STATE-STORE"
-        sub_serde = fk.SubscriptionSerde(self.key_serde)
-        resp_serde = fk.ResponseSerde(other.value_serde)
-        combined = fk.CombinedKeySerde(other.key_serde, self.key_serde)
+        wiring = FkJoinWiring.of(g.new_name("KTABLE-FK-JOIN"), self, other)
+        store = store or wiring.output_store
         vserde = value_serde or DEFAULT
-
-        # Left task: send subscriptions.
-        send = f"{base}-SUBSCRIPTION-SEND"
-        g.add_processor(
-            ProcessorSpec(
-                send,
-                (self._node,),
-                partial(
-                    fk.SubscriptionSend, send, foreign_key, left, other.key_serde, self.value_serde
-                ),
-            )
-        )
-        g.old_value_parents[send] = (self._node,)
-        g.old_value_demands.add(send)
-        g.old_value_demands.add(other._node)
-        g.sinks.append(
-            SinkSpec(
-                f"{send}-SINK",
-                send,
-                sub_topic,
-                other.key_serde,
-                sub_serde,
-                internal=True,
-                partitioner=partial(_subscription_partition, other.key_serde),
-            )
-        )
-        g.add_internal_topic(InternalTopicSpec(sub_topic, "subscription", other._topics))
-        # Right task: receive, store and answer subscriptions; answer on right changes.
-        g.add_store(StoreSpec(sub_store, combined, sub_serde, cached=False))
-        receive = f"{base}-SUBSCRIPTION-RECEIVE"
-        g.add_source(SourceSpec(f"{receive}-SOURCE", sub_topic, other.key_serde, sub_serde, True))
-        g.add_processor(
-            ProcessorSpec(
-                receive,
-                (f"{receive}-SOURCE",),
-                partial(fk.SubscriptionReceive, receive, sub_store),
-                (sub_store,),
-            )
-        )
-        sub_join = f"{base}-SUBSCRIPTION-JOIN"
-        g.add_processor(
-            ProcessorSpec(
-                sub_join,
-                (receive,),
-                partial(fk.SubscriptionJoin, sub_join, other._getter),
-                (other._getter.store,),
-            )
-        )
-        foreign = f"{base}-FOREIGN-TABLE-JOIN"
-        g.add_processor(
-            ProcessorSpec(
-                foreign,
-                (other._node,),
-                partial(fk.ForeignTableJoin, foreign, sub_store, combined),
-                (sub_store,),
-            )
-        )
-        for parent in (sub_join, foreign):
-            g.sinks.append(
-                SinkSpec(
-                    f"{parent}-SINK",
-                    parent,
-                    resp_topic,
-                    self.key_serde,
-                    resp_serde,
-                    internal=True,
-                    partitioner=_response_partition,
-                )
-            )
-        g.add_internal_topic(InternalTopicSpec(resp_topic, "response", self._topics))
-        # Left task: join responses with the current left value; materialize the result.
-        response = f"{base}-RESPONSE-JOIN"
-        g.add_source(SourceSpec(f"{response}-SOURCE", resp_topic, self.key_serde, resp_serde, True))
-        g.add_processor(
-            ProcessorSpec(
-                response,
-                (f"{response}-SOURCE",),
-                partial(fk.ResponseJoin, response, self._getter, joiner, left, self.value_serde),
-                (self._getter.store,),
-            )
-        )
-        result = f"{base}-RESULT"
+        wiring.add_subscription_send(foreign_key, left)
+        wiring.add_subscription_answer()
+        response = wiring.add_response_join(joiner, left)
+        # Materialize the result.
+        result = f"{wiring.base}-RESULT"
         self._materialize(store, self.key_serde, vserde)
         g.add_processor(
             ProcessorSpec(

@@ -28,134 +28,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from streamtable.errors import StoreNotFound, StoreNotReady, loggable
 from streamtable.runtime._clients import cut_off
+from streamtable.runtime._metadata_types import (
+    HostInfo,
+    InstanceRecord,
+    KeyQueryMetadata,
+    StreamsMetadata,
+)
 from streamtable.runtime._stuck import close_in_background
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.topics import TopicPlan, instances_topic
 from streamtable.topology import Topology, partition_for
 
+__all__ = [
+    "HostInfo",
+    "InstanceDirectory",
+    "InstanceRecord",
+    "KeyQueryMetadata",
+    "StreamsMetadata",
+]
+
 log = logging.getLogger("streamtable.runtime.metadata")
 
-_EXPIRY_HEARTBEATS = 3
 _POLL_S = 0.1  # bounds how late a change is published and a peer's record is seen
-
-
-@dataclass(frozen=True, order=True)
-class HostInfo:
-    """Where an instance serves interactive queries (its ``application_server``)."""
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> HostInfo:
-        host, _, port = text.rpartition(":")
-        return cls(host, int(port))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class StreamsMetadata:
-    """One live instance: where it serves queries and which partitions of each store it hosts.
-
-    ``active`` maps each store to the partitions this instance runs as active tasks (restoring or
-    running); ``standby`` the partitions it keeps warm copies of (``num_standby_replicas``).
-    ``partition_counts`` is each store's number of partitions (tasks of its sub-topology).
-    """
-
-    instance_id: str
-    host_info: HostInfo | None
-    active: Mapping[str, tuple[int, ...]]
-    standby: Mapping[str, tuple[int, ...]]
-    partition_counts: Mapping[str, int]
-    state: str
-    generation: int
-    timestamp_ms: int
-    is_local: bool
-
-    @property
-    def store_names(self) -> list[str]:
-        return sorted(s for s, parts in self.active.items() if parts)
-
-
-@dataclass(frozen=True)
-class KeyQueryMetadata:
-    """Where ``key`` of ``store`` lives: its partition and the instance running that partition.
-
-    ``active_host`` is None when no live instance is known to own the partition (during a
-    rebalance, or the owner has no ``application_server``). ``partition`` is None for a global
-    store, which every instance holds whole (``is_local`` is then True).
-    """
-
-    store: str
-    partition: int | None
-    active_instance: str | None
-    active_host: HostInfo | None
-    is_local: bool
-    standby_hosts: tuple[HostInfo, ...] = ()
-
-
-@dataclass(frozen=True)
-class InstanceRecord:
-    """What an instance publishes about itself on ``<app>-instances`` (JSON on the wire)."""
-
-    instance_id: str
-    server: str | None
-    active: Mapping[int, tuple[int, ...]]  # sub-topology id -> partitions
-    generation: int
-    assigned_ms: int  # when the current task set formed: the newest claim on a partition wins
-    timestamp_ms: int
-    heartbeat_ms: int
-    state: str
-    standby: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": 1,
-                "instance": self.instance_id,
-                "server": self.server,
-                "active": {str(s): list(p) for s, p in self.active.items()},
-                "standby": {str(s): list(p) for s, p in self.standby.items()},
-                "generation": self.generation,
-                "assigned_ms": self.assigned_ms,
-                "timestamp_ms": self.timestamp_ms,
-                "heartbeat_ms": self.heartbeat_ms,
-                "state": self.state,
-            }
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> InstanceRecord:
-        """Raises ValueError (or a subclass) for anything that is not a version-1 record."""
-        raw: Any = orjson.loads(data)
-        if not isinstance(raw, dict) or raw.get("v") != 1:
-            raise ValueError("not a version-1 instance record")
-        server = raw["server"]
-        return cls(
-            instance_id=str(raw["instance"]),
-            server=None if server is None else str(server),
-            active={int(s): tuple(int(p) for p in ps) for s, ps in raw["active"].items()},
-            standby={int(s): tuple(int(p) for p in ps) for s, ps in raw["standby"].items()},
-            generation=int(raw["generation"]),
-            assigned_ms=int(raw["assigned_ms"]),
-            timestamp_ms=int(raw["timestamp_ms"]),
-            heartbeat_ms=int(raw["heartbeat_ms"]),
-            state=str(raw["state"]),
-        )
-
-    def expired(self, now_ms: int) -> bool:
-        return now_ms - self.timestamp_ms > _EXPIRY_HEARTBEATS * self.heartbeat_ms
 
 
 class InstanceDirectory:

@@ -107,10 +107,12 @@ class _Settings(BaseModel):
         return self
 
 
-class _Bad(ValueError):
+class _Bad(ConfigError, ValueError):
+    """A bad setting found by the model's validator: a ValueError, so that pydantic carries it
+    to ``StreamsConfig.__init__``, which raises it as a plain :class:`ConfigError`."""
+
     def __init__(self, setting: str, message: str) -> None:
-        super().__init__(message)
-        self.setting = setting
+        super().__init__(setting, message)
         self.message = message
 
 

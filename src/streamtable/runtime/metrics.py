@@ -52,23 +52,31 @@ class StreamsMetrics:
     restore_remaining: Gauge
 
     def __init__(self, application_id: str) -> None:
+        self._registry: CollectorRegistry | None = None
         if prometheus_client is None:
-            self._registry: CollectorRegistry | None = None
-            unrecorded = _Unrecorded()
-            self.records_processed = cast("Counter", unrecorded)
-            self.dlq_records = cast("Counter", unrecorded)
-            self.stall_restarts = cast("Counter", unrecorded)
-            self.redelivered_records = cast("Counter", unrecorded)
-            self.restored_records = cast("Counter", unrecorded)
-            self.consumer_replacements = cast("Counter", unrecorded)
-            self.commit_latency = cast("Histogram", unrecorded)
-            self.active_tasks = cast("Gauge", unrecorded)
-            self.consumer_lag = cast("Gauge", unrecorded)
-            self.store_entries = cast("Gauge", unrecorded)
-            self.restore_remaining = cast("Gauge", unrecorded)
+            self._record_nowhere()
             return
         registry = prometheus_client.CollectorRegistry(auto_describe=True)
         self._registry = registry
+        self._add_counters(registry)
+        self._add_latency_and_gauges(registry)
+
+    def _record_nowhere(self) -> None:
+        """Without prometheus-client: every metric accepts updates and keeps nothing."""
+        unrecorded = _Unrecorded()
+        self.records_processed = cast("Counter", unrecorded)
+        self.dlq_records = cast("Counter", unrecorded)
+        self.stall_restarts = cast("Counter", unrecorded)
+        self.redelivered_records = cast("Counter", unrecorded)
+        self.restored_records = cast("Counter", unrecorded)
+        self.consumer_replacements = cast("Counter", unrecorded)
+        self.commit_latency = cast("Histogram", unrecorded)
+        self.active_tasks = cast("Gauge", unrecorded)
+        self.consumer_lag = cast("Gauge", unrecorded)
+        self.store_entries = cast("Gauge", unrecorded)
+        self.restore_remaining = cast("Gauge", unrecorded)
+
+    def _add_counters(self, registry: CollectorRegistry) -> None:
         self.records_processed = prometheus_client.Counter(
             "streamtable_records_processed",
             "Input records processed by the app's tasks.",
@@ -105,6 +113,8 @@ class StreamsMetrics:
         )
         for consumer in ("group", "restore", "global"):  # served at 0 before the first one
             self.consumer_replacements.labels(consumer)
+
+    def _add_latency_and_gauges(self, registry: CollectorRegistry) -> None:
         self.commit_latency = prometheus_client.Histogram(
             "streamtable_commit_latency_seconds",
             "Time of one commit (flush caches, flush producer, commit offsets, checkpoint).",

@@ -121,6 +121,14 @@ class InternalTopicManager:
     def plan(self) -> TopicPlan:
         """Compute every topic's partition count; raise if a source topic is missing or a
         co-partition group disagrees."""
+        counts = self._source_counts()
+        self._size_internal_topics(counts)
+        self._check_copartitioning(counts)
+        internal = self._add_internal_configs(counts)
+        return TopicPlan(counts, internal)
+
+    def _source_counts(self) -> dict[str, int]:
+        """The partition counts of the external source topics (global tables' too)."""
         topo = self._topology
         external = sorted(
             {s.topic for sub in topo.subtopologies for s in sub.sources if not s.internal}
@@ -133,6 +141,11 @@ class InternalTopicManager:
                 f"source topic(s) missing from the cluster: {', '.join(missing)}; "
                 "create them before starting the app"
             )
+        return counts
+
+    def _size_internal_topics(self, counts: dict[str, int]) -> None:
+        """Add the repartition and foreign-key topics' counts to ``counts``."""
+        topo = self._topology
         # Co-partition groups that contain internal topics force them to the group's size.
         forced: dict[str, int] = {}
         for sub in topo.subtopologies:
@@ -157,11 +170,18 @@ class InternalTopicManager:
                     f"cannot size internal topics {sorted(pending)}: their partitions_like "
                     "topics form a cycle or are unknown"
                 )
-        for sub in topo.subtopologies:
+
+    def _check_copartitioning(self, counts: dict[str, int]) -> None:
+        for sub in self._topology.subtopologies:
             for group in sub.copartition_groups:
                 sizes = {self._full(t): counts[self._full(t)] for t in group}
                 if len(set(sizes.values())) > 1:
                     raise CoPartitioningError(sizes)
+
+    def _add_internal_configs(self, counts: dict[str, int]) -> dict[str, dict[str, str]]:
+        """The config of every internal topic; adds the changelogs', the dead-letter topic's
+        and the instances topic's counts to ``counts``."""
+        topo = self._topology
         internal: dict[str, dict[str, str]] = {
             self._full(s): {"cleanup.policy": "delete"} for s in topo.internal_topics
         }
@@ -179,7 +199,7 @@ class InternalTopicManager:
         instances = instances_topic(self._app)
         counts[instances] = 1
         internal[instances] = dict(INSTANCES_TOPIC_CONFIG)
-        return TopicPlan(counts, internal)
+        return internal
 
     def ensure(self, plan: TopicPlan) -> None:
         """Create the missing internal topics; fail on an existing one with the wrong size."""

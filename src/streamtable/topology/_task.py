@@ -102,33 +102,8 @@ class TaskCore:
         self.stream_time = -1
         self._punctuators: list[_Punctuator] = []
 
-        nodes: dict[str, Node] = {}
-        for proc in sub.processors:
-            node = proc.factory()
-            node.name = proc.name
-            node.send_old_values = proc.name in topology.old_value_nodes
-            nodes[proc.name] = node
-        from streamtable.processors.sink import Sink
-
-        for sink_spec in sub.sinks:
-            nodes[sink_spec.name] = Sink(
-                sink_spec.name,
-                sink_spec.topic,
-                sink_spec.key_serde,
-                sink_spec.value_serde,
-                sink_spec.internal,
-                sink_spec.partitioner,
-            )
-        children: dict[str, list[Node]] = {}
-        for proc in sub.processors:
-            for parent in proc.parents:
-                children.setdefault(parent, []).append(nodes[proc.name])
-        for sink_spec in sub.sinks:
-            children.setdefault(sink_spec.parent, []).append(nodes[sink_spec.name])
-        for name, node in nodes.items():
-            node.children = [child.process for child in children.get(name, [])]
-        self._nodes = nodes
-        # topic -> (source spec, entry points)
+        self._nodes, children = _wire_nodes(sub, topology.old_value_nodes)
+        # topic -> (source spec, entry points, whether its serdes see headers)
         self._sources: dict[str, tuple[SourceSpec, list[Any], bool]] = {}
         for src in sub.sources:
             topic = self.internal_topic(src.topic) if src.internal else src.topic
@@ -142,7 +117,7 @@ class TaskCore:
         self._caches = [
             s for name in sub.stores if isinstance(s := self._stores.get(name), CachingStore)
         ]
-        for node in nodes.values():
+        for node in self._nodes.values():
             node.init(self)
 
     # -- TaskContext ------------------------------------------------------------------------
@@ -273,3 +248,38 @@ class TaskCore:
     def close(self) -> None:
         for node in self._nodes.values():
             node.close()
+
+
+def _wire_nodes(
+    sub: SubTopology, old_value_nodes: frozenset[str]
+) -> tuple[dict[str, Node], dict[str, list[Node]]]:
+    """Create the sub-topology's processors and sinks and connect each to its children.
+
+    Returns the nodes by name, and the children of every node (sources included) by name.
+    """
+    nodes: dict[str, Node] = {}
+    for proc in sub.processors:
+        node = proc.factory()
+        node.name = proc.name
+        node.send_old_values = proc.name in old_value_nodes
+        nodes[proc.name] = node
+    from streamtable.processors.sink import Sink
+
+    for sink_spec in sub.sinks:
+        nodes[sink_spec.name] = Sink(
+            sink_spec.name,
+            sink_spec.topic,
+            sink_spec.key_serde,
+            sink_spec.value_serde,
+            sink_spec.internal,
+            sink_spec.partitioner,
+        )
+    children: dict[str, list[Node]] = {}
+    for proc in sub.processors:
+        for parent in proc.parents:
+            children.setdefault(parent, []).append(nodes[proc.name])
+    for sink_spec in sub.sinks:
+        children.setdefault(sink_spec.parent, []).append(nodes[sink_spec.name])
+    for name, node in nodes.items():
+        node.children = [child.process for child in children.get(name, [])]
+    return nodes, children
