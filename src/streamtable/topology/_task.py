@@ -15,6 +15,7 @@ from streamtable.processors import Node, PunctuationType
 from streamtable.serde import BoundSerde, deserialize_with
 from streamtable.state import CachingStore
 from streamtable.topology._nodes import SourceSpec
+from streamtable.topology._schedule import Schedules
 from streamtable.topology._topology import SubTopology, Topology
 
 Headers = list[tuple[str, bytes | None]] | None
@@ -57,19 +58,6 @@ class TaskHooks:
     group_offsets: Callable[[str], dict[int, tuple[int, int]] | None] | None = None
 
 
-class _Punctuator:
-    __slots__ = ("callback", "cancelled", "interval", "kind", "next_time")
-
-    def __init__(
-        self, interval: int, kind: PunctuationType, callback: Callable[[int], None], start: int
-    ) -> None:
-        self.interval = interval
-        self.kind = kind
-        self.callback = callback
-        self.next_time = start + interval
-        self.cancelled = False
-
-
 class TaskCore:
     """Runs one (sub-topology, partition). Implements the processors' ``TaskContext``."""
 
@@ -100,7 +88,7 @@ class TaskCore:
         self.offset = -1
         self.headers: Headers = None
         self.stream_time = -1
-        self._punctuators: list[_Punctuator] = []
+        self._punctuators: Schedules[PunctuationType] = Schedules()
 
         self._nodes, children = _wire_nodes(sub, topology.old_value_nodes)
         # topic -> (source spec, entry points, whether its serdes see headers)
@@ -150,13 +138,7 @@ class TaskCore:
             if kind is PunctuationType.WALL_CLOCK_TIME
             else max(self.stream_time, 0)
         )
-        punctuator = _Punctuator(interval_ms, kind, callback, start)
-        self._punctuators.append(punctuator)
-
-        def cancel() -> None:
-            punctuator.cancelled = True
-
-        return cancel
+        return self._punctuators.add(interval_ms, kind, callback, start)
 
     def flush_failed(self, node: str, key: Any, value: Any, error: Exception) -> None:
         """A cached change failed downstream of ``node`` at flush time. Without a handler
@@ -224,13 +206,9 @@ class TaskCore:
     def _punctuate(self, kind: PunctuationType, now: int) -> None:
         if not self._punctuators:
             return
-        self._punctuators = [p for p in self._punctuators if not p.cancelled]
-        for p in list(self._punctuators):
-            if p.kind is kind and not p.cancelled and now >= p.next_time:
-                # Fire once, then schedule the next slot after now (no burst of catch-up calls).
-                p.next_time += ((now - p.next_time) // p.interval + 1) * p.interval
-                self.topic, self.offset, self.headers = None, -1, None
-                p.callback(now)
+        for p in self._punctuators.due(kind, now):  # each fires once (see Schedules)
+            self.topic, self.offset, self.headers = None, -1, None
+            p.callback(now)
 
     def flush(self) -> None:
         """Flush every record cache (forwarding their changes), until nothing is dirty."""
