@@ -174,6 +174,14 @@ class Cluster:
         return next(a for a in self.apps if p in a.partitions)
 
 
+def seeded(size: int, rows: Mapping[Any, Any], store: str = STORE) -> Cluster:
+    """A cluster of ``size`` instances holding ``rows`` in ``store``."""
+    made = Cluster(size)
+    for key, value in rows.items():
+        made.put(store, key, value)
+    return made
+
+
 class InstanceClient:
     """Sends requests to one instance of the fake cluster, each in a fresh event loop."""
 

@@ -17,7 +17,7 @@ from streamtable.query import (
     render,
 )
 from streamtable.serde import DEFAULT
-from tests.streamtable.query.fakes import STORE, Cluster
+from tests.streamtable.query.fakes import STORE, seeded
 
 pytestmark = pytest.mark.unit
 
@@ -26,9 +26,7 @@ HOLDERS = {f"c{i}": frozenset({f"p{i}"}) for i in range(25)}
 
 @pytest.fixture
 def queries() -> ClusterQueries:
-    cluster = Cluster(3)
-    for client, positions in HOLDERS.items():
-        cluster.put(STORE, client, positions)
+    cluster = seeded(3, HOLDERS)
     return ClusterQueries(cluster.apps[0], transport=cluster.network, forward_timeout_s=0.5)
 
 

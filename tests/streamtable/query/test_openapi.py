@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 
 import streamtable as st
 import streamtable.query as q
-from tests.streamtable.query.fakes import STORE, Cluster, InstanceClient
+from tests.streamtable.query.fakes import STORE, Cluster, InstanceClient, seeded
 from tests.support.openapi import check_documented
 
 pytestmark = pytest.mark.unit
@@ -30,10 +30,7 @@ HOLDERS = {f"c{i}": frozenset({f"p{i}"}) for i in range(12)}
 
 @pytest.fixture
 def cluster() -> Cluster:
-    made = Cluster(3)
-    for client, positions in HOLDERS.items():
-        made.put(STORE, client, positions)
-    return made
+    return seeded(3, HOLDERS)
 
 
 @pytest.fixture
@@ -139,10 +136,7 @@ def test_a_path_it_does_not_serve_answers_the_documented_error_body(
 
 @pytest.fixture(scope="module")
 def fuzzed() -> tuple[InstanceClient, dict[str, Any]]:
-    made = Cluster(2)
-    for key, positions in HOLDERS.items():
-        made.put(STORE, key, positions)
-    client = InstanceClient(made, "10.0.0.1:8000")
+    client = InstanceClient(seeded(2, HOLDERS), "10.0.0.1:8000")
     return client, document(client)
 
 

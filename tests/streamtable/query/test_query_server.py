@@ -13,7 +13,7 @@ from starlette.routing import Mount
 import streamtable as st
 from streamtable.query import FORWARDED_HEADER
 from streamtable.serde import DEFAULT
-from tests.streamtable.query.fakes import STORE, Cluster, InstanceClient
+from tests.streamtable.query.fakes import STORE, Cluster, InstanceClient, seeded
 
 pytestmark = pytest.mark.unit
 
@@ -22,10 +22,7 @@ HOLDERS = {f"c{i}": frozenset({f"p{i}", f"p{i + 100}"}) for i in range(40)}
 
 @pytest.fixture
 def cluster() -> Cluster:
-    made = Cluster(3)
-    for client, positions in HOLDERS.items():
-        made.put(STORE, client, positions)
-    return made
+    return seeded(3, HOLDERS)
 
 
 @pytest.fixture
