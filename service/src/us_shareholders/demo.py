@@ -142,6 +142,42 @@ def _get(url: str) -> httpx.Response | None:
         return None
 
 
+def _load(console: Console, kafka: dict[str, Any], data: dict[str, list[tuple[str, Any]]]) -> int:
+    """Produce the demo's records to their topics; the number produced."""
+    producer = Producer({**kafka, "partitioner": "murmur2_random", "linger.ms": 20})
+    with Progress(console=console, transient=True) as progress:
+        total = sum(len(v) for v in data.values())
+        task = progress.add_task("[bold]3/6[/] loading topics", total=total)
+        topic_of = {
+            "positions": "share-holders",
+            "clients": "clients",
+            "instruments": "instruments",
+        }
+        for name, records in data.items():
+            for key, value in records:
+                payload = None if value is None else json.dumps(value).encode()
+                producer.produce(topic_of[name], key=key.encode(), value=payload)
+                producer.poll(0)
+                progress.advance(task)
+        producer.flush(60)
+    del producer  # its connections close now, not when Kafka stops
+    return total
+
+
+def _start_instances(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """One ``us-shareholders run`` process per port of ``HTTP_PORTS``, logging to DEMO_DIR."""
+    procs = []
+    for i, port in enumerate(HTTP_PORTS):
+        log = (DEMO_DIR / "logs" / f"instance-{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "us_shareholders.cli", "run", "--http-port", str(port),
+             "--state-dir", str(DEMO_DIR / "state" / f"instance-{i}")],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        ))  # fmt: skip
+        log.close()
+    return procs
+
+
 def run_demo(settings: ServiceSettings, args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     shutil.rmtree(DEMO_DIR / "state", ignore_errors=True)
@@ -155,38 +191,14 @@ def run_demo(settings: ServiceSettings, args: argparse.Namespace) -> int:
         create_topics(kafka, topics)
         data = generate(args.clients, args.positions)
         expected = expected_emails(data, VenueMatcher())
-        producer = Producer({**kafka, "partitioner": "murmur2_random", "linger.ms": 20})
-        with Progress(console=console, transient=True) as progress:
-            total = sum(len(v) for v in data.values())
-            task = progress.add_task("[bold]3/6[/] loading topics", total=total)
-            topic_of = {
-                "positions": "share-holders",
-                "clients": "clients",
-                "instruments": "instruments",
-            }
-            for name, records in data.items():
-                for key, value in records:
-                    payload = None if value is None else json.dumps(value).encode()
-                    producer.produce(topic_of[name], key=key.encode(), value=payload)
-                    producer.poll(0)
-                    progress.advance(task)
-            producer.flush(60)
-        del producer  # its connections close now, not when Kafka stops
+        total = _load(console, kafka, data)
         console.print(f"[bold]3/6[/] loaded {total} records ({args.clients} clients, "
                       f"{args.positions} positions + updates and closes)")  # fmt: skip
         env = {**os.environ, "USH_BOOTSTRAP_SERVERS": bootstrap, "USH_APPLICATION_ID": app_id,
                "USH_INSTRUMENTS_TOPIC": "instruments", "USH_SMTP_HOST": "127.0.0.1",
                "USH_SMTP_PORT": str(sink.port), "USH_COMMIT_INTERVAL_MS": "200",
                "USH_MAIL_FROM": "US holdings <digest@demo.example>"}  # fmt: skip
-        procs = []
-        for i, port in enumerate(HTTP_PORTS):
-            log = (DEMO_DIR / "logs" / f"instance-{i}.log").open("wb")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "us_shareholders.cli", "run", "--http-port", str(port),
-                 "--state-dir", str(DEMO_DIR / "state" / f"instance-{i}")],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
-            log.close()
+        procs = _start_instances(env)
         try:
             console.print("[bold]4/6[/] starting 2 instances, waiting until ready...")
             for port in HTTP_PORTS:

@@ -169,20 +169,20 @@ class ClusterQueries:
             params.unwrap()["stale"] = "true"
         path = f"{mount}/stores/{quote(store, safe='')}"
         keys_are_text = text_keys(self.app, store)
-        calls = []
-        for target in (m for m in instances if m.active.get(store)):
-            if target.is_local:
-                calls.append(run_in_threadpool(local_scan, self.app, store, request, stale))
-            elif target.host_info is None:
-                return QueryResult.failure(
-                    FailureReason.NOT_READY,
-                    f"instance {target.instance_id} has no application_server",
-                )
-            else:
-                calls.append(
-                    self._remote_part(target.host_info, path, params.unwrap(), keys_are_text)
-                )
-        parts = await asyncio.gather(*calls)
+        targets = [m for m in instances if m.active.get(store)]
+        silent = next((m for m in targets if not m.is_local and m.host_info is None), None)
+        if silent is not None:
+            return QueryResult.failure(
+                FailureReason.NOT_READY, f"instance {silent.instance_id} has no application_server"
+            )
+        parts = await asyncio.gather(
+            *(
+                run_in_threadpool(local_scan, self.app, store, request, stale)
+                if target.is_local or target.host_info is None
+                else self._remote_part(target.host_info, path, params.unwrap(), keys_are_text)
+                for target in targets
+            )
+        )
         for part in parts:
             if not part.is_ok:
                 return _failed(part)
