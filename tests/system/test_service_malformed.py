@@ -24,6 +24,7 @@ from tests.support.positions import RecordsRefused, produce
 from tests.system.test_service_faults import Instance, encoded, holders_oracle
 from tests.system.test_service_faults import app_id as app_id
 from us_shareholders.demo import generate
+from us_shareholders.holder_pages import HolderListingError, all_holders
 from us_shareholders.kafka_topics import create_topics, service_topics
 
 pytestmark = pytest.mark.system
@@ -90,10 +91,11 @@ def test_malformed_records_at_the_end_of_a_preloaded_topic_lose_nothing_valid(
         wait_until(lambda: all(i.ready() for i in instances), "both instances ready", TIMEOUT_S)
 
         def holders(instance: Instance) -> dict[str, list[str]] | None:
-            reply = instance.get("/holders")
-            if reply is None or reply.status_code != 200:
+            try:
+                listed = all_holders(instance.get)
+            except HolderListingError:
                 return None
-            return {h["client"]: [p["id"] for p in h["positions"]] for h in reply.json()}
+            return {h["client"]: [p["id"] for p in h["positions"]] for h in listed}
 
         wait_until(
             lambda: all(holders(i) == oracle for i in instances),

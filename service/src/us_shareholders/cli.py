@@ -13,12 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from streamtable.errors import ConfigError, StreamTableError
 from us_shareholders import logs
 from us_shareholders.config import ServiceSettings
+from us_shareholders.holder_pages import HolderListingError, all_holders
 
 # Options that map one-to-one onto settings (flag --x-y <-> USH_X_Y <-> settings.x_y): every
 # setting but ``kafka`` (a JSON object, its own flag), so that a new setting has its flag too.
@@ -83,8 +85,15 @@ def _cmd_run(settings: ServiceSettings) -> int:
 
 def _cmd_holders(settings: ServiceSettings, client: str | None, url: str | None) -> int:
     base = url or f"http://{settings.application_server}"
-    path = f"/holders/{client}" if client else "/holders"
-    reply = httpx.get(base + path, timeout=30)
+    if client is None:  # every page, following next_cursor
+        try:
+            listed = all_holders(lambda path: httpx.get(base + path, timeout=30))
+        except HolderListingError as exc:
+            print(f"us-shareholders: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(listed, indent=2))
+        return 0
+    reply = httpx.get(f"{base}/holders/{quote(client, safe='')}", timeout=30)
     if reply.status_code == 404:
         print(f"{client} holds no US stock", file=sys.stderr)
         return 1

@@ -252,6 +252,7 @@ def summary(console: Console, sink: SmtpSink) -> None:
     console.print(first.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     console.rule()
     console.print(f"query: curl http://127.0.0.1:{HTTP_PORTS[0]}/holders/client1\n"
-                  f"       curl http://127.0.0.1:{HTTP_PORTS[1]}/holders\n"
+                  f"       curl 'http://127.0.0.1:{HTTP_PORTS[1]}/holders?limit=5'"
+                  "  (then &cursor=<its next_cursor>)\n"
                   f"       curl http://127.0.0.1:{HTTP_PORTS[0]}/digests\n"
                   f"mail:  {DEMO_DIR / 'mail'}")  # fmt: skip

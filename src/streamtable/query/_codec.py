@@ -8,7 +8,8 @@
   text keys. The parsed key must serialize with the serde.
 * A ``prefix`` scan asks the serde's ``key_prefix(text)`` hook for the serialized-key prefix.
 * Keys and values are rendered as JSON: sets, frozensets and tuples become lists (sets sorted),
-  bytes become base64 text, dict keys that are not strings become their JSON text.
+  bytes become base64 text, dict keys that are not strings become their JSON text, an
+  ``orjson.Fragment`` (JSON text passed on undecoded) becomes the data it encodes.
 * A cursor is the serialized key of the last item returned, base64url-encoded: opaque to
   clients, and a total order shared by every instance (serialized key bytes).
 """
@@ -76,6 +77,8 @@ def render(value: Any) -> Any:
         return {_render_dict_key(k): render(v) for k, v in value.items()}
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, orjson.Fragment):  # JSON text passed on as stored: its data
+        return orjson.loads(orjson.dumps(value))
     return str(value)
 
 

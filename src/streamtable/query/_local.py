@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
+from streamtable.query._codec import encode_cursor
 from streamtable.query._result import FailureReason, QueryResult
 from streamtable.runtime import AppState
 from streamtable.runtime._metadata import KeyQueryMetadata, StreamsMetadata
@@ -47,7 +48,12 @@ class QueryableApp(Protocol):
 @dataclass(frozen=True)
 class ScanRequest:
     """A page of a scan: keys in ``[lo, hi]`` (serialized-key order), starting with ``prefix``
-    (serialized), strictly after ``after`` (serialized), at most ``limit`` of them."""
+    (serialized), strictly after ``after`` (serialized), at most ``limit`` of them.
+
+    ``bounds_text`` holds ``from``, ``to`` and ``prefix`` as the client wrote them: a cluster
+    scan sends that text to the other instances. Build a bounded request with
+    :func:`~streamtable.query.parse_scan_params`, which fills it in.
+    """
 
     lo: Any = None
     hi: Any = None
@@ -55,6 +61,7 @@ class ScanRequest:
     prefix: bytes | None = None
     after: bytes | None = None
     limit: int = 100
+    bounds_text: tuple[tuple[str, str], ...] = ()
 
 
 ScanItem = tuple[bytes, Any, Any]
@@ -64,11 +71,22 @@ ScanItem = tuple[bytes, Any, Any]
 @dataclass(frozen=True)
 class ScanPage:
     """Items in serialized-key order, the partitions they were read from, and whether more
-    items follow the last one."""
+    items follow the last one.
+
+    Values are JSON-ready but may be ``orjson.Fragment`` (a JSON store's value as stored, not
+    decoded); :func:`~streamtable.query.render` turns any of them into plain data.
+    """
 
     items: Sequence[ScanItem]
     partitions: tuple[int, ...]
     has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        """The ``cursor`` of the next page, or None on the last page."""
+        if not (self.has_more and self.items):
+            return None
+        return encode_cursor(self.items[-1][0])
 
 
 def is_global(app: QueryableApp, store: str) -> bool:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 import streamtable as st
 from streamtable.errors import StoreNotFound, StoreNotReady
@@ -28,9 +29,11 @@ TOPOLOGY = seed_topology("positions")
 class FakeApp:
     """Implements :class:`streamtable.query.QueryableApp` over in-memory partitions."""
 
-    def __init__(self, name: str, server: str | None, clock: list[float]) -> None:
+    def __init__(
+        self, name: str, server: str | None, clock: list[float], topology: st.Topology = TOPOLOGY
+    ) -> None:
         self.name = name
-        self.topology = TOPOLOGY
+        self.topology = topology
         self.state = st.AppState.RUNNING
         self.restoring: set[int] = set()  # owned partitions whose tasks are still restoring
         config = st.StreamsConfig(
@@ -40,9 +43,9 @@ class FakeApp:
             application_server=server,
         )
         self.directory = InstanceDirectory(
-            TOPOLOGY, config, name, lambda: self.state.name, clock=lambda: clock[0]
+            topology, config, name, lambda: self.state.name, clock=lambda: clock[0]
         )
-        self.directory.set_partition_counts({sub.id: PARTITIONS for sub in TOPOLOGY.subtopologies})
+        self.directory.set_partition_counts({sub.id: PARTITIONS for sub in topology.subtopologies})
         self.partitions: dict[int, dict[str, SerdeStore]] = {}
         self.lock = threading.RLock()
 
@@ -53,22 +56,22 @@ class FakeApp:
         for p in wanted - set(self.partitions):
             self.partitions[p] = {
                 name: SerdeStore(name, MemoryBytesStore(), spec.key_serde, spec.value_serde)
-                for name, spec in TOPOLOGY.stores.items()
+                for name, spec in self.topology.stores.items()
             }
         self.directory.set_active(
-            (sub.id, p) for sub in TOPOLOGY.subtopologies for p in self.partitions
+            (sub.id, p) for sub in self.topology.subtopologies for p in self.partitions
         )
 
     def put(self, store: str, key: Any, value: Any) -> None:
-        serde = TOPOLOGY.stores[store].key_serde
+        serde = self.topology.stores[store].key_serde
         p = partition_for(serde.serialize(key), PARTITIONS)
         self.partitions[p][store].put(key, value, 0)
 
     # -- QueryableApp ----------------------------------------------------------------------
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
-        spec = TOPOLOGY.stores.get(name)
+        spec = self.topology.stores.get(name)
         if spec is None:
-            raise StoreNotFound(name, list(TOPOLOGY.stores))
+            raise StoreNotFound(name, list(self.topology.stores))
 
         def check() -> None:
             alive = self.state.is_alive() if allow_stale else self.state is st.AppState.RUNNING
@@ -88,7 +91,7 @@ class FakeApp:
         )
 
     def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata:
-        spec = TOPOLOGY.stores.get(store)
+        spec = self.topology.stores.get(store)
         if spec is None:
             raise StoreNotFound(store)
         return self.directory.metadata_for_key(store, spec.key_serde.serialize(key))
@@ -104,7 +107,7 @@ class Network(httpx.AsyncBaseTransport):
     """Routes ``http://host:port/...`` to the query app registered for that address."""
 
     def __init__(self) -> None:
-        self.apps: dict[str, Starlette] = {}
+        self.apps: dict[str, ASGIApp] = {}
         self.down: set[str] = set()
         self.slow: set[str] = set()
         self.requests: list[httpx.Request] = []
@@ -120,20 +123,31 @@ class Network(httpx.AsyncBaseTransport):
         return await transport.handle_async_request(request)
 
 
+def query_server(app: FakeApp, network: Network) -> ASGIApp:
+    return create_query_app(app, transport=network, forward_timeout_s=0.5)
+
+
 class Cluster:
     """``size`` fake instances ``i0, i1...`` at ``10.0.0.<n>:8000``, partitions dealt round-robin,
-    each knowing the others' metadata (call :meth:`gossip` after changing ownership)."""
+    each knowing the others' metadata (call :meth:`gossip` after changing ownership); each
+    serves ``serve(app, network)`` (the library's query server by default)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self,
+        size: int,
+        topology: st.Topology = TOPOLOGY,
+        serve: Callable[[FakeApp, Network], ASGIApp] = query_server,
+    ) -> None:
         self.clock = [1_000_000.0]
         self.network = Network()
+        self.topology = topology
         self.apps: list[FakeApp] = []
-        self.servers: dict[str, Starlette] = {}
+        self.servers: dict[str, ASGIApp] = {}
         for i in range(size):
             address = f"10.0.0.{i + 1}:8000"
-            app = FakeApp(f"i{i}", address, self.clock)
+            app = FakeApp(f"i{i}", address, self.clock, topology)
             app.own(p for p in range(PARTITIONS) if p % size == i)
-            server = create_query_app(app, transport=self.network, forward_timeout_s=0.5)
+            server = serve(app, self.network)
             self.network.apps[address] = server
             self.servers[app.name] = server
             self.apps.append(app)
@@ -149,12 +163,49 @@ class Cluster:
 
     def put(self, store: str, key: Any, value: Any) -> None:
         """Write ``key`` into the store of whichever instance owns its partition."""
-        serde = TOPOLOGY.stores[store].key_serde
+        serde = self.topology.stores[store].key_serde
         p = partition_for(serde.serialize(key), PARTITIONS)
         owner = next(a for a in self.apps if p in a.partitions)
         owner.put(store, key, value)
 
     def owner_of(self, store: str, key: Any) -> FakeApp:
-        serde = TOPOLOGY.stores[store].key_serde
+        serde = self.topology.stores[store].key_serde
         p = partition_for(serde.serialize(key), PARTITIONS)
         return next(a for a in self.apps if p in a.partitions)
+
+
+def seeded(size: int, rows: Mapping[Any, Any], store: str = STORE) -> Cluster:
+    """A cluster of ``size`` instances holding ``rows`` in ``store``."""
+    made = Cluster(size)
+    for key, value in rows.items():
+        made.put(store, key, value)
+    return made
+
+
+class InstanceClient:
+    """Sends requests to one instance of the fake cluster, each in a fresh event loop."""
+
+    def __init__(self, cluster: Cluster, address: str) -> None:
+        self._transport = httpx.ASGITransport(app=cluster.network.apps[address])
+        self._base = f"http://{address}"
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return self.request("GET", path, params, headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self._transport, base_url=self._base) as c:
+                return await c.request(method, path, params=params, headers=headers)
+
+        return asyncio.run(send())

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from streamtable.query import FailureReason, QueryResult, parse_key, render
+from streamtable.query._cluster import page_of
 from streamtable.query._codec import cursor_key, decode_cursor, dumps, encode_cursor, prefix_bytes
-from streamtable.query._server import _run_of
 from streamtable.serde import BYTES, DEFAULT, DOUBLE, INT, JSON, LONG, STRING
 
 pytestmark = pytest.mark.unit
@@ -197,11 +197,11 @@ def test_a_peer_page_in_either_format_becomes_the_same_run() -> None:
         "has_more": True,
     }
     for body in (columns, items):
-        run = _run_of(body, text_keys=True)
-        assert [(kb, key) for kb, key, _ in run.rows] == [(b"a", "a"), (b"b", "b")]
-        assert orjson.dumps([v for _, _, v in run.rows]) == b'[{"v":1},2]'
-        assert (run.partitions, run.has_more) == ([1], True)
+        page = page_of(body, text_keys=True)
+        assert [(kb, key) for kb, key, _ in page.items] == [(b"a", "a"), (b"b", "b")]
+        assert orjson.dumps([v for _, _, v in page.items]) == b'[{"v":1},2]'
+        assert (page.partitions, page.has_more) == ((1,), True)
     with pytest.raises(KeyError):
-        _run_of({"keys": ["a"], "values": ["1"], "partitions": [0], "has_more": False}, False)
+        page_of({"keys": ["a"], "values": ["1"], "partitions": [0], "has_more": False}, False)
     with pytest.raises(ValueError, match="differ in length"):
-        _run_of({"keys": ["a"], "values": [], "partitions": [0], "has_more": False}, True)
+        page_of({"keys": ["a"], "values": [], "partitions": [0], "has_more": False}, True)

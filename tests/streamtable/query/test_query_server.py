@@ -3,12 +3,9 @@ codes, and cluster-wide scans with pagination."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -16,7 +13,7 @@ from starlette.routing import Mount
 import streamtable as st
 from streamtable.query import FORWARDED_HEADER
 from streamtable.serde import DEFAULT
-from tests.streamtable.query.fakes import STORE, Cluster
+from tests.streamtable.query.fakes import STORE, Cluster, InstanceClient, seeded
 
 pytestmark = pytest.mark.unit
 
@@ -25,30 +22,7 @@ HOLDERS = {f"c{i}": frozenset({f"p{i}", f"p{i + 100}"}) for i in range(40)}
 
 @pytest.fixture
 def cluster() -> Cluster:
-    made = Cluster(3)
-    for client, positions in HOLDERS.items():
-        made.put(STORE, client, positions)
-    return made
-
-
-class InstanceClient:
-    """Sends requests to one instance of the fake cluster (i0), each in a fresh event loop."""
-
-    def __init__(self, cluster: Cluster, address: str) -> None:
-        self._transport = httpx.ASGITransport(app=cluster.network.apps[address])
-        self._base = f"http://{address}"
-
-    def get(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        async def send() -> httpx.Response:
-            async with httpx.AsyncClient(transport=self._transport, base_url=self._base) as c:
-                return await c.get(path, params=params, headers=headers)
-
-        return asyncio.run(send())
+    return seeded(3, HOLDERS)
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""The query server's bodies as pydantic models, and its OpenAPI 3.1 document built from them
+(served at ``/openapi.json``). The models only document: the server writes its bodies with
+orjson, and a contract test checks that what it serves validates against this document.
+
+Example::
+
+    >>> sorted(openapi_document()["paths"])
+    ['/instances', '/openapi.json', '/stores/{store}', '/stores/{store}/keys/{key}']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+from streamtable.query._params import DEFAULT_LIMIT, MAX_LIMIT
+from streamtable.query._result import FailureReason
+
+
+class ErrorBody(BaseModel):
+    """Every failure's body: the reason (its status: see :class:`FailureReason`), why, and the
+    store asked for (absent for a path or method the server does not serve)."""
+
+    error: FailureReason
+    message: str
+    store: str | None = None
+
+
+class KeyBody(BaseModel):
+    """``GET /stores/{store}/keys/{key}``: the key and its value, rendered as JSON."""
+
+    store: str
+    key: Any
+    value: Any
+
+
+class ScanItem(BaseModel):
+    key: Any
+    value: Any
+    cursor: str | None = Field(None, description="this item's cursor (local scans only)")
+
+
+class ScanBody(BaseModel):
+    """``GET /stores/{store}``: one page, in serialized-key order."""
+
+    store: str
+    items: list[ScanItem]
+    partitions: list[int] = Field(description="the partitions the page was read from")
+    has_more: bool
+    next_cursor: str | None = Field(description="pass back as cursor for the next page")
+
+
+class InstanceBody(BaseModel):
+    instance_id: str
+    application_server: str | None
+    is_local: bool
+    state: str
+    generation: int
+    timestamp_ms: int
+    active: dict[str, list[int]]
+    standby: dict[str, list[int]]
+    partition_counts: dict[str, int]
+
+
+class InstancesBody(BaseModel):
+    """``GET /instances``: the live instances and their partitions per store."""
+
+    instances: list[InstanceBody]
+
+
+_MODELS: list[type[BaseModel]] = [ErrorBody, KeyBody, ScanBody, InstancesBody]
+_REF = "#/components/schemas/{model}"
+
+_FAILURES = {
+    400: "bad_key (the key or a bound does not parse) or bad_request (a parameter)",
+    404: "unknown_store, not_found (no such key), or a path this server does not serve",
+    405: "a method this server does not serve at this path",
+    503: "not_ready or not_owner (restoring, rebalancing, stale routing): retry after Retry-After",
+    504: "owner_unreachable: the instance that owns the data did not answer in time",
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+_FLAG = {"type": "boolean", "default": False}
+_STORE = _param("store", "path", {"type": "string"}, "a store of the topology")
+_STALE = _param("stale", "query", _FLAG, "opt in to stale reads: restoring tasks answer too "
+                "(true/false, 1/0, yes/no)")  # fmt: skip
+
+
+def _responses(ok: str, *failures: int) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        "200": {
+            "description": ok,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=ok)}}},
+        }
+    }
+    for status in failures:
+        answer: dict[str, Any] = {
+            "description": _FAILURES[status],
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}},
+        }
+        if status == 503:
+            answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        answers[str(status)] = answer
+    return answers
+
+
+def _scan_parameters() -> list[dict[str, Any]]:
+    text = {"type": "string"}
+    return [
+        _STORE,
+        _param("from", "query", text, "the lowest key (text the store's key serde parses)"),
+        _param("to", "query", text, "the highest key (text the store's key serde parses)"),
+        _param("prefix", "query", text, "keys starting with this text (string keys)"),
+        _param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+            "items in the page",
+        ),
+        _param("cursor", "query", text, "the next_cursor of the previous page"),
+        _param(
+            "local", "query", _FLAG, "this instance's partitions only (true/false, 1/0, yes/no)"
+        ),
+        _STALE,
+    ]
+
+
+def openapi_document(server_url: str = "") -> dict[str, Any]:
+    """The query server's OpenAPI document; ``server_url`` is where it is mounted."""
+    _, schemas = models_json_schema([(m, "serialization") for m in _MODELS], ref_template=_REF)
+    key = _param("key", "path", {"type": "string"}, "the key, as text its key serde parses")
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "streamtable interactive queries", "version": "1"},
+        "paths": {
+            "/stores/{store}/keys/{key}": {
+                "get": {
+                    "summary": "One key's value, from the instance that owns it",
+                    "parameters": [_STORE, key, _STALE],
+                    "responses": _responses("KeyBody", 400, 404, 405, 503, 504),
+                }
+            },
+            "/stores/{store}": {
+                "get": {
+                    "summary": "A page of a scan over every instance (or local=true: this one)",
+                    "parameters": _scan_parameters(),
+                    "responses": _responses("ScanBody", 400, 404, 405, 503, 504),
+                }
+            },
+            "/instances": {
+                "get": {
+                    "summary": "The live instances and their partitions per store",
+                    "responses": _responses("InstancesBody", 405),
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                    },
+                }
+            },
+        },
+        "components": {"schemas": schemas["$defs"]},
+    }
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    return document
