@@ -15,11 +15,13 @@ from urllib.parse import urlencode
 
 import httpx
 
+from streamtable.errors import StreamTableError
+
 Get = Callable[[str], "httpx.Response | None"]
 """``get(path)``: an instance's reply to ``GET path``, or None when it did not answer."""
 
 
-class HolderListingError(Exception):
+class HolderListingError(StreamTableError):
     """A page was not answered with 200 (``reply``: that answer, None when there was none), or
     the pages were not one sorted list (a server bug). Retrying may help for 503/504."""
 
