@@ -35,7 +35,7 @@ from streamtable.errors import (
     TopologyError,
 )
 from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
-from streamtable.runtime import AppState, StreamsApp, StreamsConfig
+from streamtable.runtime import AppState, StateRestoreListener, StreamsApp, StreamsConfig
 from streamtable.state import ReadOnlyKeyValueStore
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
@@ -58,6 +58,7 @@ __all__ = [
     "StoreNotFound",
     "StoreNotReady",
     "StreamTableError",
+    "StateRestoreListener",
     "StreamsApp",
     "StreamsBuilder",
     "StreamsConfig",

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
-from streamtable.runtime import _restore
+from streamtable.runtime import _changelog
 from tests.support.kafka import TopicFactory, create_topic, delete_topics, unique_name, wait_until
 from tests.support.positions import seed_topology
 
@@ -49,7 +49,7 @@ def test_restore_waits_past_an_open_transaction_for_later_committed_ones(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     topic = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="positions")
     topology = seed_topology(topic)
     spec = topology.stores["us-share-holders"]

@@ -55,7 +55,7 @@ def test_bad_input_raises_serialization_error() -> None:
 
 
 def test_exported_names_are_exactly_the_public_api() -> None:
-    runtime = {"AppState", "StreamsApp", "StreamsConfig"}  # exported once the runtime lands
+    runtime = {"AppState", "StateRestoreListener", "StreamsApp", "StreamsConfig"}
     assert set(st.__all__) - runtime == {
         "ConfigError", "CoPartitioningError", "GlobalKTable", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",

@@ -2,12 +2,14 @@
 
 from streamtable.runtime._clients import check_connection
 from streamtable.runtime._logs import kafka_logger
+from streamtable.runtime._restore import StateRestoreListener
 from streamtable.runtime.app import StreamsApp
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.state import AppState, TaskState
 
 __all__ = [
     "AppState",
+    "StateRestoreListener",
     "StreamsApp",
     "StreamsConfig",
     "TaskState",

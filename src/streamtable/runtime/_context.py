@@ -24,7 +24,7 @@ from streamtable.runtime._global import GlobalStores
 from streamtable.runtime._metadata import InstanceDirectory
 from streamtable.runtime._producer import StreamsProducer
 from streamtable.runtime._purge import RepartitionPurger
-from streamtable.runtime._restore import ChangelogRestorer
+from streamtable.runtime._restore import ChangelogRestorer, StateRestoreListener
 from streamtable.runtime._standby import StandbyTasks
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
@@ -55,6 +55,7 @@ class AppContext:
     state: Callable[[], AppState]
     set_state: Callable[[AppState], None]
     schedules: Schedules[None]
+    restore_listener: StateRestoreListener | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     budget: CacheBudget = field(init=False)
 
@@ -137,6 +138,7 @@ def _open(ctx: AppContext, opened: contextlib.ExitStack) -> ThreadClients:
         renew=lambda: _clients.restore_consumer(config),
         renew_log_end=lambda: _clients.read_uncommitted_consumer(config),
         settings=config.client_config(),
+        listener=ctx.restore_listener,
     )
     opened.callback(restorer.close)
     globals_ = GlobalStores(ctx.topology, config, ctx.state_dir)
@@ -162,6 +164,7 @@ def _open(ctx: AppContext, opened: contextlib.ExitStack) -> ThreadClients:
             ctx.state_dir,
             _clients.restore_consumer(config),
             clients.committed_offsets,
+            renew=lambda: _clients.restore_consumer(config),
         )
     return clients  # the closes registered in ``opened`` are dropped with it
 

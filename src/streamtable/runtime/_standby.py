@@ -18,21 +18,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from streamtable.runtime._changelog import TP, ChangelogPartition, ChangelogReader
 from streamtable.runtime._metadata import InstanceRecord
 from streamtable.runtime._restore import valid_source_record
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
-from streamtable.state import RocksDBBytesStore, SerdeStore
-from streamtable.topology import StoreSpec, Topology, build_store
+from streamtable.state import RocksDBBytesStore
+from streamtable.topology import Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.standby")
 
-TP = tuple[str, int]
 TaskKey = tuple[int, int]  # (sub-topology id, partition)
 
 
@@ -67,15 +68,13 @@ def standby_placement(
 class _Standby:
     task_id: str
     checkpoint_path: Path
-    stores: dict[TP, SerdeStore]
-    source: set[TP]
-    specs: dict[TP, StoreSpec]
-    positions: dict[TP, int] = field(default_factory=dict)
+    parts: dict[TP, ChangelogPartition]
     checkpointed: dict[TP, int] = field(default_factory=dict)
 
 
 class StandbyTasks:
-    """Hosts this instance's standby tasks; driven by the processing thread."""
+    """Hosts this instance's standby tasks; driven by the processing thread. The changelogs
+    are read by a :class:`ChangelogReader` (tailing; a source changelog up to its limit)."""
 
     def __init__(
         self,
@@ -84,16 +83,15 @@ class StandbyTasks:
         state_dir: StateDirectory,
         consumer: Consumer,
         committed: Callable[[list[TopicPartition]], list[TopicPartition]],
+        renew: Callable[[], Consumer] | None = None,
     ) -> None:
         self._topology = topology
         self._config = config
         self._state_dir = state_dir
-        self._consumer = consumer
+        self.reader = ChangelogReader(consumer, "standby", renew, config.client_config())
         self._committed = committed
         self._hosted: dict[TaskKey, _Standby] = {}
-        self._by_tp: dict[TP, _Standby] = {}
-        self._limits: dict[TP, int] = {}  # source changelogs: read below the committed offset
-        self._paused: set[TP] = set()
+        self._sources: set[TP] = set()  # read below the group's committed offset only
         self._last_refresh = 0.0
         self.applied_records = 0
 
@@ -104,25 +102,20 @@ class StandbyTasks:
     def positions(self) -> dict[TP, int]:
         """Per changelog partition the standbys follow: the next offset to apply (-2 for
         "from the beginning", before the first record)."""
-        return {tp: standby.positions[tp] for tp, standby in self._by_tp.items()}
+        return {tp: part.position for tp, part in self.reader.parts.items()}
 
     def reconcile(self, wanted: set[TaskKey]) -> None:
         """Open the standbys newly wanted, close those no longer wanted."""
-        changed = False
         for key in sorted(set(self._hosted) - wanted):
             self._close(key)
-            changed = True
         for key in sorted(wanted - set(self._hosted)):
-            changed |= self._open(key)
-        if changed:
-            self._assign()
+            self._open(key)
 
     def release(self, task_id: str) -> None:
         """A task becomes active here: checkpoint and close its standby first."""
         for key, standby in list(self._hosted.items()):
             if standby.task_id == task_id:
                 self._close(key)
-                self._assign()
 
     def _open(self, key: TaskKey) -> bool:
         sub_id, partition = key
@@ -132,28 +125,28 @@ class StandbyTasks:
         directory = self._state_dir.task_dir(task_id)
         checkpoint_path = directory / ".checkpoint"
         checkpoint = read_checkpoint(checkpoint_path)
-        stores: dict[TP, SerdeStore] = {}
-        specs: dict[TP, StoreSpec] = {}
-        source: set[TP] = set()
+        parts: dict[TP, ChangelogPartition] = {}
         for name in sub.stores:
             spec = self._topology.stores[name]
             kind = self._config.store_kind if spec.kind == "default" else spec.kind
             topic = spec.changelog_topic(app)
             if topic is None or kind != "rocksdb":
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
+            tp = (topic, partition)
             engine = RocksDBBytesStore(directory / name)
-            stores[(topic, partition)] = build_store(spec, engine, app, partition, None, None)[0]
-            specs[(topic, partition)] = spec
+            store = build_store(spec, engine, app, partition, None, None)[0]
+            parts[tp] = ChangelogPartition(tp, store, checkpoint.get(tp, OFFSET_BEGINNING))
             if spec.source_topic is not None:
-                source.add((topic, partition))
-        if not stores:
+                # Only what the active task has committed; nothing before the limit is known.
+                parts[tp].limit = 0
+                parts[tp].check = partial(valid_source_record, spec)
+                self._sources.add(tp)
+        if not parts:
             return False
-        standby = _Standby(task_id, checkpoint_path, stores, source, specs)
-        for tp in stores:
-            standby.positions[tp] = checkpoint.get(tp, OFFSET_BEGINNING)
-            standby.checkpointed[tp] = checkpoint.get(tp, 0)
-            self._by_tp[tp] = standby
+        standby = _Standby(task_id, checkpoint_path, parts)
+        standby.checkpointed = {tp: checkpoint.get(tp, 0) for tp in parts}
         self._hosted[key] = standby
+        self.reader.add(parts.values())
         log.info("standby %s opened at %s", task_id, checkpoint or "the beginning")
         self._refresh_limits(force=True)
         return True
@@ -161,72 +154,34 @@ class StandbyTasks:
     def _close(self, key: TaskKey) -> None:
         standby = self._hosted.pop(key)
         self._write_checkpoint(standby, force=True)
-        for tp, store in standby.stores.items():
-            store.close()
-            self._by_tp.pop(tp, None)
-            self._limits.pop(tp, None)
-            self._paused.discard(tp)
+        for tp, part in standby.parts.items():
+            part.store.close()
+            self._sources.discard(tp)
+        self.reader.remove(standby.parts)
         log.info("standby %s closed", standby.task_id)
-
-    def _assign(self) -> None:
-        self._consumer.assign(
-            [TopicPartition(t, p, off) for (t, p), s in self._by_tp.items()
-             for off in [s.positions[(t, p)]]]
-        )  # fmt: skip
-        self._paused.clear()
 
     def _refresh_limits(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_refresh < 1.0:
             return
         self._last_refresh = now
-        sources = [TopicPartition(t, p) for (t, p), s in self._by_tp.items() if (t, p) in s.source]
-        if not sources:
+        if not self._sources:
             return
         try:
-            committed = self._committed(sources)
+            committed = self._committed([TopicPartition(t, p) for t, p in sorted(self._sources)])
         except KafkaException as exc:  # the broker unreachable: keep the limits, ask again later
             log.warning("standbys: committed offsets not readable (%s)", exc.args[0])
             return
         for tp in committed:
-            key = (tp.topic, tp.partition)
-            self._limits[key] = max(tp.offset, 0)
-            if key in self._paused and self._by_tp[key].positions[key] < self._limits[key]:
-                self._consumer.resume([TopicPartition(*key)])
-                self._paused.discard(key)
+            self.reader.set_limit((tp.topic, tp.partition), max(tp.offset, 0))
 
     def poll(self, max_records: int = 5000) -> int:
         """Apply what the changelogs have (without waiting); returns records applied."""
         if not self._hosted:
             return 0
         self._refresh_limits()
-        batches: dict[TP, list[tuple[bytes, bytes | None, int]]] = {}
-        applied = 0
-        for msg in self._consumer.consume(num_messages=max_records, timeout=0):
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            if msg.error() is not None or topic is None or partition is None or offset is None:
-                continue
-            tp = (topic, partition)
-            standby = self._by_tp.get(tp)
-            if standby is None or tp in self._paused:
-                continue
-            limit = self._limits.get(tp)
-            if limit is not None and offset >= limit:
-                # Past what the active task committed: wait here until it commits more.
-                self._consumer.seek(TopicPartition(topic, partition, offset))
-                self._consumer.pause([TopicPartition(topic, partition)])
-                self._paused.add(tp)
-                continue
-            key = msg.key()
-            value = msg.value()
-            if key is not None and (
-                tp not in standby.source or valid_source_record(standby.specs[tp], key, value)
-            ):  # a bad input record went to the DLQ, not into the active task's store
-                batches.setdefault(tp, []).append((key, value, msg.timestamp()[1]))
-            standby.positions[tp] = offset + 1
-            applied += 1
-        for tp, batch in batches.items():
-            self._by_tp[tp].stores[tp].restore_batch(batch)
+        applied, _ = self.reader.read(max_records, 0)
+        self.reader.watch()
         self.applied_records += applied
         return applied
 
@@ -235,17 +190,17 @@ class StandbyTasks:
             self._write_checkpoint(standby, force=False)
 
     def _write_checkpoint(self, standby: _Standby, force: bool) -> None:
-        offsets = {tp: off for tp, off in standby.positions.items() if off >= 0}
+        offsets = {tp: p.position for tp, p in standby.parts.items() if p.position >= 0}
         if not force and all(
             off - standby.checkpointed.get(tp, 0) < CHECKPOINT_DELTA for tp, off in offsets.items()
         ):
             return
-        for store in standby.stores.values():
-            store.flush()
+        for part in standby.parts.values():
+            part.store.flush()
         write_checkpoint(standby.checkpoint_path, offsets)
         standby.checkpointed = dict(offsets)
 
     def close(self) -> None:
         for key in list(self._hosted):
             self._close(key)
-        self._consumer.close()
+        self.reader.close()

@@ -30,6 +30,7 @@ from streamtable.runtime import _clients
 from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime._context import AppContext, open_clients
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
+from streamtable.runtime._restore import StateRestoreListener
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime._thread import StreamThread
 from streamtable.runtime._views import CompositeStoreView
@@ -64,6 +65,7 @@ class StreamsApp:
             self.topology, config, str(self.instance_id), lambda: self._state.name
         )
         self._schedules: Schedules[None] = Schedules()
+        self._restore_listener: StateRestoreListener | None = None
         self._ctx: AppContext | None = None  # from start(), once the topics are known
         self._loop: StreamThread | None = None  # once its clients are open
         self._thread: threading.Thread | None = None
@@ -121,6 +123,7 @@ class StreamsApp:
             state=lambda: self._state,
             set_state=self._set_state,
             schedules=self._schedules,
+            restore_listener=self._restore_listener,
         )
         self._set_state(AppState.REBALANCING)
         self._thread = threading.Thread(
@@ -145,6 +148,13 @@ class StreamsApp:
         manager.ensure(plan)
         admin.poll(0)  # its log lines, if any
         return plan
+
+    def set_restore_listener(self, listener: StateRestoreListener | None) -> None:
+        """Tell ``listener`` about every changelog partition that tasks restore (Kafka Streams'
+        ``setGlobalStateRestoreListener``); before :meth:`start`. A progress bar, for one."""
+        if self._state is not AppState.CREATED:
+            raise StreamTableError("set_restore_listener() needs state CREATED")
+        self._restore_listener = listener
 
     def close(self, timeout: float = 60.0) -> bool:
         """Commit, close tasks (state kept on disk with a checkpoint), leave the group.
