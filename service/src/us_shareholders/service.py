@@ -20,6 +20,7 @@ from us_shareholders.digest import REQUEST_KEY, DigestControl, request_record, r
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mail import DigestRenderer
 from us_shareholders.metrics import DigestProgressCollector
+from us_shareholders.progress import restore_progress
 from us_shareholders.schedule import WeekId
 from us_shareholders.topology import TopologySettings, build_topology
 from us_shareholders.venues import VenueMatcher
@@ -91,6 +92,7 @@ class Service:
             build_topology(topology_settings(settings), self.control),
             st.StreamsConfig(**settings.streams_config_kwargs()),
         )
+        self.app.set_restore_listener(restore_progress())
         registry = self.app.metrics.registry
         registry.register(DigestProgressCollector(self.app, settings.digest_schedule))
         renderer = DigestRenderer.from_settings(settings)
