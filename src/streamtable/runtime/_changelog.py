@@ -83,7 +83,7 @@ class ChangelogReader:
         self.parts: dict[TP, ChangelogPartition] = {}
         self.done: set[TP] = set()  # completed, until removed
         self.replacements = 0
-        self._looked = time.monotonic()
+        self._looked = 0.0  # a first look at once (only partitions idle for STALL_S count)
         self._turn = 0
 
     # -- what is read ----------------------------------------------------------------------

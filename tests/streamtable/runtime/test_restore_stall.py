@@ -21,10 +21,21 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streamtable.runtime import _restore
-from streamtable.runtime._restore import ChangelogRestorer, _Pending
+from streamtable.runtime import _changelog, _restore
+from streamtable.runtime._changelog import ChangelogPartition
+from streamtable.runtime._restore import ChangelogRestorer
 
 pytestmark = pytest.mark.unit
+
+
+def stalled(restorer: ChangelogRestorer, position: int) -> None:
+    """A partition of the restore that has handed nothing over for 5 s, at ``position`` of
+    186."""
+    unused: Any = None
+    tp = ("app-store-changelog", 0)
+    restorer.reader.parts[tp] = ChangelogPartition(
+        tp, unused, position, 186, moved=time.monotonic() - 5.0
+    )
 
 
 class Unreachable:
@@ -37,14 +48,11 @@ class Unreachable:
 def test_a_stalled_restore_says_why_its_consumer_cannot_read_the_offsets(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     restorer = ChangelogRestorer(cast(Consumer, Unreachable()))
-    unused: Any = None
-    restorer._pending[("app-store-changelog", 0)] = _Pending(
-        unused, unused, unused, False, -2, 186, 0, time.monotonic() - 5.0
-    )
-    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
-        restorer._warn_stalled()
+    stalled(restorer, OFFSET_BEGINNING)
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.changelog"):
+        restorer.reader.watch()
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith(
         "restore has not moved on 1 changelog partition(s): app-store-changelog[0] at beginning "
@@ -81,18 +89,11 @@ class Stuck:
         self.closed.set()
 
 
-def stalled(restorer: ChangelogRestorer, position: int) -> None:
-    unused: Any = None
-    restorer._pending[("app-store-changelog", 0)] = _Pending(
-        unused, unused, unused, False, position, 186, 0, time.monotonic() - 5.0
-    )
-
-
 def test_a_restore_consumer_that_stopped_fetching_is_replaced_at_the_same_positions(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its offset query never answered: fetch position unset, the broker holds 186 records."""
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     stuck = Stuck(fetched=OFFSET_INVALID)
     fresh: list[Stuck] = []
 
@@ -102,7 +103,7 @@ def test_a_restore_consumer_that_stopped_fetching_is_replaced_at_the_same_positi
 
     restorer = ChangelogRestorer(cast(Consumer, stuck), renew=renew)
     stalled(restorer, OFFSET_BEGINNING)
-    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.changelog"):
         restorer.step()
     assert len(fresh) == 1
     assert restorer.replacements == 1
@@ -119,7 +120,7 @@ def test_a_restore_consumer_that_stopped_fetching_is_replaced_at_the_same_positi
 def test_a_consumer_part_way_through_is_replaced_from_where_the_restore_stands(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     fresh: list[Stuck] = []
 
     def renew() -> Consumer:
@@ -139,7 +140,7 @@ def test_a_consumer_waiting_at_the_last_stable_offset_is_kept(
 ) -> None:
     """An open transaction holds the last stable offset back: the consumer has fetched up to
     it (past a commit marker the restore never sees) and waits; a new one would wait too."""
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     renewed: list[int] = []
 
     def renew() -> Consumer:
@@ -149,7 +150,7 @@ def test_a_consumer_waiting_at_the_last_stable_offset_is_kept(
     waiting = Stuck(fetched=2, stable=2)
     restorer = ChangelogRestorer(cast(Consumer, waiting), renew=renew)
     stalled(restorer, 1)
-    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.restore"):
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.changelog"):
         restorer.step()
     assert not renewed
     assert restorer.replacements == 0
@@ -158,7 +159,7 @@ def test_a_consumer_waiting_at_the_last_stable_offset_is_kept(
 
 
 def test_a_restorer_that_cannot_renew_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 1.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 1.0)
     stuck = Stuck(fetched=OFFSET_INVALID)
     restorer = ChangelogRestorer(cast(Consumer, stuck))
     stalled(restorer, OFFSET_BEGINNING)
