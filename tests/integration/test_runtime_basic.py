@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import CoPartitioningError, StateDirLocked, StoreNotReady
+from streamtable.runtime import _context
 from tests.support.kafka import (
     TopicFactory,
     delete_topics,
@@ -31,6 +32,7 @@ from tests.support.positions import (
     produce_positions,
     seed_topology,
 )
+from tests.support.runtime import task_states
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +59,7 @@ def converge(app: st.StreamsApp, expected: dict[str, frozenset[str]]) -> None:
     except AssertionError:
         got = last[0] or {}
         diff = {k for k in set(got) | set(expected) if got.get(k) != expected.get(k)}
-        tasks = sorted(f"{t.task_id}:{t.state.name}" for t in app._tasks.values())
+        tasks = task_states(app)
         raise AssertionError(
             f"store differs from oracle for {len(diff)} keys: {sorted(diff)[:5]} "
             f"(store {'not ready' if last[0] is None else f'has {len(got)} keys'}, "
@@ -324,13 +326,17 @@ def test_fenced_transaction_rebuilds_state_and_converges(
 
 
 def test_consumed_repartition_records_are_purged(
-    new_topic: TopicFactory, bootstrap_servers: str, app_id: str, tmp_path: Path
+    new_topic: TopicFactory,
+    bootstrap_servers: str,
+    app_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topic = new_topic(partitions=2, config={"cleanup.policy": "compact"}, prefix="positions")
     events = generate(5, 500, 100)
     produce_positions(bootstrap_servers, topic, events)
     app = make_app(seed_topology(topic), app_id, bootstrap_servers, tmp_path)
-    app._purge_interval_s = 0.0  # purge after every commit, not every 30 s
+    monkeypatch.setattr(_context, "PURGE_INTERVAL_S", 0.0)  # after every commit, not every 30 s
     repartition = f"{app_id}-us-share-holders-repartition"
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("g")})
     try:

@@ -17,6 +17,7 @@ from streamtable.runtime._metadata import InstanceRecord
 from streamtable.runtime._standby import standby_placement
 from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
 from tests.support.positions import generate, oracle, produce_positions, seed_topology
+from tests.support.runtime import stream_thread
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def test_failover_to_a_standby_restores_only_the_tail(
             return union == expected and any(standby.values())
 
         wait_until(split_and_warm, "both instances RUNNING with standbys", TIMEOUT_S)
-        standbys = second._standbys
+        standbys = stream_thread(second).clients.standbys
         assert standbys is not None
         offsets = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": unique_name("wm")})
 

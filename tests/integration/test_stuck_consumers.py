@@ -19,11 +19,11 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
-from streamtable.runtime import _clients, _global, _restore
-from streamtable.runtime import app as app_module
+from streamtable.runtime import _clients, _global, _restore, _taskmanager, _thread
 from streamtable.runtime._restore import ChangelogRestorer
 from streamtable.runtime._task import StreamTask
 from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+from tests.support.runtime import stream_thread
 
 pytestmark = pytest.mark.integration
 
@@ -162,9 +162,9 @@ def test_a_global_table_consumer_that_stops_fetching_is_replaced(
     try:
         wait_until(lambda: value("g1"), "g1 in the global table", 60)
         # Caught up and idle, it is looked at and kept.
-        wait_until(lambda: (app._globals and app._globals._looked) or None, "a look", 60)
-        assert app._globals is not None
-        stuck = app._globals._consumer
+        global_stores = stream_thread(app).clients.globals
+        wait_until(lambda: global_stores._looked or None, "a look", 60)
+        stuck = global_stores._consumer
         assert stuck is not None
         stuck.pause([TopicPartition(globals_topic, p) for p in (0, 1)])
         with caplog.at_level(logging.WARNING, logger="streamtable.runtime.global"):
@@ -172,14 +172,14 @@ def test_a_global_table_consumer_that_stops_fetching_is_replaced(
             assert producer.flush(30) == 0
             assert wait_until(lambda: value("g2"), "g2 in the global table", 60) == {"v": 2}
         assert value("g1") == {"v": 1}
-        assert app._globals.replacements >= 1
+        assert global_stores.replacements >= 1
         message = next(r.getMessage() for r in caplog.records if "replacing" in r.getMessage())
         assert f"{globals_topic}[1] at beginning: 1" in message, message
         registry = app.metrics.registry
         replaced = registry.get_sample_value(
             "streamtable_consumer_replacements_total", {"consumer": "global"}
         )
-        assert replaced == app._globals.replacements
+        assert replaced == global_stores.replacements
     finally:
         app.close()
 
@@ -211,7 +211,9 @@ def test_a_group_consumer_that_lost_every_broker_is_replaced(
     (chaos seed 515885: REBALANCING for minutes while the others ran). Here the consumer is
     made to leave its group behind the app's back and is taken for cut off: a new consumer
     joins, the app runs again with its table whole."""
-    monkeypatch.setattr(app_module, "GROUP_STALL_S", 1.0)
+    # The thread looks at its group consumer, the task manager's restart too, after this long.
+    monkeypatch.setattr(_thread, "GROUP_STALL_S", 1.0)
+    monkeypatch.setattr(_taskmanager, "GROUP_STALL_S", 1.0)
     taken_for_cut_off: list[object] = []
 
     def cut_off(client: object, settings: dict[str, Any]) -> bool:
@@ -250,11 +252,11 @@ def test_a_group_consumer_that_lost_every_broker_is_replaced(
     app.start()
     try:
         assert wait_until(counts, "the counts", 60) == {f"k{i}": 4 for i in range(5)}
-        old = app._consumer
-        assert old is not None
+        clients = stream_thread(app).clients
+        old = clients.consumer
         with caplog.at_level(logging.WARNING, logger="streamtable.runtime.app"):
             old.unsubscribe()  # out of the group, as the cut-off consumer was
-            wait_until(lambda: app._consumer is not old or None, "a new consumer", 60)
+            wait_until(lambda: clients.consumer is not old or None, "a new consumer", 60)
             assert wait_until(counts, "the counts again", 60) == {f"k{i}": 4 for i in range(5)}
         assert taken_for_cut_off[0] is old
         assert any(

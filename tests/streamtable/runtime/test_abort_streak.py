@@ -7,13 +7,13 @@ producer (a coordinator moving is worth one more try); a second one in a row rep
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from streamtable.runtime._commit import TransactionAborted
-from tests.support.offline import offline_app
+from streamtable.runtime._producer import TransactionAborted
+from streamtable.runtime._thread import StreamThread
+from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -22,28 +22,33 @@ class AbortingCommitter:
     """Aborts the commits listed in ``aborts`` (by call number), finds nothing to commit in
     those listed in ``empty``, lets the others through."""
 
-    def __init__(self, aborts: set[int], empty: set[int]) -> None:
+    def __init__(self, aborts: set[int], empty: set[int], fatal: bool = False) -> None:
         self.aborts = aborts
         self.empty = empty
+        self.fatal = fatal
         self.calls = 0
-        self.producer_lost = False
 
     def commit(self, tasks: Any, closing: bool = False) -> bool:
         self.calls += 1
         if self.calls in self.aborts:
-            raise TransactionAborted("transaction aborted: Local: Timed out", fatal=False)
+            raise TransactionAborted("transaction aborted: Local: Timed out", fatal=self.fatal)
         return self.calls not in self.empty
 
 
-def replaced_on(aborts: set[int], commits: int, empty: frozenset[int] = frozenset()) -> list[bool]:
-    app = offline_app("aborts")
-    app._committer = AbortingCommitter(aborts, set(empty))  # type: ignore[assignment]
-    app._update_gauges = lambda running: None  # type: ignore[method-assign]
+def committing_thread(committer: AbortingCommitter) -> tuple[StreamThread, list[bool]]:
+    """A thread whose commits go through ``committer``; the list gets the ``fatal`` argument
+    of every recovery from an abort (True: the producer is replaced)."""
+    thread = offline_thread("aborts", processing_guarantee="exactly_once_v2")
+    thread.clients.committer = committer  # type: ignore[assignment]
     recoveries: list[bool] = []
-    app._recover_from_abort = recoveries.append  # type: ignore[method-assign,assignment]
-    app._tasks = {}
+    thread.commits.recover_from_abort = recoveries.append  # type: ignore[method-assign,assignment]
+    return thread, recoveries
+
+
+def replaced_on(aborts: set[int], commits: int, empty: frozenset[int] = frozenset()) -> list[bool]:
+    thread, recoveries = committing_thread(AbortingCommitter(aborts, set(empty)))
     for _ in range(commits):
-        app._commit()
+        thread.commits.commit()
     return recoveries
 
 
@@ -63,15 +68,6 @@ def test_a_commit_with_nothing_to_commit_does_not_end_the_streak() -> None:
 
 
 def test_a_fatal_abort_replaces_it_at_once() -> None:
-    app = offline_app("aborts")
-    committer = SimpleNamespace(producer_lost=False)
-
-    def commit(tasks: Any, closing: bool = False) -> None:
-        raise TransactionAborted("fenced", fatal=True)
-
-    committer.commit = commit
-    app._committer = committer  # type: ignore[assignment]
-    recoveries: list[bool] = []
-    app._recover_from_abort = recoveries.append  # type: ignore[method-assign,assignment]
-    app._commit()
+    thread, recoveries = committing_thread(AbortingCommitter({1}, set(), fatal=True))
+    thread.commits.commit()
     assert recoveries == [True]

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from streamtable.errors import KafkaError
 from streamtable.runtime._collector import KafkaRecordCollector
 from streamtable.runtime._commit import Committer
+from streamtable.runtime._producer import StreamsProducer
 from streamtable.runtime.metrics import StreamsMetrics
 from streamtable.runtime.topics import TopicPlan
 
@@ -48,7 +49,8 @@ class FakeProducer:
 def collector() -> tuple[KafkaRecordCollector, FakeProducer]:
     producer = FakeProducer()
     plan = TopicPlan({"out": 1, "app-store-changelog": 1}, {})
-    return KafkaRecordCollector(cast(Producer, producer), plan), producer
+    streams_producer = StreamsProducer(lambda: cast(Producer, producer), transactional=False)
+    return KafkaRecordCollector(streams_producer, plan), producer
 
 
 def test_reports_of_an_abandoned_transaction_do_not_fail_the_next_commit() -> None:
@@ -94,12 +96,13 @@ def test_an_abort_on_its_own_abandons_what_its_transaction_sent() -> None:
     record(s) could not be delivered: Local: Purged in queue")."""
     producer = TransactionalProducer()
     plan = TopicPlan({"out": 1}, {})
-    c = KafkaRecordCollector(cast(Producer, producer), plan)
+    streams_producer = StreamsProducer(lambda: cast(Producer, producer), transactional=True)
+    c = KafkaRecordCollector(streams_producer, plan)
     committer = Committer(
-        cast(Any, None), cast(Any, producer), c, True, StreamsMetrics("abort-abandons")
+        cast(Any, None), streams_producer, c, True, StreamsMetrics("abort-abandons")
     )
     c.send("out", b"k", b"v", 0, 0, None)  # begins the transaction
-    assert committer.in_transaction
+    assert streams_producer.in_transaction
     committer.abort()  # the partitions were lost
     producer.pending[0][2](ClientError(ClientError._PURGE_QUEUE), None)  # at a later poll
     c.raise_delivery_errors()  # the next commit

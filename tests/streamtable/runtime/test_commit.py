@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
-from streamtable.runtime._commit import Committer, TransactionAborted
+from streamtable.runtime._collector import KafkaRecordCollector
+from streamtable.runtime._commit import Committer
+from streamtable.runtime._producer import StreamsProducer, TransactionAborted
 from streamtable.runtime.metrics import StreamsMetrics
+from streamtable.runtime.topics import TopicPlan
 
 pytestmark = pytest.mark.unit
 
@@ -89,10 +92,18 @@ class FakeTask:
         pass
 
 
-def committer(producer: FakeProducer, position: int, lock: threading.RLock) -> Committer:
+def streams_producer(*clients: object, transactional: bool = True) -> StreamsProducer:
+    """A :class:`StreamsProducer` over ``clients``: the first, then one more per replace()."""
+    made = iter(clients)
+    return StreamsProducer(lambda: cast(Producer, next(made)), transactional=transactional)
+
+
+def committer(
+    producer: FakeProducer, position: int, lock: threading.RLock, *spares: FakeProducer
+) -> Committer:
     return Committer(
         cast(Any, FakeConsumer(position)),
-        cast(Any, producer),
+        streams_producer(producer, *spares),
         cast(Any, FakeCollector()),
         True,
         StreamsMetrics("test"),
@@ -105,7 +116,7 @@ def committer(producer: FakeProducer, position: int, lock: threading.RLock) -> C
 def test_a_transactional_call_that_never_returns_fails_the_commit_at_its_deadline() -> None:
     producer = FakeProducer(stuck=True)
     lock = threading.RLock()
-    commits = committer(producer, 42, lock)
+    commits = committer(producer, 42, lock, FakeProducer(stuck=False))
     reader_got_lock = threading.Event()
 
     def reader() -> None:  # an interactive query while the commit waits
@@ -126,9 +137,10 @@ def test_a_transactional_call_that_never_returns_fails_the_commit_at_its_deadlin
         thread.join(5)
         assert reader_got_lock.is_set(), "a reader waited for the stuck commit"
         with pytest.raises(TransactionAborted):
-            commits.begin()  # the given-up producer is never used again
-        commits.producer = cast(Any, FakeProducer(stuck=False))
+            commits.producer.begin()  # the given-up producer is never used again
+        commits.producer.replace()
         assert not commits.producer_lost
+        assert commits.producer.client is not cast(Any, producer)
     finally:
         producer.release.set()
 
@@ -190,11 +202,111 @@ def test_at_least_once_a_commit_the_broker_does_not_acknowledge_is_deferred() ->
 
     broker = _UnreachableBroker()
     commits = Committer(
-        cast(Any, broker), cast(Any, broker), cast(Any, FakeCollector()), False,
-        StreamsMetrics("test"), timeout_s=0.1,
+        cast(Any, broker), streams_producer(broker, transactional=False),
+        cast(Any, FakeCollector()), False, StreamsMetrics("test"), timeout_s=0.1,
     )  # fmt: skip
     task = FakeTask()
     with pytest.raises(CommitDeferred):
         commits.commit([cast(Any, task)])
     assert broker.commits == []
     assert task.committed == {}  # still uncommitted: the next commit tries again
+
+
+class Journal:
+    """Every client of a commit, each call written to one list in the order it happens."""
+
+    def __init__(self, position: int = 42) -> None:
+        self.calls: list[str] = []
+        self._position = position
+
+    # the producer client
+    def produce(self, topic: str, _value: Any, _key: Any, partition: int, **kw: Any) -> None:
+        self.calls.append(f"produce {topic}")
+
+    def flush(self, _timeout: float) -> int:
+        self.calls.append("flush producer")
+        return 0
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin transaction")
+
+    def send_offsets_to_transaction(self, offsets: list[TopicPartition], _g: Any, _t: Any) -> None:
+        self.calls.append(f"send offsets {[(tp.topic, tp.offset) for tp in offsets]}")
+
+    def commit_transaction(self, _t: float) -> None:
+        self.calls.append("commit transaction")
+
+    # the consumer
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.calls.append(f"commit offsets {[(tp.topic, tp.offset) for tp in offsets]}")
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self._position) for tp in tps]
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+    # the repartition purger
+    def maybe_purge(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append("purge")
+
+
+class ForwardingCore(FakeCore):
+    """Its record cache holds one change: flushed, it goes downstream to ``out``."""
+
+    def __init__(self, journal: Journal, collector: KafkaRecordCollector) -> None:
+        self.journal = journal
+        self.collector = collector
+
+    def flush(self) -> None:
+        self.journal.calls.append("flush caches")
+        self.collector.send("out", b"k", b"v", 0, 0, None)
+
+
+class CachingTask(FakeTask):
+    def __init__(self, journal: Journal, collector: KafkaRecordCollector) -> None:
+        super().__init__()
+        self.journal = journal
+        self.core = ForwardingCore(journal, collector)
+
+    def write_checkpoint(self, _written: Any, force: bool = True) -> None:
+        self.journal.calls.append("checkpoint")
+
+
+def journaled_commit(exactly_once: bool, closing: bool = False) -> list[str]:
+    journal = Journal()
+    producer = streams_producer(journal, transactional=exactly_once)
+    collector = KafkaRecordCollector(producer, TopicPlan({"out": 1}, {}))
+    commits = Committer(
+        cast(Any, journal), producer, collector, exactly_once, StreamsMetrics("order"),
+        purger=cast(Any, journal),
+    )  # fmt: skip
+    commits.commit([cast(Any, CachingTask(journal, collector))], closing=closing)
+    return journal.calls
+
+
+def test_at_least_once_commits_in_the_documented_order() -> None:
+    """Caches, then what they forwarded to the producer, the producer flushed, the offsets,
+    the checkpoint, the purge: offsets committed before the records they cover are
+    acknowledged would lose those records in a crash."""
+    assert journaled_commit(exactly_once=False) == [
+        "flush caches",
+        "produce out",
+        "flush producer",
+        "commit offsets [('input', 42)]",
+        "checkpoint",
+        "purge",
+    ]
+
+
+def test_exactly_once_commits_in_one_transaction_in_the_documented_order() -> None:
+    """The records and the offsets in one transaction; a checkpoint only when closing."""
+    assert journaled_commit(exactly_once=True) == [
+        "flush caches",
+        "begin transaction",
+        "produce out",
+        "send offsets [('input', 42)]",
+        "commit transaction",
+        "purge",
+    ]
+    assert journaled_commit(exactly_once=True, closing=True)[-2:] == ["checkpoint", "purge"]

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tests.support.offline import offline_app
+from streamtable.runtime._thread import StreamThread
+from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -61,62 +62,63 @@ class LosingConsumer(OutageConsumer):
         super().seek(tp)
 
 
-def restarting_app(
+def restarting_thread(
     consumer: OutageConsumer | None = None, **config: Any
-) -> tuple[Any, OutageConsumer, list[Any]]:
-    app = offline_app("deferred")
-    if config:
-        app.config = app.config.model_copy(update=config)
+) -> tuple[StreamThread, OutageConsumer, list[Any]]:
+    """A thread with two running tasks of ``events`` (partitions 0 and 1); the list gets each
+    assignment the task manager creates tasks for."""
     consumer = consumer or OutageConsumer()
-    app._consumer = consumer  # type: ignore[assignment]
+    thread = offline_thread("deferred", consumer=consumer, **config)
+    manager = thread.tasks
     for p in (0, 1):
-        app._tasks[f"0_{p}"] = SimpleNamespace(  # type: ignore[assignment]
+        manager.tasks[f"0_{p}"] = SimpleNamespace(  # type: ignore[assignment]
             task_id=f"0_{p}",
             partition=p,
             topics=["events"],
             core=SimpleNamespace(discard_caches=lambda: None),
         )
     created: list[Any] = []
-    app._close_tasks = lambda tasks, **_: app._tasks.clear()  # type: ignore[method-assign]
-    app._create_tasks = created.append  # type: ignore[method-assign,assignment]
-    return app, consumer, created
+    manager.close = lambda tasks, **_: manager.tasks.clear()  # type: ignore[method-assign]
+    manager.create = created.append  # type: ignore[method-assign,assignment]
+    return thread, consumer, created
 
 
 def test_the_restart_does_not_wait_for_the_broker() -> None:
-    app, consumer, created = restarting_app()
-    app._restart_tasks()  # waited in committed() until the deadline before
+    thread, consumer, created = restarting_thread()
+    manager = thread.tasks
+    manager.restart_all()  # waited in committed() until the deadline before
     assert consumer.committed_calls == 0
-    assert app._restart_pending == [("events", 0), ("events", 1)]
-    app._resume_restart()  # the broker still away: asked again at the next pass
+    assert manager.restart_pending == [("events", 0), ("events", 1)]
+    manager.resume_restart()  # the broker still away: asked again at the next pass
     assert created == []
-    assert app._restart_pending is not None
+    assert manager.restart_pending is not None
     consumer.back = True
-    app._resume_restart()
+    manager.resume_restart()
     assert consumer.seeks == [("events", 0, 40), ("events", 1, 40)]
     assert created == [[("events", 0), ("events", 1)]]
-    assert app._restart_pending is None
+    assert manager.restart_pending is None
 
 
 def test_a_rebalance_meanwhile_cancels_the_restart() -> None:
-    app, consumer, _ = restarting_app()
-    app._restart_tasks()
-    app._on_assign(consumer, [TopicPartition("events", 1)])
-    assert app._restart_pending is None
-    assert app._new_assignment == [("events", 1)]
+    thread, consumer, _ = restarting_thread()
+    thread.tasks.restart_all()
+    thread._on_assign(consumer, [TopicPartition("events", 1)])  # type: ignore[arg-type]
+    assert thread.tasks.restart_pending is None
+    assert thread.new_assignment == [("events", 1)]
 
 
 def test_a_restart_gives_up_after_the_task_timeout() -> None:
-    app, _, _ = restarting_app(task_timeout_ms=0)
-    app._restart_tasks()
+    thread, _, _ = restarting_thread(task_timeout_ms=0)
+    thread.tasks.restart_all()
     with pytest.raises(KafkaException):
-        app._resume_restart()
+        thread.tasks.resume_restart()
 
 
 def test_a_partition_lost_meanwhile_is_left_out_of_the_restart() -> None:
     consumer = LosingConsumer()
     consumer.back = True
-    app, _, created = restarting_app(consumer)
-    app._restart_tasks()
-    app._resume_restart()  # raised KafkaException(_STATE) before
+    thread, _, created = restarting_thread(consumer)
+    thread.tasks.restart_all()
+    thread.tasks.resume_restart()  # raised KafkaException(_STATE) before
     assert consumer.seeks == [("events", 1, 40)]
     assert created == [[("events", 1)]]

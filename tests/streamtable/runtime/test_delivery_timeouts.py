@@ -21,7 +21,10 @@ import streamtable as st
 from streamtable.errors import KafkaError
 from streamtable.runtime import _clients
 from streamtable.runtime._collector import DeliveryTimedOut, KafkaRecordCollector
+from streamtable.runtime._producer import StreamsProducer
+from streamtable.runtime._thread import StreamThread
 from streamtable.runtime.topics import TopicPlan
+from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +84,8 @@ class FakeProducer:
 
 def test_records_failed_by_their_timeout_are_told_apart() -> None:
     producer = FakeProducer()
-    c = KafkaRecordCollector(cast(Producer, producer), TopicPlan({"out": 1}, {}))
+    streams_producer = StreamsProducer(lambda: cast(Producer, producer), transactional=False)
+    c = KafkaRecordCollector(streams_producer, TopicPlan({"out": 1}, {}))
     for n in range(2):
         c.send("out", b"k", str(n).encode(), 0, 0, None)
     for report in producer.reports:
@@ -103,29 +107,26 @@ class TimingOutCommitter:
 class Collector:
     def __init__(self) -> None:
         self.abandoned = 0
-        self.producer = object()
 
     def abandon_sent(self) -> None:
         self.abandoned += 1
 
 
-def timing_out_app() -> tuple[st.StreamsApp, Collector]:
-    """An app whose next commit finds records failed by their timeout."""
-    builder = st.StreamsBuilder()
-    builder.stream("events").to("copy")
-    app = st.StreamsApp(builder.build(), config())
+def timing_out_thread() -> tuple[StreamThread, Collector]:
+    """A thread whose next commit finds records failed by their timeout."""
+    thread = offline_thread("late")
     collector = Collector()
-    app._committer = TimingOutCommitter()  # type: ignore[assignment]
-    app._collector = collector  # type: ignore[assignment]
-    return app, collector
+    thread.clients.committer = TimingOutCommitter()  # type: ignore[assignment]
+    thread.clients.collector = collector  # type: ignore[assignment]
+    return thread, collector
 
 
 def test_a_delivery_timeout_starts_the_tasks_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    app, collector = timing_out_app()
+    thread, collector = timing_out_thread()
     restarts: list[bool] = []
-    monkeypatch.setattr(app, "_restart_tasks", lambda: restarts.append(True))
+    monkeypatch.setattr(thread.tasks, "restart_all", lambda: restarts.append(True))
     monkeypatch.setattr(_clients, "cut_off", lambda client, settings: False)
-    app._commit()  # raised DeliveryTimedOut (the app went to ERROR) before
+    thread.commits.commit()  # raised DeliveryTimedOut (the app went to ERROR) before
     assert restarts == [True]
     assert collector.abandoned == 1
 
@@ -135,7 +136,7 @@ def test_a_producer_that_lost_every_broker_is_replaced_on_a_delivery_timeout(
 ) -> None:
     """It would time out every record again: with no broker left, librdkafka never connects
     again (librdkafka issue 5301), and each restart of the tasks would end the same way."""
-    app, collector = timing_out_app()
+    thread, _ = timing_out_thread()
     events: list[str] = []
     asked: list[object] = []
 
@@ -144,8 +145,8 @@ def test_a_producer_that_lost_every_broker_is_replaced_on_a_delivery_timeout(
         return True
 
     monkeypatch.setattr(_clients, "cut_off", cut_off)
-    monkeypatch.setattr(app, "_replace_producer", lambda: events.append("replaced"))
-    monkeypatch.setattr(app, "_restart_tasks", lambda: events.append("restarted"))
-    app._commit()
-    assert asked == [collector.producer]
+    monkeypatch.setattr(thread.tasks, "replace_producer", lambda: events.append("replaced"))
+    monkeypatch.setattr(thread.tasks, "restart_all", lambda: events.append("restarted"))
+    thread.commits.commit()
+    assert asked == [thread.clients.producer.client]
     assert events == ["replaced", "restarted"]

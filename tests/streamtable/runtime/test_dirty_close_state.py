@@ -16,26 +16,15 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-import streamtable as st
+from streamtable.runtime._thread import StreamThread
 from streamtable.runtime.state import TaskState
-from tests.support.offline import offline_app
+from tests.support.offline import IdleProducer, IdleRestorer, offline_thread
 
 pytestmark = pytest.mark.unit
 
 
 class Killed(Exception):
     """Stands for a SIGKILL while the restart waits for the broker."""
-
-
-class FakeProducer:
-    def __init__(self, queued: int) -> None:
-        self.queued = queued
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return self.queued
 
 
 class WaitingConsumer:
@@ -46,16 +35,16 @@ class WaitingConsumer:
         raise Killed
 
 
-def make_app(queued: int) -> tuple[st.StreamsApp, list[str]]:
-    app = offline_app("dirty")
-    app._collector = SimpleNamespace(  # type: ignore[assignment]
-        producer=FakeProducer(queued), changelog_offsets={}
+def make_thread(queued: int, consumer: object | None = None) -> tuple[StreamThread, list[str]]:
+    """At least once, two running tasks with state on disk (and a checkpoint); the producer
+    holds ``queued`` undelivered records. The list gets the tasks that write a checkpoint."""
+    thread = offline_thread(
+        "dirty", consumer=consumer, producer=IdleProducer(queued), restorer=IdleRestorer()
     )
-    app._restorer = SimpleNamespace(remove=lambda task: None)  # type: ignore[assignment]
     checkpoints: list[str] = []
     for p in (0, 1):
         task_id = f"0_{p}"
-        directory = app._state_dir.task_dir(task_id)
+        directory = thread.ctx.state_dir.task_dir(task_id)
         directory.mkdir(parents=True)
         (directory / ".checkpoint").write_text("events 0 40\n")
 
@@ -71,33 +60,32 @@ def make_app(queued: int) -> tuple[st.StreamsApp, list[str]]:
             write_checkpoint=lambda written, task_id=task_id: checkpoints.append(task_id),
         )
         task.close = lambda task=task: close(task)
-        app._tasks[task_id] = task  # type: ignore[assignment]
-    return app, checkpoints
+        thread.tasks.tasks[task_id] = task  # type: ignore[assignment]
+    return thread, checkpoints
 
 
-def task_dirs(app: st.StreamsApp) -> list[str]:
-    return sorted(d for d in ("0_0", "0_1") if app._state_dir.task_dir(d).exists())
+def task_dirs(thread: StreamThread) -> list[str]:
+    return sorted(d for d in ("0_0", "0_1") if thread.ctx.state_dir.task_dir(d).exists())
 
 
 def test_a_restart_wipes_the_stores_before_it_waits_for_the_broker() -> None:
-    app, checkpoints = make_app(queued=0)
-    app._consumer = WaitingConsumer()  # type: ignore[assignment]
-    app._restart_tasks()
+    thread, checkpoints = make_thread(queued=0, consumer=WaitingConsumer())
+    thread.tasks.restart_all()
     with pytest.raises(Killed):
-        app._resume_restart()  # the wait for the committed offsets
-    assert task_dirs(app) == []  # were both kept, with a fresh checkpoint, before
+        thread.tasks.resume_restart()  # the wait for the committed offsets
+    assert task_dirs(thread) == []  # were both kept, with a fresh checkpoint, before
     assert checkpoints == []
 
 
 def test_a_dirty_close_with_undelivered_records_wipes_the_stores() -> None:
-    app, checkpoints = make_app(queued=3)
-    app._close_tasks(list(app._tasks.values()))
-    assert task_dirs(app) == []
+    thread, checkpoints = make_thread(queued=3)
+    thread.tasks.close(list(thread.tasks.tasks.values()))
+    assert task_dirs(thread) == []
     assert checkpoints == []
 
 
 def test_a_dirty_close_with_everything_delivered_keeps_and_checkpoints_the_stores() -> None:
-    app, checkpoints = make_app(queued=0)
-    app._close_tasks(list(app._tasks.values()))
-    assert task_dirs(app) == ["0_0", "0_1"]
+    thread, checkpoints = make_thread(queued=0)
+    thread.tasks.close(list(thread.tasks.tasks.values()))
+    assert task_dirs(thread) == ["0_0", "0_1"]
     assert checkpoints == ["0_0", "0_1"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tests.support.offline import offline_app
+from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -29,15 +29,14 @@ class ForgetfulConsumer:
 
 
 def test_a_partition_without_cached_watermarks_is_left_out_of_the_lag() -> None:
-    app = offline_app("gauges")
-    app._consumer = ForgetfulConsumer()  # type: ignore[assignment]
+    thread = offline_thread("gauges", consumer=ForgetfulConsumer())
     tasks: list[Any] = [
         SimpleNamespace(topics=["events"], partition=p, serde_stores={}) for p in (0, 1)
     ]
-    app._update_gauges(tasks)  # raised KafkaException before
+    thread.commits.update_gauges(tasks)  # raised KafkaException before
     lag = {
         sample.labels["partition"]: sample.value
-        for metric in app.metrics.registry.collect()
+        for metric in thread.ctx.metrics.registry.collect()
         if metric.name == "streamtable_consumer_lag"
         for sample in metric.samples
     }

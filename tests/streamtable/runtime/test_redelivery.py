@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from streamtable.runtime.state import TaskState
-from tests.support.offline import offline_app
+from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -68,16 +68,15 @@ def running_task(processed: list[tuple[str, int]]) -> Any:
 def test_records_handed_over_again_are_not_processed_twice(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = offline_app("redelivery")
-    app._consumer = SimpleNamespace()  # type: ignore[assignment]
+    thread = offline_thread("redelivery")
     processed: list[tuple[str, int]] = []
     task = running_task(processed)
-    app._task_by_tp[("events", 0)] = task
+    thread.tasks.by_partition[("events", 0)] = task
 
-    app._process([Message("events", 0, o) for o in (10, 11, 12, 13)])  # type: ignore[misc]
+    thread.process([Message("events", 0, o) for o in (10, 11, 12, 13)])  # type: ignore[misc]
     # The fetch position moved back to 11: 11..13 come again, then the partition goes on.
     with caplog.at_level(logging.WARNING, logger="streamtable.runtime.app"):
-        app._process([Message("events", 0, o) for o in (11, 12, 13, 14, 15)])  # type: ignore[misc]
+        thread.process([Message("events", 0, o) for o in (11, 12, 13, 14, 15)])  # type: ignore[misc]
 
     assert [o for _, o in processed] == [10, 11, 12, 13, 14, 15]
     assert task.consumed == {"events": 16}
@@ -91,11 +90,10 @@ def test_records_handed_over_again_are_not_processed_twice(
 def test_a_gap_after_a_transaction_marker_is_not_a_redelivery() -> None:
     """Offsets skipped by read_committed (markers, aborted records) are no redelivery, and a
     task started afresh (new ``consumed``) processes from wherever its consumer starts."""
-    app = offline_app("redelivery-gap")
-    app._consumer = SimpleNamespace()  # type: ignore[assignment]
+    thread = offline_thread("redelivery-gap")
     processed: list[tuple[str, int]] = []
-    app._task_by_tp[("events", 0)] = running_task(processed)
-    app._process([Message("events", 0, o) for o in (3, 4, 7, 9)])  # type: ignore[misc]
-    app._task_by_tp[("events", 0)] = running_task(processed)  # restarted from committed 4
-    app._process([Message("events", 0, o) for o in (4, 7)])  # type: ignore[misc]
+    thread.tasks.by_partition[("events", 0)] = running_task(processed)
+    thread.process([Message("events", 0, o) for o in (3, 4, 7, 9)])  # type: ignore[misc]
+    thread.tasks.by_partition[("events", 0)] = running_task(processed)  # restarted from 4
+    thread.process([Message("events", 0, o) for o in (4, 7)])  # type: ignore[misc]
     assert [o for _, o in processed] == [3, 4, 7, 9, 4, 7]

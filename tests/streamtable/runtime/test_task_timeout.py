@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 import streamtable as st
 from streamtable.errors import ConfigError, StreamTableError
-from tests.support.offline import closed_port, offline_app
+from tests.support.offline import IdleRestorer, closed_port, offline_thread
 
 pytestmark = pytest.mark.unit
 
@@ -58,10 +57,6 @@ def test_a_task_whose_committed_offsets_stay_unstable_names_its_partitions() -> 
     the coordinator counts as ended but whose markers never reached its partitions (a broker
     stopped mid-commit: chaos seed 710625) keeps them unstable for good; past the task timeout
     the error names the partitions and the way out, instead of librdkafka's bare timeout."""
-    app = offline_app("tto-unstable")
-    app.config = app.config.model_copy(
-        update={"processing_guarantee": "exactly_once_v2", "task_timeout_ms": 300}
-    )
 
     class Unstable:
         def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
@@ -69,17 +64,15 @@ def test_a_task_whose_committed_offsets_stay_unstable_names_its_partitions() -> 
                 KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets", retriable=True)
             )
 
-    app._consumer = Unstable()  # type: ignore[assignment]
-    app._restorer = SimpleNamespace(add=lambda *_: None)  # type: ignore[assignment]
-    task: Any = SimpleNamespace(
-        task_id="0_2",
-        partition=2,
-        topics=["events"],
-        source_changelogs={},
-        transition=lambda _state: None,
+    thread = offline_thread(
+        "tto-unstable",
+        consumer=Unstable(),
+        restorer=IdleRestorer(),
+        processing_guarantee="exactly_once_v2",
+        task_timeout_ms=300,
     )
     with pytest.raises(StreamTableError) as raised:
-        app._start_restore(task)
+        thread.tasks.create([("events", 2)])  # task 0_2 starts restoring
     message = str(raised.value)
     assert "events[2] (task 0_2)" in message
     assert "kafka-transactions.sh find-hanging" in message
