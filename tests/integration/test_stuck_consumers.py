@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
-from streamtable.runtime import _clients, _global, _restore, _taskmanager, _thread
+from streamtable.runtime import _changelog, _clients, _taskmanager, _thread
 from streamtable.runtime._restore import ChangelogRestorer
 from streamtable.runtime._task import StreamTask
 from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
@@ -57,7 +57,7 @@ def test_a_restore_consumer_that_stops_fetching_is_replaced(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_restore, "STALL_WARN_S", 3.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 3.0)
     changelog = new_topic(partitions=1, config={"cleanup.policy": "compact"}, prefix="changelog")
     producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5})
     for i in range(RECORDS):
@@ -130,7 +130,7 @@ def test_a_global_table_consumer_that_stops_fetching_is_replaced(
 ) -> None:
     """Stuck, it would leave the global table behind its topic for good: every join after
     that with stale values, and nothing said."""
-    monkeypatch.setattr(_global, "STALL_S", 3.0)
+    monkeypatch.setattr(_changelog, "STALL_S", 3.0)
     globals_topic = new_topic(partitions=2, prefix="globals")
     events = new_topic(partitions=1, prefix="events")
     producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 0})
@@ -163,9 +163,10 @@ def test_a_global_table_consumer_that_stops_fetching_is_replaced(
         wait_until(lambda: value("g1"), "g1 in the global table", 60)
         # Caught up and idle, it is looked at and kept.
         global_stores = stream_thread(app).clients.globals
-        wait_until(lambda: global_stores._looked or None, "a look", 60)
-        stuck = global_stores._consumer
-        assert stuck is not None
+        reader = global_stores.reader
+        assert reader is not None
+        wait_until(lambda: reader._looked or None, "a look", 60)
+        stuck = reader.consumer
         stuck.pause([TopicPartition(globals_topic, p) for p in (0, 1)])
         with caplog.at_level(logging.WARNING, logger="streamtable.runtime.global"):
             producer.produce(globals_topic, key=b"g2", value=b'{"v": 2}', partition=1)

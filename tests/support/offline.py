@@ -165,7 +165,6 @@ def offline_clients(
             collector,
             config.exactly_once,
             ctx.metrics,
-            wait_lock=ctx.lock,
         ),
         restorer=cast(ChangelogRestorer, IdleRestorer() if restorer is None else restorer),
         globals=GlobalStores(ctx.topology, config, ctx.state_dir),

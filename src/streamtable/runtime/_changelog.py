@@ -243,15 +243,14 @@ class ChangelogReader:
         if ending:
             self._warn(ending, len(idle), stable, now)
         if stuck and self._renew is not None:
-            self.replace()
+            self.replace(stable)
 
     def _warn(self, shown: list[TP], stalled: int, stable: dict[TP, str], now: float) -> None:
         parts = []
         for tp in shown:
             part = self.parts[tp]
-            at = "beginning" if part.position < 0 else part.position
             parts.append(
-                f"{tp[0]}[{tp[1]}] at {at} of {part.end} (last stable offset: "
+                f"{tp[0]}[{tp[1]}] at {_at(part.position)} of {part.end} (last stable offset: "
                 f"{stable.get(tp, 'not asked')}, {now - part.moved:.0f}s without a record)"
             )
         log.warning(
@@ -262,21 +261,33 @@ class ChangelogReader:
             "" if stalled <= len(shown) else "; ...",
         )
 
-    def replace(self) -> None:
+    def replace(self, stable: dict[TP, str] | None = None) -> None:
         """A new consumer at the positions read so far; the stuck one is closed on a thread
-        of its own (a wedged client may not close promptly)."""
+        of its own (a wedged client may not close promptly). ``stable``: the last stable offset
+        of the partitions it was judged on (or why it could not be read), for the log."""
         assert self._renew is not None
         old = self.consumer
         self.consumer = self._renew()
         self._assign()
         self.replacements += 1
+        where = [
+            f"{t}[{p}] at {_at(self.parts[(t, p)].position)}: {offset}"
+            for (t, p), offset in (stable or {}).items()
+            if (t, p) in self.parts
+        ]
         log.warning(
             "replacing the %s consumer: it has not fetched up to the last stable offset for "
-            "%.0fs, or has lost every broker; the new one goes on from the positions read so far",
+            "%.0fs, or has lost every broker (%s); the new one goes on from the positions read "
+            "so far",
             self.role,
             STALL_S,
+            "; ".join(where) or "its offset requests fail",
         )
         close_in_background(old, self.role)
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _at(offset: int) -> str:
+    return "beginning" if offset < 0 else str(offset)

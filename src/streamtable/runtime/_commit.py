@@ -9,8 +9,8 @@ A commit, for all running tasks at once:
    exactly_once_v2 ``send_offsets_to_transaction`` + ``commit_transaction`` (steps 2 and 3 are
    then one atomic transaction). Under exactly_once_v2 a task that has processed everything
    fetched commits the consumer's position, which steps over transaction markers (lag 0 when
-   caught up, as Kafka Streams). Steps 2 and 3 wait on the network without ``wait_lock``
-   held, so interactive queries are served meanwhile; each transactional call has a deadline
+   caught up, as Kafka Streams). The app's lock is not held (interactive queries are served
+   meanwhile: see ``_thread.py``); each transactional call has a deadline
    of its own (librdkafka's ``send_offsets_to_transaction`` ignores its timeout while the group
    coordinator is unreachable): past it the producer is given up (fatal, replaced);
    Under at_least_once a closing commit marks its offsets :data:`CLEAN_CLOSE`;
@@ -21,11 +21,10 @@ A commit, for all running tasks at once:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import KafkaError as ClientError
@@ -84,7 +83,6 @@ class Committer:
         exactly_once: bool,
         metrics: StreamsMetrics,
         purger: RepartitionPurger | None = None,
-        wait_lock: threading.RLock | None = None,
         timeout_s: float = _TIMEOUT_S,
         deadline_grace_s: float = _DEADLINE_GRACE_S,
     ) -> None:
@@ -94,7 +92,6 @@ class Committer:
         self.collector = collector
         self.exactly_once = exactly_once
         self.metrics = metrics
-        self._wait_lock = wait_lock
         self._timeout = timeout_s
         self._grace = deadline_grace_s
         if exactly_once:
@@ -120,22 +117,21 @@ class Committer:
             for topic, offset in offsets[task.task_id].items()
         ]
         went_through = False
-        with self._unlocked():
-            if self.exactly_once:
-                if partitions:
-                    self.producer.begin()
-                if self.producer.in_transaction:
-                    self._commit_transaction(partitions)
-                    went_through = True
-            else:
-                self._flush_producer()  # 2.
-                if closing:  # 3.
-                    closing_offsets = _closing_offsets(tasks, offsets)
-                    self._commit_offsets(closing_offsets)
-                    went_through = bool(closing_offsets)
-                elif partitions:
-                    self._commit_offsets(partitions)
-                    went_through = True
+        if self.exactly_once:
+            if partitions:
+                self.producer.begin()
+            if self.producer.in_transaction:
+                self._commit_transaction(partitions)
+                went_through = True
+        else:
+            self._flush_producer()  # 2.
+            if closing:  # 3.
+                closing_offsets = _closing_offsets(tasks, offsets)
+                self._commit_offsets(closing_offsets)
+                went_through = bool(closing_offsets)
+            elif partitions:
+                self._commit_offsets(partitions)
+                went_through = True
         for task in tasks:
             task.mark_committed(offsets[task.task_id])
         if not self.exactly_once or closing:  # 4.
@@ -161,19 +157,6 @@ class Committer:
                 position = positions.get((topic, task.partition), -1)
                 if position > max(task.consumed.get(topic, -1), task.committed.get(topic, -1)):
                     task.consumed[topic] = position
-
-    @contextlib.contextmanager
-    def _unlocked(self) -> Iterator[None]:
-        """Wait on the network with the owner's lock released (the stores do not change
-        meanwhile: this thread is the only writer)."""
-        if self._wait_lock is None:
-            yield
-            return
-        self._wait_lock.release()
-        try:
-            yield
-        finally:
-            self._wait_lock.acquire()
 
     def _bounded(self, what: str, call: Callable[[], None]) -> None:
         """Run a transactional call with a deadline of its own. Past it, the call is left to
@@ -269,10 +252,9 @@ class Committer:
             self.collector.abandon_sent()
             producer = self.producer.client
             try:
-                with self._unlocked():
-                    self._bounded(
-                        "abort_transaction", lambda: producer.abort_transaction(self._timeout)
-                    )
+                self._bounded(
+                    "abort_transaction", lambda: producer.abort_transaction(self._timeout)
+                )
             except KafkaException as exc:
                 log.warning("abort_transaction failed: %s", exc)
             except TransactionAborted as exc:

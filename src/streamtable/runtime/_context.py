@@ -131,16 +131,20 @@ def _open(ctx: AppContext, opened: contextlib.ExitStack) -> ThreadClients:
     )
     opened.callback(producer.close, 10)
     collector = KafkaRecordCollector(producer, ctx.plan)
+    restore = _clients.restore_consumer(config)
+    opened.callback(restore.close)
+    log_end = _clients.log_end_consumer(config)
+    if log_end is not None:
+        opened.callback(log_end.close)
     restorer = ChangelogRestorer(
-        _clients.restore_consumer(config),
-        log_end=_clients.log_end_consumer(config),
+        restore,
+        log_end=log_end,
         deadline_s=config.task_timeout_s,
         renew=lambda: _clients.restore_consumer(config),
         renew_log_end=lambda: _clients.read_uncommitted_consumer(config),
         settings=config.client_config(),
         listener=ctx.restore_listener,
     )
-    opened.callback(restorer.close)
     globals_ = GlobalStores(ctx.topology, config, ctx.state_dir)
     opened.callback(globals_.close)
     clients = ThreadClients(

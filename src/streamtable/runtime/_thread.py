@@ -152,7 +152,8 @@ class StreamThread:
             self._tend_standbys()
         self._watch_group()
         if self.ctx.schedules and self.ctx.state() is AppState.RUNNING:
-            self.ctx.schedules.run_due(None, int(time.time() * 1000))
+            for due in self.ctx.schedules.due(None, int(time.monotonic() * 1000)):
+                due.callback(int(time.time() * 1000))  # see StreamsApp.schedule
 
     def _restore_step(self) -> None:
         restorer = self.clients.restorer

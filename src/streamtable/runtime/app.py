@@ -187,7 +187,8 @@ class StreamsApp:
         function that cancels it. For per-task work with state, use a processor's punctuator."""
         if interval_ms <= 0:
             raise ValueError("interval_ms must be positive")
-        return self._schedules.add(interval_ms, None, callback, int(time.time() * 1000))
+        # Due by the monotonic clock (a clock step does not delay it), called with wall time.
+        return self._schedules.add(interval_ms, None, callback, int(time.monotonic() * 1000))
 
     def run_until_signal(
         self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)

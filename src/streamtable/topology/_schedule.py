@@ -57,8 +57,3 @@ class Schedules(Generic[K]):
             if entry.kind == kind and not entry.cancelled and now >= entry.next_time:
                 entry.next_time += ((now - entry.next_time) // entry.interval + 1) * entry.interval
                 yield entry
-
-    def run_due(self, kind: K, now: int) -> None:
-        """Call every schedule of ``kind`` due at ``now``."""
-        for entry in self.due(kind, now):
-            entry.callback(now)

@@ -127,19 +127,14 @@ def test_a_stop_while_the_producer_initialises_closes_the_consumer(
 
 def test_exactly_once_closes_the_log_end_consumer_too(monkeypatch: pytest.MonkeyPatch) -> None:
     clients = opening(monkeypatch, "globals", processing_guarantee="exactly_once_v2")
-    assert clients.journal == [
-        "close restore consumer",
+    assert clients.journal == [  # in reverse order of opening
         "close log end consumer",
+        "close restore consumer",
         "flush producer",
         "close consumer",
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the restore consumer is made before the ChangelogRestorer that would close it: "
-    "when the log end consumer then fails, it is left open (runtime/_context.py, _open)",
-)
 def test_a_log_end_consumer_that_fails_to_open_closes_the_restore_consumer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -13,6 +13,12 @@ from streamtable.topology import Schedule, Schedules
 pytestmark = pytest.mark.unit
 
 
+def run_due(schedules: Schedules[str], kind: str, now: int) -> None:
+    """What the task engine and the processing thread do: call each schedule due."""
+    for entry in schedules.due(kind, now):
+        entry.callback(now)
+
+
 def recording(
     schedules: Schedules[str], interval: int, kind: str = "wall", start: int = 0
 ) -> tuple[list[int], Callable[[], None]]:
@@ -25,32 +31,32 @@ def recording(
 def test_it_fires_once_its_interval_has_passed() -> None:
     schedules: Schedules[str] = Schedules()
     calls, _ = recording(schedules, 100, start=1_000)
-    schedules.run_due("wall", 1_099)
+    run_due(schedules, "wall", 1_099)
     assert calls == []
-    schedules.run_due("wall", 1_100)
+    run_due(schedules, "wall", 1_100)
     assert calls == [1_100]
-    schedules.run_due("wall", 1_150)
+    run_due(schedules, "wall", 1_150)
     assert calls == [1_100], "not again before its next slot"
-    schedules.run_due("wall", 1_200)
+    run_due(schedules, "wall", 1_200)
     assert calls == [1_100, 1_200]
 
 
 def test_a_late_check_fires_once_and_moves_to_the_next_slot_after_now() -> None:
     schedules: Schedules[str] = Schedules()
     calls, _ = recording(schedules, 100)
-    schedules.run_due("wall", 1_050)  # ten slots late
+    run_due(schedules, "wall", 1_050)  # ten slots late
     assert calls == [1_050], "one call, no catch-up burst"
-    schedules.run_due("wall", 1_099)  # its next slot is 1_100, on its own grid
+    run_due(schedules, "wall", 1_099)  # its next slot is 1_100, on its own grid
     assert calls == [1_050]
-    schedules.run_due("wall", 1_100)
+    run_due(schedules, "wall", 1_100)
     assert calls == [1_050, 1_100]
 
 
 def test_a_check_exactly_on_a_slot_moves_past_it() -> None:
     schedules: Schedules[str] = Schedules()
     calls, _ = recording(schedules, 100)
-    schedules.run_due("wall", 300)
-    schedules.run_due("wall", 300)
+    run_due(schedules, "wall", 300)
+    run_due(schedules, "wall", 300)
     assert calls == [300]
 
 
@@ -59,12 +65,12 @@ def test_cancel_stops_it_and_drops_it_at_the_next_check() -> None:
     calls, cancel = recording(schedules, 100)
     kept, cancel_kept = recording(schedules, 100)
     cancel()
-    schedules.run_due("wall", 100)
+    run_due(schedules, "wall", 100)
     assert calls == []
     assert kept == [100]
     cancel_kept()
     assert schedules, "kept until the next check"
-    schedules.run_due("wall", 150)
+    run_due(schedules, "wall", 150)
     assert not schedules
 
 
@@ -74,7 +80,7 @@ def test_a_schedule_cancelled_by_an_earlier_callback_of_the_same_check_does_not_
     cancel_later: list[Callable[[], None]] = []
     schedules.add(100, "wall", lambda now: cancel_later[0](), 0)
     cancel_later.append(schedules.add(100, "wall", later.append, 0))
-    schedules.run_due("wall", 100)
+    run_due(schedules, "wall", 100)
     assert later == []
 
 
@@ -82,9 +88,9 @@ def test_only_schedules_of_the_kind_checked_fire() -> None:
     schedules: Schedules[str] = Schedules()
     wall, _ = recording(schedules, 100, kind="wall")
     stream, _ = recording(schedules, 100, kind="stream")
-    schedules.run_due("stream", 500)
+    run_due(schedules, "stream", 500)
     assert (wall, stream) == ([], [500])
-    schedules.run_due("wall", 500)
+    run_due(schedules, "wall", 500)
     assert wall == [500]
 
 
