@@ -15,6 +15,11 @@ when the week becomes due, so an earlier POST would digest a half-built table.
   the expected number is ``demo.expected_emails``, checked against the ``/digests`` counts):
   jobs/s = jobs / that time;
 * until the sink has accepted every email: emails/s = emails / that time.
+
+Reads (``bench/holder_reads.py``): once caught up, a thread of the bench process sends
+``IDLE_READS`` ``GET /holders/{client}`` one at a time for a seeded sample of US holders (the usual
+latency), and then, from the POST until the digests topic holds every job, reads on the same way:
+the latency of a read during a digest, to compare with.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +39,16 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.harness import STATE_ROOT, Child, Ctx, Offsets, free_port, log
-from bench.results import DigestResult
+from bench.holder_reads import HolderReader, Read, holder_sample, read_latency
+from bench.results import DigestResult, HolderReads
 from us_shareholders.demo import expected_emails, generate
 from us_shareholders.kafka_topics import create_topics, service_topics
 from us_shareholders.mailsink import SmtpSink
 from us_shareholders.venues import VenueMatcher
 
 PARTITIONS = 4
+IDLE_READS = 300
+"""``GET /holders/{client}`` requests before the POST (the usual latency, to compare with)."""
 
 
 def _load(bootstrap: str, topics: dict[str, str], data: dict[str, list[tuple[str, Any]]]) -> int:
@@ -100,6 +110,29 @@ class _Delivered:
     emails_at: float
 
 
+@dataclass(frozen=True)
+class _DigestRun:
+    """What one digest run measured: deliveries from ``posted`` (monotonic seconds), the jobs
+    ``/digests`` reported, and the holder reads before and during the digest."""
+
+    posted: float
+    delivered: _Delivered
+    reported: int
+    reads_idle: HolderReads
+    reads_during: HolderReads
+
+
+@dataclass(frozen=True)
+class _Service:
+    """The running service instance: its process, HTTP base address and application id."""
+
+    ctx: Ctx
+    child: Child
+    base: str
+    app_id: str
+    timeout_s: float
+
+
 def measure(ctx: Ctx, *, mail_dir: Path, port: int, timeout_s: float = 300.0) -> DigestResult:
     """See the module docstring; the service's HTTP API on ``port``, its mail in ``mail_dir``."""
     clients, positions = ctx.settings.w5_clients, ctx.settings.w5_positions
@@ -116,7 +149,9 @@ def measure(ctx: Ctx, *, mail_dir: Path, port: int, timeout_s: float = 300.0) ->
         ),
     )
     data = generate(clients, positions)
-    expected = expected_emails(data, VenueMatcher())
+    venues = VenueMatcher()
+    expected = expected_emails(data, venues)
+    sample = holder_sample(data, venues)
     loaded = _load(ctx.bootstrap, topics, data)
     log(f"W5: loaded {loaded:,} records ({clients:,} clients); {expected:,} digests expected")
     consumer = _digests_reader(ctx.bootstrap, app_id)
@@ -128,36 +163,83 @@ def measure(ctx: Ctx, *, mail_dir: Path, port: int, timeout_s: float = 300.0) ->
         ]  # fmt: skip
         env = _service_env(ctx.bootstrap, app_id, topics, sink.port)
         child = ctx.child(argv, "w5-service", env)
-        base = f"http://127.0.0.1:{port}"
+        service = _Service(ctx, child, f"http://127.0.0.1:{port}", app_id, timeout_s)
         try:
-            with httpx.Client(timeout=30) as http:
-                _wait_caught_up(ctx, http, base, child, app_id, topics["positions"], timeout_s)
-                posted = time.monotonic()
-                http.post(f"{base}/digests/run").raise_for_status()
-                done = _until_delivered(child, consumer, sink, expected, posted, timeout_s)
-                reported = _reported_jobs(http.get(f"{base}/digests").json())
+            run = _digest_run(service, topics["positions"], consumer, sink, expected, sample)
         finally:
             child.stop()
             consumer.close()
         emails = len(sink.deliveries())
-    jobs, jobs_s, emails_s = done.jobs, done.jobs_at - posted, done.emails_at - posted
+    return _result(clients, positions, loaded, emails, expected, run)
+
+
+def _digest_run(
+    service: _Service,
+    positions: str,
+    consumer: Consumer,
+    sink: SmtpSink,
+    expected: int,
+    sample: list[str],
+) -> _DigestRun:
+    """Once caught up: the idle reads, then the POST, with reads until every job is delivered."""
+    base, timeout_s = service.base, service.timeout_s
+    with httpx.Client(timeout=30) as http:
+        _wait_caught_up(
+            service.ctx, http, base, service.child, service.app_id, positions, timeout_s
+        )
+        reader = HolderReader(base, sample)
+        try:
+            idle = reader.idle(IDLE_READS, timeout_s)
+            reader.begin_digest()
+            posted = time.monotonic()
+            http.post(f"{base}/digests/run").raise_for_status()
+            done = _until_delivered(
+                service.child, consumer, sink, expected, posted, timeout_s, reader.end_digest
+            )
+        finally:
+            during = reader.close()
+        reported = _reported_jobs(http.get(f"{base}/digests").json())
+    return _DigestRun(
+        posted, done, reported, _read_figures("before", idle), _read_figures("during", during)
+    )
+
+
+def _read_figures(phase: str, reads: list[Read]) -> HolderReads:
+    """The reads' figures, logged with the statuses of those not answered 200."""
+    figures = read_latency(reads)
+    failed = Counter(r.status for r in reads if r.status != 200)
+    log(
+        f"W5: GET /holders/{{client}} {phase} the digest: {figures.n} reads, p50 "
+        f"{figures.p50_ms} ms, p99 {figures.p99_ms} ms, max {figures.max_ms} ms; "
+        f"not 200: {dict(failed) or 'none'} (0: no answer)"
+    )
+    return figures
+
+
+def _result(
+    clients: int, positions: int, loaded: int, emails: int, expected: int, run: _DigestRun
+) -> DigestResult:
+    done = run.delivered
+    jobs, jobs_s, emails_s = done.jobs, done.jobs_at - run.posted, done.emails_at - run.posted
     log(
         f"W5: {jobs:,} jobs in {jobs_s:.2f}s ({jobs / jobs_s:,.0f}/s), "
         f"{emails:,} emails in {emails_s:.2f}s ({emails / emails_s:,.0f}/s)"
     )
-    if reported != expected:
-        raise RuntimeError(f"W5: /digests reports {reported:,} jobs, expected {expected:,}")
+    if run.reported != expected:
+        raise RuntimeError(f"W5: /digests reports {run.reported:,} jobs, expected {expected:,}")
     return DigestResult(
         clients=clients,
         positions=positions,
         input_records=loaded,
         jobs=jobs,
-        jobs_reported=reported,
+        jobs_reported=run.reported,
         emails=emails,
         jobs_s=round(jobs_s, 3),
         emails_s=round(emails_s, 3),
         jobs_per_s=round(jobs / jobs_s, 1),
         emails_per_s=round(emails / emails_s, 1),
+        reads_idle=run.reads_idle,
+        reads_during_digest=run.reads_during,
     )
 
 
@@ -233,8 +315,10 @@ def _until_delivered(
     expected: int,
     posted: float,
     timeout_s: float,
+    on_jobs: Callable[[], None],
 ) -> _Delivered:
-    """Count jobs on the digests topic and emails at the sink until both reach ``expected``."""
+    """Count jobs on the digests topic and emails at the sink until both reach ``expected``;
+    ``on_jobs()`` once every job is there."""
     jobs = 0
     jobs_at: float | None = None
     emails_at: float | None = None
@@ -247,6 +331,7 @@ def _until_delivered(
                     jobs += 1
             if jobs >= expected:
                 jobs_at = time.monotonic()
+                on_jobs()
         else:
             time.sleep(0.05)
         if emails_at is None and len(sink.deliveries()) >= expected:

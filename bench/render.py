@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from bench.results import BenchResults, W3Summary, W5Summary
+from bench.results import BenchResults, HolderReads, W3Summary, W5Summary
 from bench.summary import ratio
 
 Row = tuple[str, object, object, object]
@@ -159,6 +159,19 @@ def _w5_rows(w5: W5Summary) -> list[str]:
         f"{fmt(w5.jobs_per_s)} |",
         f"| W5 emails/s to the SMTP sink ({fmt(w5.emails)} emails in "
         f"{fmt(w5.emails_s, 2)} s) | {fmt(w5.emails_per_s)} |",
+        *_reads_row("before the digest", w5.reads_idle),
+        *_reads_row("during the digest", w5.reads_during_digest),
+    ]
+
+
+def _reads_row(phase: str, reads: HolderReads | None) -> list[str]:
+    """One row of W5's ``GET /holders/{client}`` latencies; none for results without them."""
+    if reads is None:
+        return []
+    return [
+        f"| W5 `GET /holders/{{client}}` {phase}, p50 / p99 / max (ms; {fmt(reads.n)} "
+        f"reads, {fmt(reads.non_200)} not 200) | {fmt(reads.p50_ms, 1)} / "
+        f"{fmt(reads.p99_ms, 1)} / {fmt(reads.max_ms, 1)} |"
     ]
 
 
@@ -276,6 +289,23 @@ def _w3(results: BenchResults) -> str:
 
 
 def _w5(results: BenchResults) -> str:
+    return _w5_run(results) + _w5_reads(results.w5.reads_idle)
+
+
+def _w5_reads(idle: HolderReads | None) -> str:
+    """How W5's reads were taken; nothing for results without them."""
+    if idle is None:
+        return ""
+    return (
+        " Reads (`bench/holder_reads.py`): `GET /holders/{client}` for a seeded sample of US "
+        "holders, one request at a time from a thread of the bench process (httpx, keep-alive, "
+        f"30 s timeout): {fmt(idle.n)} once the service has caught up, before the POST (before "
+        "the digest), then from the POST until every job is on `<app>-digests` (during the "
+        "digest); every request counts, a non-200 answer or none at all too."
+    )
+
+
+def _w5_run(results: BenchResults) -> str:
     return (
         "* **W5** (digest, `bench/digest.py`, once per `make bench`): "
         f"`us_shareholders.demo.generate(clients={fmt(results.w5.clients)}, "

@@ -122,6 +122,18 @@ class QueriesResult(Model):
     scan_s_by_limit: dict[str, Num] | None = None
 
 
+class HolderReads(Model):
+    """W5: ``GET /holders/{client}`` in one phase, one request at a time (bench/holder_reads.py):
+    every request counts, ``non_200`` those not answered 200 (or not answered at all); the
+    figures are ``null`` when the phase had no request."""
+
+    n: int
+    p50_ms: Num | None
+    p99_ms: Num | None
+    max_ms: Num | None
+    non_200: int
+
+
 class DigestResult(Model):
     """W5 (bench/digest.py)."""
 
@@ -135,6 +147,8 @@ class DigestResult(Model):
     emails_s: Num
     jobs_per_s: Num
     emails_per_s: Num
+    reads_idle: HolderReads | None = None  # not measured by the earlier results
+    reads_during_digest: HolderReads | None = None  # the same
 
 
 class Extras(Model):
@@ -231,6 +245,8 @@ class W5Summary(Model):
     emails_s: Num | None = None
     clients: int | None = None
     positions: int | None = None
+    reads_idle: HolderReads | None = None  # only when measured (not by the earlier results)
+    reads_during_digest: HolderReads | None = None  # the same
     kstreams: str | None = None  # what Kafka Streams offers instead
     pending: str | None = None  # the first results, before W5 existed
     skipped: str | None = None

@@ -153,16 +153,21 @@ def w5_summary(measured: DigestResult | Failure | None) -> W5Summary:
     failed (then every figure is ``null``)."""
     if not isinstance(measured, DigestResult):
         return W5Summary.model_validate({**_NO_W5, "kstreams": W5_KSTREAMS, **_outcome(measured)})
-    return W5Summary(
-        jobs_per_s=measured.jobs_per_s,
-        emails_per_s=measured.emails_per_s,
-        jobs=measured.jobs,
-        emails=measured.emails,
-        jobs_s=measured.jobs_s,
-        emails_s=measured.emails_s,
-        clients=measured.clients,
-        positions=measured.positions,
-        kstreams=W5_KSTREAMS,
+    # the reads only when measured: a summary of earlier results stays as it was written
+    reads = measured.model_dump(include={"reads_idle", "reads_during_digest"}, exclude_unset=True)
+    return W5Summary.model_validate(
+        {
+            "jobs_per_s": measured.jobs_per_s,
+            "emails_per_s": measured.emails_per_s,
+            "jobs": measured.jobs,
+            "emails": measured.emails,
+            "jobs_s": measured.jobs_s,
+            "emails_s": measured.emails_s,
+            "clients": measured.clients,
+            "positions": measured.positions,
+            **reads,
+            "kstreams": W5_KSTREAMS,
+        }
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bench.datagen import DataSettings
 from bench.render import fmt, render_markdown
-from bench.results import BenchResults, Extras, Failure, Machine
+from bench.results import BenchResults, Extras, Failure, HolderReads, Machine
 from bench.settings import Settings
 from bench.summary import summarize
 
@@ -59,3 +59,28 @@ def test_fmt() -> None:
     assert fmt(1234.56, 1) == "1,234.6"
     assert fmt(7) == "7"
     assert fmt("text") == "text"
+
+
+def test_w5_reads_before_and_during_the_digest() -> None:
+    results = BenchResults.load(RESULTS / "latest.json")
+    assert "GET /holders" not in render_markdown(results, "stamp", 1.0)  # not measured then
+    w5 = results.w5.model_copy(
+        update={
+            "reads_idle": HolderReads(n=300, p50_ms=2.04, p99_ms=8.96, max_ms=15.0, non_200=0),
+            "reads_during_digest": HolderReads(
+                n=0, p50_ms=None, p99_ms=None, max_ms=None, non_200=0
+            ),
+        }
+    )
+    lines = render_markdown(results.model_copy(update={"w5": w5}), "stamp", 1.0).splitlines()
+    assert (
+        "| W5 `GET /holders/{client}` before the digest, p50 / p99 / max (ms; 300 reads, "
+        "0 not 200) | 2.0 / 9.0 / 15.0 |"
+    ) in lines
+    assert (
+        "| W5 `GET /holders/{client}` during the digest, p50 / p99 / max (ms; 0 reads, "
+        "0 not 200) | n/a / n/a / n/a |"
+    ) in lines
+    w5_settings = next(line for line in lines if line.startswith("* **W5**"))
+    assert w5_settings.endswith("every request counts, a non-200 answer or none at all too.")
+    assert ": 300 once the service has caught up, before the POST" in w5_settings

@@ -11,6 +11,7 @@ from bench.results import (
     DigestResult,
     Extras,
     Failure,
+    HolderReads,
     LocalGets,
     Machine,
     Percentiles,
@@ -156,3 +157,26 @@ def test_a_fresh_summary_has_every_key_of_the_latest_results() -> None:
         assert list(fresh[section]) == list(latest[section]), section
     assert list(fresh) == list(latest)
     assert list(fresh["runs"][0]) == list(latest["runs"][0])
+
+
+def digest(**reads: HolderReads) -> DigestResult:
+    return DigestResult(
+        clients=5, positions=25, input_records=40, jobs=9, jobs_reported=9, emails=9,
+        jobs_s=1.8, emails_s=30.0, jobs_per_s=5.0, emails_per_s=0.3, **reads,
+    )  # fmt: skip
+
+
+def test_w5_reads_reach_the_summary_only_when_measured() -> None:
+    idle = HolderReads(n=300, p50_ms=2.5, p99_ms=9.0, max_ms=12.0, non_200=0)
+    during = HolderReads(n=40, p50_ms=3, p99_ms=50.0, max_ms=60.5, non_200=1)
+    summary = summarize(
+        SETTINGS, [], MACHINE, Extras(w5=digest(reads_idle=idle, reads_during_digest=during))
+    )
+    assert summary.w5.reads_idle == idle
+    assert summary.w5.reads_during_digest == during
+    written = summary.to_json()
+    assert '"p50_ms": 3,' in written  # an int stays an int
+    assert BenchResults.model_validate_json(written).to_json() == written
+    earlier = summarize(SETTINGS, [], MACHINE, Extras(w5=digest())).to_json()
+    assert "reads_idle" not in earlier
+    assert "reads_during_digest" not in earlier
