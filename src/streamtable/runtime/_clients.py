@@ -259,6 +259,10 @@ T = TypeVar("T")
 
 # What a broker answers while a partition's leader or the group's coordinator starts, moves or
 # loads (a topic just created, a broker just restarted): the same request succeeds shortly.
+# _DESTROY_BROKER: the request was pending on a broker handle that librdkafka dropped (a Metadata
+# answer that left the broker out, right after a broker restart); asked again, it goes to the
+# broker as librdkafka knows it now (chaos seed 356835: a restore's end-offsets request failed
+# so, and the instance stopped in ERROR).
 _TRANSIENT = frozenset(
     {
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -270,6 +274,7 @@ _TRANSIENT = frozenset(
         KafkaError._TIMED_OUT,
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._DESTROY_BROKER,
         KafkaError._UNKNOWN_PARTITION,
         KafkaError._UNKNOWN_TOPIC,
     }
