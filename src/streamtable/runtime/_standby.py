@@ -27,7 +27,7 @@ from streamtable.runtime._restore import valid_source_record
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
-from streamtable.state import RocksDBBytesStore, SerdeStore
+from streamtable.state import SerdeStore, open_engine
 from streamtable.topology import StoreSpec, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.standby")
@@ -141,7 +141,7 @@ class StandbyTasks:
             topic = spec.changelog_topic(app)
             if topic is None or kind != "rocksdb":
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
-            engine = RocksDBBytesStore(directory / name)
+            engine = open_engine(True, directory / name)
             stores[(topic, partition)] = build_store(spec, engine, app, partition, None, None)[0]
             specs[(topic, partition)] = spec
             if spec.source_topic is not None:
