@@ -39,8 +39,7 @@ class ChangeLoggingBytesStore:
         self.engine = engine
         self.topic = topic
         self.partition = partition
-        self._send = writer.send_changelog
-        self._put = engine.put
+        self.writer = writer
         self.get = engine.get
         self.get_many = engine.get_many
         self.range = engine.range
@@ -49,13 +48,13 @@ class ChangeLoggingBytesStore:
         self.close = engine.close
 
     def put(self, key: bytes, value: bytes | None, timestamp: int) -> None:
-        self._put(key, value, timestamp)
-        self._send(self.topic, self.partition, key, value, timestamp)
+        self.engine.put(key, value, timestamp)
+        self.writer.send_changelog(self.topic, self.partition, key, value, timestamp)
 
     def write_batch(self, items: Iterable[Write]) -> None:
         """One engine batch, then one changelog record per write, in order."""
         writes = items if isinstance(items, list) else list(items)
         self.engine.write_batch(writes)
-        send, topic, partition = self._send, self.topic, self.partition
+        send, topic, partition = self.writer.send_changelog, self.topic, self.partition
         for key, value, timestamp in writes:
             send(topic, partition, key, value, timestamp)

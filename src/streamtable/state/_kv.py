@@ -135,25 +135,19 @@ class SerdeStore:
         )
         self.key_serde = key_serde
         self.value_serde = value_serde
-        # Bound once: the per-record path makes no attribute lookups through the layers.
-        self._get = inner.get
-        self._put = inner.put
-        self._serialize_key = key_serde.serialize
-        self._serialize_value = value_serde.serialize
-        self._deserialize_value = value_serde.deserialize
 
     # -- reads -----------------------------------------------------------------------------
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
-        raw = self._get(self._serialize_key(key))
+        raw = self.inner.get(self.key_serde.serialize(key))
         if raw is None:
             return None
-        return self._deserialize_value(raw[TIMESTAMP_SIZE:]), stored_timestamp(raw)
+        return self.value_serde.deserialize(raw[TIMESTAMP_SIZE:]), stored_timestamp(raw)
 
     def get(self, key: Any) -> Any:
-        raw = self._get(self._serialize_key(key))
+        raw = self.inner.get(self.key_serde.serialize(key))
         if raw is None:
             return None
-        return self._deserialize_value(raw[TIMESTAMP_SIZE:])
+        return self.value_serde.deserialize(raw[TIMESTAMP_SIZE:])
 
     def _decode(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[Any, Any]]:
         kd = self.key_serde.deserialize
@@ -212,9 +206,9 @@ class SerdeStore:
 
     # -- writes ----------------------------------------------------------------------------
     def put(self, key: Any, value: Any, timestamp: int) -> None:
-        self._put(
-            self._serialize_key(key),
-            None if value is None else self._serialize_value(value),
+        self.inner.put(
+            self.key_serde.serialize(key),
+            None if value is None else self.value_serde.serialize(value),
             timestamp,
         )
 

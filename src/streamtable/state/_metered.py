@@ -32,8 +32,6 @@ class MeteredStore:
         self.puts = 0
         self.deletes = 0
         self.ranges = 0
-        self._get = inner.get
-        self._put = inner.put
 
     @property
     def key_serde(self) -> Any:
@@ -50,7 +48,8 @@ class MeteredStore:
     # -- counted ---------------------------------------------------------------------------
     def get(self, key: Any) -> Any:
         self.gets += 1
-        return self._get(key)
+        found: Any = self.inner.get(key)
+        return found
 
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
         self.gets += 1
@@ -59,7 +58,7 @@ class MeteredStore:
 
     def put(self, key: Any, value: Any, timestamp: int) -> None:
         self.puts += 1
-        self._put(key, value, timestamp)
+        self.inner.put(key, value, timestamp)
 
     def delete(self, key: Any) -> None:
         self.deletes += 1
