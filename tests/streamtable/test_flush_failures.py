@@ -36,9 +36,7 @@ def cached_table(error: Exception) -> tuple[CachingStore, Ctx]:
         raise error
 
     node.children.append(child)
-    store = CachingStore(
-        SerdeStore("s", MemoryBytesStore(), STRING, JSON, None), CacheBudget(10**6)
-    )
+    store = CachingStore(SerdeStore("s", MemoryBytesStore(), STRING, JSON), CacheBudget(10**6))
     TableMaterializer(node, store)
     return store, ctx
 

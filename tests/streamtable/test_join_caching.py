@@ -26,12 +26,13 @@ pytestmark = pytest.mark.unit
 class _Tasks:
     """One task per sub-topology of ``topology``, over cached in-memory stores. Records the
     tasks send to internal topics wait in ``pending`` until :meth:`deliver`; nothing flushes
-    until :meth:`flush` (a commit)."""
+    until :meth:`flush` (a commit). With ``metered``, a metered layer tops every store (the
+    processors find the record cache under it)."""
 
-    def __init__(self, topology: st.Topology, cache_max_bytes: int) -> None:
+    def __init__(self, topology: st.Topology, cache_max_bytes: int, metered: bool = False) -> None:
         budget = CacheBudget(cache_max_bytes)
         self.stores = {
-            name: build_store(spec, MemoryBytesStore(), "t", 0, None, budget)[1]
+            name: build_store(spec, MemoryBytesStore(), "t", 0, None, budget, metered=metered)[1]
             for name, spec in topology.stores.items()
         }
         internal = {f"t-{suffix}" for suffix in topology.internal_topics}
@@ -88,8 +89,10 @@ class _Tasks:
 class _CachedJoin(_Tasks):
     """``topo.table_join(mode)``, with the two tables it should equal the join of."""
 
-    def __init__(self, mode: str, cache_max_bytes: int = 10 * 1024 * 1024) -> None:
-        super().__init__(topo.table_join(mode), cache_max_bytes)
+    def __init__(
+        self, mode: str, cache_max_bytes: int = 10 * 1024 * 1024, metered: bool = False
+    ) -> None:
+        super().__init__(topo.table_join(mode), cache_max_bytes, metered)
         self.mode = mode
         self.tables: dict[str, dict[str, Any]] = {"left": {}, "right": {}}
 
@@ -153,11 +156,16 @@ WRITES = hs.lists(
 
 
 @settings(max_examples=500, deadline=None)
-@given(hs.sampled_from(["inner", "left", "outer"]), WRITES, hs.sampled_from([300, 10**7]))
+@given(
+    hs.sampled_from(["inner", "left", "outer"]),
+    WRITES,
+    hs.sampled_from([300, 10**7]),
+    hs.booleans(),
+)
 def test_cached_join_store_equals_the_join_of_the_tables(
-    mode: str, writes: list[tuple[str, str, int | None, bool]], cache_max_bytes: int
+    mode: str, writes: list[tuple[str, str, int | None, bool]], cache_max_bytes: int, metered: bool
 ) -> None:
-    join = _CachedJoin(mode, cache_max_bytes)
+    join = _CachedJoin(mode, cache_max_bytes, metered)
     for side, key, value, flush in writes:
         join.pipe(side, key, value)
         if flush:
@@ -178,11 +186,14 @@ FK_WRITES = hs.lists(
 
 
 @settings(max_examples=500, deadline=None)
-@given(hs.booleans(), FK_WRITES, hs.sampled_from([400, 10**7]))
+@given(hs.booleans(), FK_WRITES, hs.sampled_from([400, 10**7]), hs.booleans())
 def test_cached_fk_join_store_equals_the_join_of_the_tables(
-    left: bool, writes: list[tuple[str, str, str | None, str | None]], cache_max_bytes: int
+    left: bool,
+    writes: list[tuple[str, str, str | None, str | None]],
+    cache_max_bytes: int,
+    metered: bool,
 ) -> None:
-    tasks = _Tasks(topo.fk_join(left), cache_max_bytes)
+    tasks = _Tasks(topo.fk_join(left), cache_max_bytes, metered)
     orders: dict[str, Any] = {}
     products: dict[str, Any] = {}
     for what, order, product, name in writes:

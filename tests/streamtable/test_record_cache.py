@@ -26,7 +26,7 @@ WRITES = hs.lists(
 def test_an_evicting_cache_forwards_what_replays_to_its_table(
     writes: list[tuple[str, int | None, bool]], max_bytes: int
 ) -> None:
-    inner = SerdeStore("s", MemoryBytesStore(), STRING, JSON, None)
+    inner = SerdeStore("s", MemoryBytesStore(), STRING, JSON)
     budget = CacheBudget(max_bytes)
     cache = CachingStore(inner, budget)
     downstream: dict[str, Any] = {}

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from streamtable.query._stored import entries_for_json
 from streamtable.runtime._views import CompositeStoreView
 from streamtable.serde import JSON, STRING
 from streamtable.state import MemoryBytesStore, RocksDBBytesStore, SerdeStore
 from streamtable.state._caching import CacheBudget, CachingStore
-from streamtable.topology import partition_for
+from streamtable.topology import StoreSpec, partition_for
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +42,7 @@ def test_range_entries_equal_a_dict(
 ) -> None:
     budget = CacheBudget(1 << 20)
     caches = {
-        p: CachingStore(SerdeStore("s", MemoryBytesStore(), STRING, JSON, None), budget)
+        p: CachingStore(SerdeStore("s", MemoryBytesStore(), STRING, JSON), budget)
         for p in range(PARTITIONS)
     }
     model: dict[str, int] = {}
@@ -66,7 +67,7 @@ def test_range_entries_equal_a_dict(
 
 
 def test_range_entries_read_rocksdb_within_bounds(tmp_path: Path) -> None:
-    store = SerdeStore("s", RocksDBBytesStore(tmp_path / "s"), STRING, JSON, None)
+    store = SerdeStore("s", RocksDBBytesStore(tmp_path / "s"), STRING, JSON)
     store.put_all([(f"k{i:03d}", i, 1) for i in range(100)])
     got = list(store.range_entries("k010", "k019"))
     assert [k for _, k, _ in got] == [f"k{i:03d}" for i in range(10, 20)]
@@ -75,13 +76,14 @@ def test_range_entries_read_rocksdb_within_bounds(tmp_path: Path) -> None:
     assert len(list(store.range_entries(None, None, 7))) == 7
 
 
-def test_json_fragments_serve_stored_json_text_and_decode_dirty_entries(tmp_path: Path) -> None:
+def test_query_serves_stored_json_text_and_decodes_dirty_entries(tmp_path: Path) -> None:
     budget = CacheBudget(1 << 20)
-    inner = SerdeStore("s", RocksDBBytesStore(tmp_path / "s"), STRING, JSON, None)
+    inner = SerdeStore("s", RocksDBBytesStore(tmp_path / "s"), STRING, JSON)
     inner.restore_batch([(b"a", b'{"x": [1, 2]}', 1), (b"b", b'"text"', 1)])  # producer bytes
     cache = CachingStore(inner, budget)
     cache.put("c", {"y": None}, 2)  # dirty: not in the engine yet
-    entries = list(view_over({0: cache}).range_entries(json_fragments=True))
+    raw = view_over({0: cache}).raw_range()
+    entries = list(entries_for_json(raw, StoreSpec("s", STRING, JSON)))
     assert [k for _, k, _ in entries] == ["a", "b", "c"]
     body = orjson.dumps([v for _, _, v in entries])
     assert body == b'[{"x": [1, 2]},"text",{"y":null}]'

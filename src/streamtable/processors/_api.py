@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from streamtable.errors import KafkaError, TaskMigrated
-from streamtable.state import CachingStore, KeyValueStore
+from streamtable.state import CachingStore, KeyValueStore, record_cache
 
 Change = tuple[Any, Any]
 """A table change ``(new, old)``; ``None`` on either side means "no row"."""
@@ -104,14 +104,15 @@ class TableMaterializer:
     def __init__(self, node: Node, store: KeyValueStore | CachingStore) -> None:
         self._node = node
         self._store = store
-        self._cached = isinstance(store, CachingStore)
+        cache = record_cache(store)
+        self._cached = cache is not None
         # Only an uncached store needs the old value read before the write; a cache reads it
         # at flush time, and only when it is forwarded or decides whether to forward.
         self._read_old = node.send_old_values and not self._cached
-        if isinstance(store, CachingStore):
+        if cache is not None:
             send_old = node.send_old_values
             forward = node.forward
-            store.send_old_values = send_old
+            cache.send_old_values = send_old
 
             def on_flush(key: Any, new: Any, old: Any, ts: int) -> None:
                 # Runs at commit, detached from the record that caused it: a failure is
@@ -123,7 +124,7 @@ class TableMaterializer:
                 except Exception as exc:
                     node.ctx.flush_failed(node.name, key, new, exc)
 
-            store.listener = on_flush
+            cache.listener = on_flush
 
     def old(self, key: Any) -> Any:
         """The current value, if ``put_and_forward`` will need it as ``old``; else None."""
@@ -161,8 +162,8 @@ class GetterSpec:
         flushes (a table-table join must join what the other side's changes told it, see
         ``table_join``)."""
         store = ctx.store(self.store)
-        if forwarded and isinstance(store, CachingStore):
-            store = store.inner
+        if forwarded and (cache := record_cache(store)) is not None:
+            store = cache.inner
         get = store.get_with_timestamp
         steps = self.steps
         if not steps:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
 from streamtable.query._codec import encode_cursor
 from streamtable.query._result import FailureReason, QueryResult
+from streamtable.query._stored import entries_for_json
 from streamtable.runtime import AppState
 from streamtable.runtime._metadata import KeyQueryMetadata, StreamsMetadata
 from streamtable.serde import StringSerde
@@ -141,12 +142,10 @@ def local_scan(
         # A page reads at most limit + 2 entries per partition (the cursor's own key, the page,
         # one to know there is more), unless a prefix of a non-text key must be searched for.
         bounded = request.prefix is None or isinstance(serde, StringSerde)
-        entries = app.store(store, allow_stale=allow_stale).range_entries(
-            start,
-            request.hi,
-            limit=request.limit + 2 if bounded else None,
-            json_fragments=True,  # JSON values go out as stored, not decoded and re-encoded
+        raw = app.store(store, allow_stale=allow_stale).raw_range(
+            start, request.hi, limit=request.limit + 2 if bounded else None
         )
+        entries = entries_for_json(raw, spec)  # JSON values as stored, not decoded and re-encoded
         after = app.local_metadata()
     except StoreNotReady as exc:
         return QueryResult.failure(FailureReason.NOT_READY, str(exc))

@@ -21,7 +21,7 @@ from streamtable.runtime._changelog import ChangelogPartition, ChangelogReader
 from streamtable.runtime._clients import METADATA_REFRESH_MS, retry_transient
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime.config import StreamsConfig
-from streamtable.state import BytesStore, MemoryBytesStore, RocksDBBytesStore, SerdeStore
+from streamtable.state import SerdeStore, open_engine
 from streamtable.topology import SourceSpec, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.global")
@@ -41,9 +41,7 @@ class GlobalStores:
         for glob in topology.global_tables:
             spec = topology.stores[glob.store]
             kind = config.store_kind if spec.kind == "default" else spec.kind
-            engine: BytesStore = (
-                RocksDBBytesStore(root / glob.store) if kind == "rocksdb" else MemoryBytesStore()
-            )
+            engine = open_engine(kind == "rocksdb", root / glob.store)
             store = build_store(spec, engine, config.application_id, 0, None, None)[0]
             self.stores[glob.store] = store
             self._by_topic[glob.source.topic] = (glob.source, store)

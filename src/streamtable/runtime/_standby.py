@@ -29,7 +29,7 @@ from streamtable.runtime._restore import valid_source_record
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime._task import CHECKPOINT_DELTA
 from streamtable.runtime.config import StreamsConfig
-from streamtable.state import RocksDBBytesStore
+from streamtable.state import open_engine
 from streamtable.topology import Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.standby")
@@ -133,7 +133,7 @@ class StandbyTasks:
             if topic is None or kind != "rocksdb":
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
             tp = (topic, partition)
-            engine = RocksDBBytesStore(directory / name)
+            engine = open_engine(True, directory / name)
             store = build_store(spec, engine, app, partition, None, None)[0]
             parts[tp] = ChangelogPartition(tp, store, checkpoint.get(tp, OFFSET_BEGINNING))
             if spec.source_topic is not None:

@@ -11,13 +11,7 @@ from streamtable.runtime._collector import KafkaRecordCollector
 from streamtable.runtime._statedir import StateDirectory, read_checkpoint, write_checkpoint
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.state import TaskState, check_task_transition
-from streamtable.state import (
-    BytesStore,
-    CacheBudget,
-    MemoryBytesStore,
-    RocksDBBytesStore,
-    SerdeStore,
-)
+from streamtable.state import CacheBudget, SerdeStore, open_engine
 from streamtable.topology import StoreSpec, SubTopology, TaskCore, TaskHooks, Topology, build_store
 
 log = logging.getLogger("streamtable.runtime.task")
@@ -66,11 +60,7 @@ class StreamTask:
         for name in sub.stores:
             spec = topology.stores[name]
             kind = config.store_kind if spec.kind == "default" else spec.kind
-            engine: BytesStore
-            if kind == "rocksdb":
-                engine = RocksDBBytesStore(self._dir / name)
-            else:
-                engine = MemoryBytesStore()
+            engine = open_engine(kind == "rocksdb", self._dir / name)
             changelog = spec.changelog_topic(app)
             serde_store, store = build_store(spec, engine, app, partition, collector, budget)
             if changelog is not None:

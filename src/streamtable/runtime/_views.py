@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from streamtable.serde import Serde
-from streamtable.state._kv import decode_entries
+from streamtable.state import RawEntry, decode_entries
 from streamtable.topology import partition_for
 
 StoreLookup = Callable[[], tuple[dict[int, Any], int]]  # partition -> store, partition count
@@ -72,16 +72,11 @@ class CompositeStoreView:
         merged = ((k, v) for _, k, v in heapq.merge(*parts, key=lambda item: item[0]))
         return merged if limit is None else islice(merged, limit)
 
-    def range_entries(
-        self,
-        lo: Any = None,
-        hi: Any = None,
-        limit: int | None = None,
-        json_fragments: bool = False,
-    ) -> Iterator[tuple[bytes, Any, Any]]:
-        """``range`` with each key's serialized bytes, ``(key bytes, key, value)``. The stores'
-        entries are merged by key bytes before they are decoded, so with a ``limit`` only the
-        entries kept are decoded (each partition still reads up to ``limit``)."""
+    def _raw_merge(
+        self, lo: Any, hi: Any, limit: int | None
+    ) -> tuple[Iterator[RawEntry], Any | None]:
+        """The tasks' raw entries merged by key bytes, and one of the stores (its serdes decode
+        them; None when no store is hosted here)."""
         ks = self._key_serde.serialize
         lo_b, hi_b = (None if lo is None else ks(lo)), (None if hi is None else ks(hi))
         self._check_ready()  # fail fast, not behind a recovery holding the lock
@@ -89,12 +84,28 @@ class CompositeStoreView:
             stores, _ = self._stores()
             ordered = [store for _, store in sorted(stores.items())]
             parts = [list(islice(s.raw_entries(lo_b, hi_b), limit)) for s in ordered]
-        if not ordered:
-            return iter(())
-        merged = heapq.merge(*parts, key=itemgetter(0))
-        serdes = ordered[0]
+        merged: Iterator[RawEntry] = heapq.merge(*parts, key=itemgetter(0))
         found = merged if limit is None else islice(merged, limit)
-        return decode_entries(found, serdes, json_fragments)
+        return found, (ordered[0] if ordered else None)
+
+    def raw_range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[RawEntry]:
+        """``range``'s entries before decoding, ``(key bytes, stored value)``, merged by key
+        bytes across the tasks' stores (each partition reads up to ``limit``); the caller
+        decodes them (:func:`~streamtable.state.decode_entries`), with a ``limit`` only the
+        entries kept."""
+        return self._raw_merge(lo, hi, limit)[0]
+
+    def range_entries(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[tuple[bytes, Any, Any]]:
+        """``range`` with each key's serialized bytes, ``(key bytes, key, value)``: the merged
+        :meth:`raw_range`, decoded after the merge with the stores' serdes."""
+        found, serdes = self._raw_merge(lo, hi, limit)
+        if serdes is None:
+            return iter(())
+        return decode_entries(found, serdes.key_serde.deserialize, serdes.value_serde.deserialize)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
         return self.range()

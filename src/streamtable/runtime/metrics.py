@@ -6,10 +6,14 @@ are counted nowhere and ``registry`` raises, the app runs the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
+
+from streamtable.state import MeteredStore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.metrics_core import CounterMetricFamily
 
 try:
     import prometheus_client
@@ -150,3 +154,44 @@ class StreamsMetrics:
                 name="prometheus_client",
             )
         return self._registry
+
+
+class StoreOperationsCollector:
+    """Serves ``streamtable_store_operations_total{store,op}`` from the counts the metered
+    stores keep (:class:`~streamtable.state.MeteredStore`), read when Prometheus scrapes: the
+    processing path pays a plain integer increment per operation, nothing more.
+
+    ``stores`` returns the metered stores open now (every partition of every store hosted here);
+    the counts of a store's partitions are summed. A partition that moves away takes its counts
+    with it, which Prometheus reads as a counter reset. Register with
+    ``app.metrics.registry.register(StoreOperationsCollector(...))``.
+    """
+
+    def __init__(self, stores: Callable[[], Iterable[MeteredStore]]) -> None:
+        if prometheus_client is None:
+            raise ModuleNotFoundError(
+                f"store operation metrics need prometheus-client: {METRICS_EXTRA_HINT}",
+                name="prometheus_client",
+            )
+        self._stores = stores
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return prometheus_client.metrics_core.CounterMetricFamily(
+            "streamtable_store_operations",
+            "Operations on the stores hosted here (get, put, delete, range), per store.",
+            labels=["store", "op"],
+        )
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        totals: dict[tuple[str, str], int] = {}
+        for store in self._stores():
+            for op, count in store.operation_counts().items():
+                totals[store.name, op] = totals.get((store.name, op), 0) + count
+        family = self._family()
+        for (name, op), count in sorted(totals.items()):
+            family.add_metric([name, op], count)
+        yield family

@@ -192,7 +192,7 @@ class InternalTopicManager:
                 changelog = store_spec.changelog_topic(self._app)
                 if changelog is not None and store_spec.source_topic is None:
                     counts[changelog] = task_count
-                    internal[changelog] = {"cleanup.policy": "compact"}
+                    internal[changelog] = store_spec.changelog_config()
         dlq = dlq_topic(self._app)
         counts[dlq] = 1
         internal[dlq] = {"cleanup.policy": "delete"}

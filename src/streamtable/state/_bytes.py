@@ -1,30 +1,48 @@
-"""Byte-level storage engines: the bottom of every store stack.
+"""Byte-level storage engines: the bottom of every store stack, and the one place that opens
+one (:func:`open_engine`).
 
 Keys and values are bytes; order is the unsigned lexicographic order of key bytes, as in
-RocksDB and Kafka Streams. A value here is ``8-byte big-endian timestamp + serialized value``.
+RocksDB and Kafka Streams. A write is ``(key, value bytes or None, timestamp)``, as a changelog
+record is; the engine stores ``8-byte big-endian timestamp + value bytes`` (like Kafka Streams'
+timestamped stores) and reads return that stored form.
 """
 
 from __future__ import annotations
 
 import bisect
 import shutil
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
+_TS = struct.Struct(">q")
+TIMESTAMP_SIZE = _TS.size
+"""Bytes of the timestamp in front of each stored value."""
+
+Write = tuple[bytes, "bytes | None", int]
+"""``(key bytes, value bytes or None to delete, timestamp)``: one write, or one changelog
+record."""
+
+
+def stored_timestamp(stored: bytes) -> int:
+    """The timestamp of a stored value."""
+    timestamp: int = _TS.unpack_from(stored)[0]
+    return timestamp
+
 
 class BytesStore(Protocol):
-    """What a storage engine offers to the layers above it."""
+    """What a storage engine (or the changelogging layer over it) offers to the layers above."""
 
     def get(self, key: bytes) -> bytes | None: ...
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]: ...
 
-    def put(self, key: bytes, value: bytes | None) -> None: ...
+    def put(self, key: bytes, value: bytes | None, timestamp: int) -> None: ...
 
-    def write_batch(self, items: Iterable[tuple[bytes, bytes | None]]) -> None: ...
+    def write_batch(self, items: Iterable[Write]) -> None: ...
 
     def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
 
@@ -49,18 +67,20 @@ class MemoryBytesStore:
         get = self._data.get
         return [get(k) for k in keys]
 
-    def put(self, key: bytes, value: bytes | None) -> None:
+    def put(self, key: bytes, value: bytes | None, timestamp: int) -> None:
+        data = self._data
         if value is None:
-            if self._data.pop(key, None) is not None:
+            if data.pop(key, None) is not None:
                 self._sorted = None
         else:
-            if key not in self._data:
+            if key not in data:
                 self._sorted = None
-            self._data[key] = value
+            data[key] = _TS.pack(timestamp) + value
 
-    def write_batch(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
-        for key, value in items:
-            self.put(key, value)
+    def write_batch(self, items: Iterable[Write]) -> None:
+        put = self.put
+        for key, value, timestamp in items:
+            put(key, value, timestamp)
 
     def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         if self._sorted is None:
@@ -119,20 +139,21 @@ class RocksDBBytesStore:
         values: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type, assignment]
         return values
 
-    def put(self, key: bytes, value: bytes | None) -> None:
+    def put(self, key: bytes, value: bytes | None, timestamp: int) -> None:
         if value is None:
             self._db.delete(key)
         else:
-            self._db.put(key, value)
+            self._db.put(key, _TS.pack(timestamp) + value)
 
-    def write_batch(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+    def write_batch(self, items: Iterable[Write]) -> None:
         batch = WriteBatch(raw_mode=True)
+        pack = _TS.pack
         count = 0
-        for key, value in items:
+        for key, value, timestamp in items:
             if value is None:
                 batch.delete(key)
             else:
-                batch.put(key, value)
+                batch.put(key, pack(timestamp) + value)
             count += 1
         if count:
             self._db.write(batch)
@@ -165,3 +186,14 @@ class RocksDBBytesStore:
         """Close and delete the files (used when local state must be wiped)."""
         self.close()
         shutil.rmtree(self._path, ignore_errors=True)
+
+
+def open_engine(persistent: bool, directory: Path | None = None) -> BytesStore:
+    """The storage engine of one store: RocksDB under ``directory`` when ``persistent``, else
+    in memory. The runtime (tasks, standbys, global stores) and the test driver open every
+    engine here."""
+    if not persistent:
+        return MemoryBytesStore()
+    if directory is None:
+        raise ValueError("a persistent (RocksDB) store needs a directory")
+    return RocksDBBytesStore(directory)

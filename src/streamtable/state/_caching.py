@@ -22,9 +22,10 @@ from streamtable.state._kv import (
     Decoded,
     RawEntry,
     SerdeStore,
-    _prefix_upper_bound,
     decode_entries,
-    scan_entries,
+    decoded_scan,
+    prefix_upper_bound,
+    raw_scan,
 )
 
 FlushListener = Callable[[Any, Any, Any, int], None]
@@ -210,17 +211,21 @@ class CachingStore:
         self, lo: bytes | None, hi: bytes | None, prefix: bytes | None = None
     ) -> Iterator[tuple[Any, Any]]:
         raw = self.raw_entries(lo, hi, prefix)
-        return ((key, value) for _, key, value in decode_entries(raw, self.inner))
+        inner = self.inner
+        decoded = decode_entries(raw, inner.key_serde.deserialize, inner.value_serde.deserialize)
+        return ((key, value) for _, key, value in decoded)
+
+    def raw_range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[RawEntry]:
+        """``range``'s entries not decoded (see :func:`decode_entries`)."""
+        return raw_scan(self, lo, hi, limit)
 
     def range_entries(
-        self,
-        lo: Any = None,
-        hi: Any = None,
-        limit: int | None = None,
-        json_fragments: bool = False,
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
-        return scan_entries(self, self.inner, lo, hi, limit, json_fragments)
+        return decoded_scan(self, lo, hi, limit)
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None
@@ -236,7 +241,7 @@ class CachingStore:
         return self.prefix_scan_bytes(self.inner.key_serde.serialize(prefix))
 
     def prefix_scan_bytes(self, prefix: bytes) -> Iterator[tuple[Any, Any]]:
-        return self._overlay(prefix, _prefix_upper_bound(prefix), prefix=prefix)
+        return self._overlay(prefix, prefix_upper_bound(prefix), prefix=prefix)
 
     def approximate_num_entries(self) -> int:
         return self.inner.approximate_num_entries() + len(self._dirty)

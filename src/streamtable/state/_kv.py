@@ -1,32 +1,36 @@
-"""Typed key-value stores: the serde layer over a byte engine, with optional changelogging.
+"""Typed key-value stores: the serde layer over a byte store (an engine, or the changelogging
+layer over one).
 
-A stored value is ``(value, timestamp)``; on disk it is ``8-byte big-endian timestamp + value
+A stored value is ``(value, timestamp)``; the engine holds ``8-byte big-endian timestamp + value
 bytes`` (like Kafka Streams' timestamped stores). Iteration order is the order of serialized key
 bytes, so range scans agree with Kafka Streams for the same serdes.
+
+Every readable store also offers raw entries (:data:`RawEntry`: key bytes and the value as
+stored); a reader decodes them with :func:`decode_entries` and the decoders it chooses (the
+query server serves a JSON store's values as stored, without decoding them).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, Protocol
 
-import orjson
-
-from streamtable.serde import JsonSerde, Serde
-from streamtable.state._bytes import BytesStore
-
-_TS = struct.Struct(">q")
-_TS_SIZE = _TS.size
+from streamtable.serde import Serde
+from streamtable.state._bytes import TIMESTAMP_SIZE, BytesStore, Write, stored_timestamp
+from streamtable.state._changelog import ChangeLoggingBytesStore
 
 
-class ChangelogWriter(Protocol):
-    """Where a store sends its changes (a Kafka producer in the runtime; a list in tests)."""
+class Decoded(tuple[Any, Any]):
+    """``(key, value)`` already decoded: a record cache's dirty entry in a raw scan."""
 
-    def send_changelog(
-        self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
-    ) -> None: ...
+    __slots__ = ()
+
+
+RawEntry = tuple[bytes, "bytes | Decoded"]
+"""``(key bytes, stored bytes)`` as the engine holds it (timestamp first), or ``(key bytes,
+Decoded((key, value)))`` from a record cache: what a scan merges by key bytes before it decodes
+only the entries it keeps."""
 
 
 class ReadableStore(Protocol):
@@ -43,58 +47,18 @@ class ReadableStore(Protocol):
     ) -> Iterator[tuple[Any, Any]]: ...
 
     def range_entries(
-        self,
-        lo: Any = None,
-        hi: Any = None,
-        limit: int | None = None,
-        json_fragments: bool = False,
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[bytes, Any, Any]]: ...
+
+    def raw_range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[RawEntry]: ...
 
     def all(self) -> Iterator[tuple[Any, Any]]: ...
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]: ...
 
     def approximate_num_entries(self) -> int: ...
-
-
-class Decoded(tuple[Any, Any]):
-    """``(key, value)`` already decoded: a record cache's dirty entry in a raw scan."""
-
-    __slots__ = ()
-
-
-RawEntry = tuple[bytes, "bytes | Decoded"]
-"""``(key bytes, stored bytes)`` as the engine holds it, or ``(key bytes, Decoded((key,
-value)))`` from a record cache: what a scan merges by key bytes before it decodes only the
-entries it keeps."""
-
-
-def decode_entries(
-    entries: Iterable[RawEntry], serdes: Any, json_fragments: bool = False
-) -> Iterator[tuple[bytes, Any, Any]]:
-    """``(key bytes, key, value)`` of raw entries, with ``serdes.key_serde`` and
-    ``serdes.value_serde`` (a store's). With ``json_fragments`` and a JSON value serde, stored
-    values come as ``orjson.Fragment`` of their JSON text (valid JSON: it was written by the
-    serde or validated by it), to be served as JSON without decoding them."""
-    kd = serdes.key_serde.deserialize
-    vd: Callable[[bytes], Any] = serdes.value_serde.deserialize
-    if json_fragments and isinstance(serdes.value_serde, JsonSerde):
-        vd = orjson.Fragment
-    for kb, payload in entries:
-        if isinstance(payload, Decoded):
-            yield kb, payload[0], payload[1]
-        else:
-            yield kb, kd(kb), vd(payload[_TS_SIZE:])
-
-
-def scan_entries(
-    store: Any, serdes: Any, lo: Any, hi: Any, limit: int | None, json_fragments: bool
-) -> Iterator[tuple[bytes, Any, Any]]:
-    """``store.raw_entries`` between the serialized bounds, the first ``limit``, decoded with
-    ``serdes`` (see :func:`decode_entries`)."""
-    ks = serdes.key_serde.serialize
-    raw = store.raw_entries(None if lo is None else ks(lo), None if hi is None else ks(hi))
-    return decode_entries(raw if limit is None else islice(raw, limit), serdes, json_fragments)
 
 
 class KeyValueStore(ReadableStore, Protocol):
@@ -109,7 +73,42 @@ class KeyValueStore(ReadableStore, Protocol):
     def close(self) -> None: ...
 
 
-def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+def decode_entries(
+    entries: Iterable[RawEntry],
+    key_decoder: Callable[[bytes], Any],
+    value_decoder: Callable[[bytes], Any],
+) -> Iterator[tuple[bytes, Any, Any]]:
+    """``(key bytes, key, value)`` of raw entries: stored values lose their timestamp and go
+    through ``value_decoder`` (a serde's ``deserialize``, or what a reader prefers); a record
+    cache's entries are decoded already."""
+    for kb, payload in entries:
+        if isinstance(payload, Decoded):
+            yield kb, payload[0], payload[1]
+        else:
+            yield kb, key_decoder(kb), value_decoder(payload[TIMESTAMP_SIZE:])
+
+
+def raw_scan(store: Any, lo: Any, hi: Any, limit: int | None) -> Iterator[RawEntry]:
+    """``store.raw_entries`` between the serialized bounds (inclusive), the first ``limit``."""
+    ks = store.key_serde.serialize
+    raw: Iterator[RawEntry] = store.raw_entries(
+        None if lo is None else ks(lo), None if hi is None else ks(hi)
+    )
+    return raw if limit is None else islice(raw, limit)
+
+
+def decoded_scan(
+    store: Any, lo: Any, hi: Any, limit: int | None
+) -> Iterator[tuple[bytes, Any, Any]]:
+    """:func:`raw_scan` decoded with the store's serdes."""
+    return decode_entries(
+        raw_scan(store, lo, hi, limit),
+        store.key_serde.deserialize,
+        store.value_serde.deserialize,
+    )
+
+
+def prefix_upper_bound(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key starting with ``prefix`` (None: unbounded)."""
     raw = bytearray(prefix)
     while raw:
@@ -121,70 +120,68 @@ def _prefix_upper_bound(prefix: bytes) -> bytes | None:
 
 
 class SerdeStore:
-    """Serializes keys and values onto a :class:`BytesStore`; logs each write if asked to.
-
-    ``changelog`` is ``(writer, topic, partition)``; ``None`` for stores whose changelog is their
-    source topic (table sources) or that are not logged.
+    """Serializes keys and values onto ``inner``: the engine, or a
+    :class:`~streamtable.state._changelog.ChangeLoggingBytesStore` over it. Restores
+    (:meth:`restore_batch`) write to the engine itself, never to the changelog.
     """
 
     def __init__(
-        self,
-        name: str,
-        engine: BytesStore,
-        key_serde: Serde[Any],
-        value_serde: Serde[Any],
-        changelog: tuple[ChangelogWriter, str, int] | None = None,
+        self, name: str, inner: BytesStore, key_serde: Serde[Any], value_serde: Serde[Any]
     ) -> None:
         self.name = name
-        self.engine = engine
+        self.inner = inner
+        self.engine: BytesStore = (
+            inner.engine if isinstance(inner, ChangeLoggingBytesStore) else inner
+        )
         self.key_serde = key_serde
         self.value_serde = value_serde
-        self._changelog = changelog
 
     # -- reads -----------------------------------------------------------------------------
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
-        raw = self.engine.get(self.key_serde.serialize(key))
+        raw = self.inner.get(self.key_serde.serialize(key))
         if raw is None:
             return None
-        return self.value_serde.deserialize(raw[_TS_SIZE:]), _TS.unpack_from(raw)[0]
+        return self.value_serde.deserialize(raw[TIMESTAMP_SIZE:]), stored_timestamp(raw)
 
     def get(self, key: Any) -> Any:
-        raw = self.engine.get(self.key_serde.serialize(key))
+        raw = self.inner.get(self.key_serde.serialize(key))
         if raw is None:
             return None
-        return self.value_serde.deserialize(raw[_TS_SIZE:])
+        return self.value_serde.deserialize(raw[TIMESTAMP_SIZE:])
 
     def _decode(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[Any, Any]]:
         kd = self.key_serde.deserialize
         vd = self.value_serde.deserialize
         for kb, vb in items:
-            yield kd(kb), vd(vb[_TS_SIZE:])
+            yield kd(kb), vd(vb[TIMESTAMP_SIZE:])
 
     def range(
         self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[Any, Any]]:
         ks = self.key_serde.serialize
         found = self._decode(
-            self.engine.range(None if lo is None else ks(lo), None if hi is None else ks(hi))
+            self.inner.range(None if lo is None else ks(lo), None if hi is None else ks(hi))
         )
         return found if limit is None else islice(found, limit)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
-        return self._decode(self.engine.range(None, None))
+        return self._decode(self.inner.range(None, None))
 
     def raw_entries(self, lo: bytes | None, hi: bytes | None) -> Iterator[RawEntry]:
-        """Entries in key-bytes order, not decoded yet (see :func:`decode_entries`)."""
-        return self.engine.range(lo, hi)
+        """Entries between serialized bounds, in key-bytes order, not decoded."""
+        return self.inner.range(lo, hi)
+
+    def raw_range(
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
+    ) -> Iterator[RawEntry]:
+        """``range``'s entries not decoded (see :func:`decode_entries`)."""
+        return raw_scan(self, lo, hi, limit)
 
     def range_entries(
-        self,
-        lo: Any = None,
-        hi: Any = None,
-        limit: int | None = None,
-        json_fragments: bool = False,
+        self, lo: Any = None, hi: Any = None, limit: int | None = None
     ) -> Iterator[tuple[bytes, Any, Any]]:
         """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
-        return scan_entries(self, self, lo, hi, limit, json_fragments)
+        return decoded_scan(self, lo, hi, limit)
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self.prefix_scan_bytes(self.key_serde.serialize(prefix))
@@ -193,60 +190,50 @@ class SerdeStore:
         """Entries whose serialized key starts with ``prefix``."""
         kd = self.key_serde.deserialize
         vd = self.value_serde.deserialize
-        for kb, vb in self.engine.range(prefix, _prefix_upper_bound(prefix)):
+        for kb, vb in self.inner.range(prefix, prefix_upper_bound(prefix)):
             if kb.startswith(prefix):
-                yield kd(kb), vd(vb[_TS_SIZE:])
+                yield kd(kb), vd(vb[TIMESTAMP_SIZE:])
 
     def approximate_num_entries(self) -> int:
-        return self.engine.approximate_num_entries()
-
-    # -- writes ----------------------------------------------------------------------------
-    def put(self, key: Any, value: Any, timestamp: int) -> None:
-        kb = self.key_serde.serialize(key)
-        vb = None if value is None else self.value_serde.serialize(value)
-        self.engine.put(kb, None if vb is None else _TS.pack(timestamp) + vb)
-        if self._changelog is not None:
-            writer, topic, partition = self._changelog
-            writer.send_changelog(topic, partition, kb, vb, timestamp)
-
-    def put_all(self, entries: Iterable[tuple[Any, Any, int]]) -> None:
-        """Write many entries in one engine batch (RocksDB ``WriteBatch``), logging each."""
-        ks = self.key_serde.serialize
-        self.put_all_serialized([(ks(key), value, ts) for key, value, ts in entries])
+        return self.inner.approximate_num_entries()
 
     def get_many_serialized(self, keys: list[bytes]) -> list[Any]:
         """Values (or None) of already-serialized keys, in one engine multi-get."""
         vd = self.value_serde.deserialize
-        return [None if raw is None else vd(raw[_TS_SIZE:]) for raw in self.engine.get_many(keys)]
+        return [
+            None if raw is None else vd(raw[TIMESTAMP_SIZE:]) for raw in self.inner.get_many(keys)
+        ]
 
-    def put_all_serialized(self, entries: list[tuple[bytes, Any, int]]) -> None:
-        """Like :meth:`put_all` for keys the caller has serialized already."""
-        vs = self.value_serde.serialize
-        pack = _TS.pack
-        batch: list[tuple[bytes, bytes | None]] = []
-        logged: list[tuple[bytes, bytes | None, int]] = []
-        for kb, value, ts in entries:
-            vb = None if value is None else vs(value)
-            batch.append((kb, None if vb is None else pack(ts) + vb))
-            logged.append((kb, vb, ts))
-        self.engine.write_batch(batch)
-        if self._changelog is not None:
-            writer, topic, partition = self._changelog
-            for kb, vb, ts in logged:
-                writer.send_changelog(topic, partition, kb, vb, ts)
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, key: Any, value: Any, timestamp: int) -> None:
+        self.inner.put(
+            self.key_serde.serialize(key),
+            None if value is None else self.value_serde.serialize(value),
+            timestamp,
+        )
 
     def delete(self, key: Any) -> None:
         self.put(key, None, 0)
 
-    def restore_batch(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> None:
-        """Apply changelog records (key bytes, value bytes or None, timestamp) without logging."""
-        pack = _TS.pack
-        self.engine.write_batch(
-            (kb, None if vb is None else pack(ts) + vb) for kb, vb, ts in records
+    def put_all(self, entries: Iterable[tuple[Any, Any, int]]) -> None:
+        """Write many entries in one engine batch (RocksDB ``WriteBatch``)."""
+        ks = self.key_serde.serialize
+        self.put_all_serialized([(ks(key), value, ts) for key, value, ts in entries])
+
+    def put_all_serialized(self, entries: list[tuple[bytes, Any, int]]) -> None:
+        """Like :meth:`put_all` for keys the caller has serialized already."""
+        vs = self.value_serde.serialize
+        self.inner.write_batch(
+            [(kb, None if value is None else vs(value), ts) for kb, value, ts in entries]
         )
 
+    def restore_batch(self, records: Iterable[Write]) -> None:
+        """Apply changelog records (key bytes, value bytes or None, timestamp) to the engine,
+        without logging them."""
+        self.engine.write_batch(records)
+
     def flush(self) -> None:
-        self.engine.flush()
+        self.inner.flush()
 
     def close(self) -> None:
-        self.engine.close()
+        self.inner.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from streamtable.state._kv import ReadableStore
+from streamtable.state._kv import RawEntry, ReadableStore
 
 
 class ReadOnlyKeyValueStore:
@@ -40,19 +40,20 @@ class ReadOnlyKeyValueStore:
         return self._store.range(lo, hi, limit)
 
     def range_entries(
-        self,
-        lo: Any = None,
-        hi: Any = None,
-        *,
-        limit: int | None = None,
-        json_fragments: bool = False,
+        self, lo: Any = None, hi: Any = None, *, limit: int | None = None
     ) -> Iterator[tuple[bytes, Any, Any]]:
-        """``range`` with each key's serialized bytes: ``(key bytes, key, value)`` (what the
-        query server pages by). ``json_fragments``: the values of a JSON store come as
-        ``orjson.Fragment`` of their stored JSON text, to be served without decoding them."""
-        entries: Iterator[tuple[bytes, Any, Any]] = self._store.range_entries(
-            lo, hi, limit, json_fragments
-        )
+        """``range`` with each key's serialized bytes: ``(key bytes, key, value)``."""
+        entries: Iterator[tuple[bytes, Any, Any]] = self._store.range_entries(lo, hi, limit)
+        return entries
+
+    def raw_range(
+        self, lo: Any = None, hi: Any = None, *, limit: int | None = None
+    ) -> Iterator[RawEntry]:
+        """``range``'s entries before decoding, in key-bytes order: ``(key bytes, stored
+        value)``, where a record cache's pending entry is ``Decoded((key, value))``. What the
+        query server pages by, decoding with :func:`~streamtable.state.decode_entries` as it
+        chooses (a JSON store's values as stored)."""
+        entries: Iterator[RawEntry] = self._store.raw_range(lo, hi, limit)
         return entries
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:

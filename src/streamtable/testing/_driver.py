@@ -23,11 +23,7 @@ from typing import Any
 
 from streamtable.errors import StoreNotFound, TopologyError
 from streamtable.serde import Serde, bind, deserialize_with, serialize_with
-from streamtable.state import (
-    CacheBudget,
-    MemoryBytesStore,
-    ReadOnlyKeyValueStore,
-)
+from streamtable.state import CacheBudget, ReadOnlyKeyValueStore, open_engine
 from streamtable.topology import SourceSpec, TaskCore, TaskHooks, Topology, build_store
 
 Headers = list[tuple[str, bytes | None]] | None
@@ -176,7 +172,7 @@ class TopologyTestDriver:
         self._stores: dict[str, Any] = {}
         for name, spec in topology.stores.items():
             self._stores[name] = build_store(
-                spec, MemoryBytesStore(), self.application_id, 0, collector, budget
+                spec, open_engine(persistent=False), self.application_id, 0, collector, budget
             )[1]
         global_names = {g.store for g in topology.global_tables}
         global_stores = {n: self._stores[n] for n in global_names}

@@ -7,18 +7,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from streamtable.errors import SerializationError
+from streamtable.errors import SerializationError, TopologyError
 from streamtable.processors import Node
 from streamtable.processors.sink import Partitioner
 from streamtable.serde import Serde, bind
 
 StoreKind = Literal["default", "rocksdb", "memory"]
+"""Where a store keeps its data (its engine): ``default`` is the app's ``store_kind``."""
+
+StoreType = Literal["key_value", "window", "session"]
+"""What a store holds and how its changelog is kept (window and session stores expire)."""
+
+_STORE_TYPES: tuple[StoreType, ...] = ("key_value", "window", "session")
 
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """A key-value store. Its changelog is ``source_topic`` when set (table sources reuse their
-    input topic), else ``<application.id>-<name>-changelog`` when ``logged``."""
+    """A store. Its changelog is ``source_topic`` when set (table sources reuse their input
+    topic), else ``<application.id>-<name>-changelog`` when ``logged``, kept as
+    :meth:`changelog_config` says: compacted for a key-value store; compacted and deleted after
+    ``retention_ms`` for window and session stores, which must give it."""
 
     name: str
     key_serde: Serde[Any]
@@ -28,6 +36,26 @@ class StoreSpec:
     cached: bool = True
     kind: StoreKind = "default"
     is_global: bool = False
+    store_type: StoreType = "key_value"
+    retention_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.store_type not in _STORE_TYPES:
+            raise TopologyError(
+                f"store {self.name!r}: unknown store type {self.store_type!r} "
+                f"(one of {', '.join(_STORE_TYPES)})"
+            )
+        if self.store_type == "key_value":
+            if self.retention_ms is not None:
+                raise TopologyError(
+                    f"store {self.name!r}: a key-value store keeps every key (its changelog is "
+                    f"compacted), so it takes no retention_ms (got {self.retention_ms})"
+                )
+        elif self.retention_ms is None or self.retention_ms <= 0:
+            raise TopologyError(
+                f"store {self.name!r}: a {self.store_type} store needs retention_ms > 0 "
+                f"(got {self.retention_ms})"
+            )
 
     def changelog_topic(self, application_id: str) -> str | None:
         if self.source_topic is not None:
@@ -35,6 +63,12 @@ class StoreSpec:
         if not self.logged:
             return None
         return f"{application_id}-{self.name}-changelog"
+
+    def changelog_config(self) -> dict[str, str]:
+        """The topic configs of the changelog the runtime creates for this store."""
+        if self.store_type == "key_value":
+            return {"cleanup.policy": "compact"}
+        return {"cleanup.policy": "compact,delete", "retention.ms": str(self.retention_ms)}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from streamtable.errors import SerializationError, StoreNotFound
 from streamtable.processors import Node, PunctuationType
 from streamtable.serde import BoundSerde, deserialize_with
-from streamtable.state import CachingStore
+from streamtable.state import record_cache
 from streamtable.topology._nodes import SourceSpec
 from streamtable.topology._schedule import Schedules
 from streamtable.topology._topology import SubTopology, Topology
@@ -103,7 +103,9 @@ class TaskCore:
             self._sources[topic] = (src, entry, with_headers)
         # Caching stores flush upstream-first so changes cascade within one flush.
         self._caches = [
-            s for name in sub.stores if isinstance(s := self._stores.get(name), CachingStore)
+            cache
+            for name in sub.stores
+            if (cache := record_cache(self._stores.get(name))) is not None
         ]
         for node in self._nodes.values():
             node.init(self)
