@@ -40,8 +40,7 @@ class GlobalStores:
         shutil.rmtree(root, ignore_errors=True)  # rebuilt in full at every start
         for glob in topology.global_tables:
             spec = topology.stores[glob.store]
-            kind = config.store_kind if spec.kind == "default" else spec.kind
-            engine = open_engine(kind == "rocksdb", root / glob.store)
+            engine = open_engine(spec.persistent(config.store_kind), root / glob.store)
             store = build_store(spec, engine, config.application_id, 0, None, None)[0]
             self.stores[glob.store] = store
             self._by_topic[glob.source.topic] = (glob.source, store)

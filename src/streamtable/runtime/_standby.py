@@ -128,9 +128,8 @@ class StandbyTasks:
         parts: dict[TP, ChangelogPartition] = {}
         for name in sub.stores:
             spec = self._topology.stores[name]
-            kind = self._config.store_kind if spec.kind == "default" else spec.kind
             topic = spec.changelog_topic(app)
-            if topic is None or kind != "rocksdb":
+            if topic is None or not spec.persistent(self._config.store_kind):
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
             tp = (topic, partition)
             engine = open_engine(True, directory / name)

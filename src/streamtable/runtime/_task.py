@@ -58,21 +58,7 @@ class StreamTask:
         self.source_changelogs: set[TP] = set()
         self.persistent: set[TP] = set()
         for name in sub.stores:
-            spec = topology.stores[name]
-            kind = config.store_kind if spec.kind == "default" else spec.kind
-            engine = open_engine(kind == "rocksdb", self._dir / name)
-            changelog = spec.changelog_topic(app)
-            serde_store, store = build_store(spec, engine, app, partition, collector, budget)
-            if changelog is not None:
-                tp = (changelog, partition)
-                self.changelogs[tp] = serde_store
-                if spec.source_topic is not None:
-                    self.source_changelogs.add(tp)
-                if kind == "rocksdb":
-                    self.persistent.add(tp)
-            self.serde_stores[name] = serde_store
-            self.specs[name] = spec
-            self.stores[name] = store
+            self._open_store(topology.stores[name], config, collector, budget)
         self.core = TaskCore(
             topology,
             sub,
@@ -93,6 +79,29 @@ class StreamTask:
         # collapsed away (a retraction lost in a cache leaves a value downstream for good).
         self.replay_until: dict[str, int] = {}
         self.restored_to: dict[TP, int] = {}
+
+    def _open_store(
+        self,
+        spec: StoreSpec,
+        config: StreamsConfig,
+        collector: KafkaRecordCollector,
+        budget: CacheBudget,
+    ) -> None:
+        app, partition = config.application_id, self.partition
+        persistent = spec.persistent(config.store_kind)
+        engine = open_engine(persistent, self._dir / spec.name)
+        serde_store, store = build_store(spec, engine, app, partition, collector, budget)
+        changelog = spec.changelog_topic(app)
+        if changelog is not None:
+            tp = (changelog, partition)
+            self.changelogs[tp] = serde_store
+            if spec.source_topic is not None:
+                self.source_changelogs.add(tp)
+            if persistent:
+                self.persistent.add(tp)
+        self.serde_stores[spec.name] = serde_store
+        self.specs[spec.name] = spec
+        self.stores[spec.name] = store
 
     def transition(self, new: TaskState) -> None:
         check_task_transition(self.task_id, self.state, new)

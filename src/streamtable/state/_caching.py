@@ -53,6 +53,10 @@ class CachingStore:
         self._budget = budget
         # key -> (value or None, timestamp, size); insertion order = eviction order
         self._dirty: dict[Any, tuple[Any, int, int]] = {}
+        # Entries taken out of ``_dirty`` by a flush or an eviction until the store below has
+        # them: an interactive query, on another thread, reads ``_dirty``, then this, then the
+        # store below, and so never sees a key go back to an older value meanwhile.
+        self._flushing: dict[Any, tuple[Any, int, int]] = {}
         self.listener: FlushListener | None = None
         # False when the listener ignores old values: then the store below is read at flush
         # only for deletes (to drop a change from "no row" to "no row").
@@ -69,7 +73,9 @@ class CachingStore:
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
         entry = self._dirty.get(key)
         if entry is None:
-            return self.inner.get_with_timestamp(key)
+            flushing = self._flushing
+            if not flushing or (entry := flushing.get(key)) is None:
+                return self.inner.get_with_timestamp(key)
         if entry[0] is None:
             return None
         return entry[0], entry[1]
@@ -77,7 +83,9 @@ class CachingStore:
     def get(self, key: Any) -> Any:
         entry = self._dirty.get(key)
         if entry is None:
-            return self.inner.get(key)
+            flushing = self._flushing
+            if not flushing or (entry := flushing.get(key)) is None:
+                return self.inner.get(key)
         return entry[0]
 
     def put(self, key: Any, value: Any, timestamp: int) -> None:
@@ -108,10 +116,8 @@ class CachingStore:
             freed += item[1][2]
             if freed >= need:
                 break
-        for key, _ in evicted:
-            del dirty[key]
         budget.used -= freed
-        self._write(evicted)
+        self._write_out(evicted, lambda: [dirty.pop(key) for key, _ in evicted])
 
     def flush(self) -> None:
         """Write every dirty entry below and forward the changes to the listener.
@@ -120,9 +126,24 @@ class CachingStore:
         """
         if self._dirty:
             entries = list(self._dirty.items())
-            self._dirty = {}
             self._budget.used -= sum(e[2] for _, e in entries)
+            self._write_out(entries, self._clear)
+
+    def _clear(self) -> None:
+        self._dirty = {}
+
+    def _write_out(
+        self, entries: list[tuple[Any, tuple[Any, int, int]]], take: Callable[[], object]
+    ) -> None:
+        """Write ``entries`` below after ``take()`` removed them from ``_dirty``, visible in
+        ``_flushing`` until they are there (see ``__init__``)."""
+        before = self._flushing
+        self._flushing = {**before, **dict(entries)}
+        take()
+        try:
             self._write(entries)
+        finally:
+            self._flushing = before
 
     def has_dirty(self) -> bool:
         return bool(self._dirty)
@@ -170,7 +191,8 @@ class CachingStore:
         entries from below are not decoded yet (see :func:`decode_entries`)."""
         ks = self.inner.key_serde.serialize
         pending: list[tuple[bytes, Decoded]] = []
-        for key, (value, _, _) in list(self._dirty.items()):
+        dirty = dict(self._dirty)  # first: see _flushing
+        for key, (value, _, _) in {**self._flushing, **dirty}.items():
             kb = ks(key)
             if (lo is not None and kb < lo) or (hi is not None and kb > hi):
                 continue

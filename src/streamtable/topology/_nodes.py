@@ -57,6 +57,11 @@ class StoreSpec:
                 f"(got {self.retention_ms})"
             )
 
+    def persistent(self, default_kind: str) -> bool:
+        """Whether its engine is RocksDB: its ``kind``, or the app's ``store_kind`` when that
+        is ``default``."""
+        return (default_kind if self.kind == "default" else self.kind) == "rocksdb"
+
     def changelog_topic(self, application_id: str) -> str | None:
         if self.source_topic is not None:
             return self.source_topic

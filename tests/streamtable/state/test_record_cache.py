@@ -56,3 +56,42 @@ def test_an_evicting_cache_forwards_what_replays_to_its_table(
     assert downstream == model
     assert dict(inner.all()) == model
     assert budget.used == 0
+
+
+class WatchedStore(SerdeStore):
+    """The store below a cache that, when the cache writes to it, first reads every key
+    through the cache, as an interactive query on another thread may at that moment."""
+
+    cache: CachingStore | None = None
+
+    def put_all_serialized(self, entries: Any) -> None:
+        if self.cache is not None:  # not while the test fills it
+            seen[:] = [(key, self.cache.get(key)) for key in ("a", "b")]
+            scans[:] = [dict(self.cache.range())]
+        super().put_all_serialized(entries)
+
+
+seen: list[tuple[str, Any]] = []
+scans: list[dict[str, Any]] = []
+
+
+@pytest.mark.parametrize("how", ["flush", "evict"])
+def test_a_read_while_the_cache_writes_below_sees_the_new_values(how: str) -> None:
+    """Interactive queries read without waiting for processing: a read between the cache
+    dropping its entries and the store below having them must not see the older values."""
+    inner = WatchedStore("s", MemoryBytesStore(), STRING, JSON)
+    inner.put_all_serialized([(STRING.serialize(k), [0], 1) for k in ("a", "b")])
+    budget = CacheBudget(10**6)
+    cache = CachingStore(inner, budget)
+    inner.cache = cache
+    cache.put("a", [1], 2)
+    cache.put("b", [2], 2)
+    if how == "flush":
+        cache.flush()
+    else:
+        budget.max_bytes = 1  # the next put evicts every entry, itself included
+        cache.put("a", [3], 3)
+    expected = {"a": [1], "b": [2]} if how == "flush" else {"a": [3], "b": [2]}
+    assert dict(seen) == expected
+    assert scans == [expected]
+    assert dict(inner.all()) == expected
