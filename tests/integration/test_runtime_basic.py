@@ -124,6 +124,8 @@ def test_seed_topology_matches_oracle(
 
         metrics = wait_until(gauges, "lag 0 and store sizes in the metrics", TIMEOUT_S)
         assert metrics["streamtable_records_processed_total"] >= len(events)
+        # The metered layer: every processed position read and wrote the stores.
+        assert metrics["streamtable_store_operations_total"] >= len(events)
     assert app.state is st.AppState.NOT_RUNNING
 
 

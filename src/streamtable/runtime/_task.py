@@ -39,8 +39,11 @@ class StreamTask:
         budget: CacheBudget,
         global_stores: Mapping[str, Any],
         hooks: TaskHooks,
+        *,
+        metered: bool = False,
     ) -> None:
         self.task_id = f"{sub.id}_{partition}"
+        self._metered = metered  # processors' stores count their operations (metrics kept)
         self.sub = sub
         self.partition = partition
         self.state = TaskState.CREATED
@@ -90,7 +93,9 @@ class StreamTask:
         app, partition = config.application_id, self.partition
         persistent = spec.persistent(config.store_kind)
         engine = open_engine(persistent, self._dir / spec.name)
-        serde_store, store = build_store(spec, engine, app, partition, collector, budget)
+        serde_store, store = build_store(
+            spec, engine, app, partition, collector, budget, metered=self._metered
+        )
         changelog = spec.changelog_topic(app)
         if changelog is not None:
             tp = (changelog, partition)

@@ -87,6 +87,7 @@ class TaskManager:
                     self._ctx.budget,
                     self._clients.globals.stores,
                     self._hooks,
+                    metered=self._ctx.metrics.recording,
                 )
                 with self._ctx.lock:  # queries look tasks up under it
                     self.tasks[task.task_id] = task

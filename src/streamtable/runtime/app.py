@@ -35,10 +35,10 @@ from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime._thread import StreamThread
 from streamtable.runtime._views import CompositeStoreView
 from streamtable.runtime.config import StreamsConfig
-from streamtable.runtime.metrics import StreamsMetrics
+from streamtable.runtime.metrics import StoreOperationsCollector, StreamsMetrics
 from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan
-from streamtable.state import ReadOnlyKeyValueStore
+from streamtable.state import MeteredStore, ReadOnlyKeyValueStore
 from streamtable.topology import Schedules, Topology
 
 log = logging.getLogger("streamtable.runtime.app")
@@ -125,6 +125,8 @@ class StreamsApp:
             schedules=self._schedules,
             restore_listener=self._restore_listener,
         )
+        if self.metrics.recording:
+            self.metrics.registry.register(StoreOperationsCollector(self._metered_stores))
         self._set_state(AppState.REBALANCING)
         self._thread = threading.Thread(
             target=self._run, name=f"streamtable-{self.config.application_id}", daemon=True
@@ -280,6 +282,15 @@ class StreamsApp:
 
         view = CompositeStoreView(name, spec.key_serde, lookup, lambda: check(name), ctx.lock)
         return ReadOnlyKeyValueStore(view)
+
+    def _metered_stores(self) -> list[MeteredStore]:
+        """The active tasks' stores, for ``streamtable_store_operations_total`` (at a scrape)."""
+        ctx, loop = self._ctx, self._loop
+        if ctx is None or loop is None:
+            return []
+        with ctx.lock:
+            tasks = list(loop.tasks.tasks.values())
+        return [s for t in tasks for s in t.stores.values() if isinstance(s, MeteredStore)]
 
     def _check_ready(self, name: str) -> None:
         if self._state is not AppState.RUNNING:

@@ -146,6 +146,11 @@ class StreamsMetrics:
         )
 
     @property
+    def recording(self) -> bool:
+        """Whether metrics are kept (prometheus-client is installed)."""
+        return self._registry is not None
+
+    @property
     def registry(self) -> CollectorRegistry:
         """The app's prometheus-client registry (serve it with ``generate_latest``)."""
         if self._registry is None:
