@@ -25,7 +25,12 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamtable.errors import ConfigError, CoPartitioningError, KafkaError, TopologyError
-from streamtable.runtime._clients import STARTUP_WAIT_S, ShutdownRequested, retry_transient
+from streamtable.runtime._clients import (
+    STARTUP_WAIT_S,
+    ShutdownRequested,
+    retry_transient,
+    transient,
+)
 from streamtable.topology import Topology
 
 log = logging.getLogger("streamtable.runtime.topics")
@@ -269,7 +274,14 @@ class InternalTopicManager:
         if not isinstance(error, ClientError) or error.fatal():
             return False
         if error.code() == ClientError.INVALID_REPLICATION_FACTOR:
-            brokers = len(self._admin.list_topics(timeout=_METADATA_STEP_S).brokers)
+            try:
+                brokers = len(self._admin.list_topics(timeout=_METADATA_STEP_S).brokers)
+            except KafkaException as exc:
+                if not transient(exc):
+                    raise
+                # The broker went away meanwhile (it was stopping: that is why it refused):
+                # asked again (service chaos seed 286963 ended the instance here).
+                return True
             if brokers < self._rf:
                 raise ConfigError(
                     "replication_factor",

@@ -113,3 +113,34 @@ def test_a_stop_ends_the_creation_wait() -> None:
     with pytest.raises(ShutdownRequested):
         topics.ensure(topics.plan())
     assert time.monotonic() - started < 5.0
+
+
+class StoppingAdmin(FencedAdmin):
+    """A broker stopping: it refuses the creation, then its metadata is gone too, for
+    ``gone`` look-ups (the plan's own look-ups come first and pass)."""
+
+    def __init__(self, gone: int) -> None:
+        super().__init__(refusals=1)
+        self.gone = gone
+        self.looks = 0
+
+    def list_topics(self, timeout: float) -> _Metadata:
+        self.looks += 1
+        if self.attempts >= 1 and self.gone > 0:
+            self.gone -= 1
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._TRANSPORT, "Failed to get metadata: Local: Broker transport failure"
+                )
+            )
+        return super().list_topics(timeout)
+
+
+def test_a_broker_gone_while_its_refusal_is_looked_into_is_asked_again() -> None:
+    """Service chaos seed 286963: an instance starting as the broker stopped got the refusal,
+    then the metadata request that looks into it failed, and the instance exited."""
+    admin = StoppingAdmin(gone=1)
+    topics = manager(admin)
+    topics.ensure(topics.plan())
+    assert {"fenced-counts-repartition", "fenced-counts-changelog"} <= set(admin.created)
+    assert admin.attempts == 2
