@@ -112,6 +112,10 @@ def _responses(ok: str, *failures: int) -> dict[str, Any]:
         }
         if status == 503:
             answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        if status == 405:
+            answer["headers"] = {
+                "Allow": {"schema": {"type": "string"}, "description": "the methods served here"}
+            }
         answers[str(status)] = answer
     return answers
 

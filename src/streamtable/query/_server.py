@@ -163,10 +163,11 @@ def _mount_path(request: Request) -> str:
 
 async def _no_route(request: Request, exc: Exception) -> Response:
     """A path or method this server does not serve, answered with its own error body (not a
-    bare text 404)."""
+    bare text 404); a 405 keeps the router's ``Allow`` header (RFC 9110 requires it)."""
     status = getattr(exc, "status_code", 404)
     message = f"no route for {request.method} {request.url.path!r}"
-    return json_response(status, {"error": FailureReason.BAD_REQUEST.value, "message": message})
+    body = {"error": FailureReason.BAD_REQUEST.value, "message": message}
+    return json_response(status, body, getattr(exc, "headers", None))
 
 
 class _AnyKey(Convertor[str]):

@@ -134,6 +134,18 @@ def test_a_path_it_does_not_serve_answers_the_documented_error_body(
     check_documented({**doc, "paths": {"/x": doc["paths"][SCAN_PATH]}}, "GET", "/x", reply)
 
 
+@pytest.mark.parametrize("method", ["POST", "TRACE", "DELETE"])
+def test_a_method_it_does_not_serve_answers_405_with_allow(
+    client: InstanceClient, method: str
+) -> None:
+    # schemathesis sent TRACE /instances and got a 405 without Allow (RFC 9110 requires it)
+    reply = client.request(method, "/instances")
+    assert reply.status_code == 405
+    assert reply.json()["error"] == "bad_request"
+    assert "GET" in reply.headers["allow"].split(", ")
+    check_documented(document(client), "GET", "/instances", reply)
+
+
 @pytest.fixture(scope="module")
 def fuzzed() -> tuple[InstanceClient, dict[str, Any]]:
     client = InstanceClient(seeded(2, HOLDERS), "10.0.0.1:8000")
