@@ -101,7 +101,14 @@ def test_an_unreachable_instance_is_504(cluster: ServiceCluster, client: Instanc
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "10001"}, {"limit": "x"}, {"cursor": "!!"}, {"local": "maybe"}],
+    [
+        {"limit": "0"},
+        {"limit": "10001"},
+        {"limit": "x"},
+        {"cursor": "!!"},
+        {"local": "maybe"},
+        {"local": ""},  # empty: neither true nor false (schemathesis sent stale= to the library)
+    ],
 )
 def test_a_bad_parameter_is_400_with_the_librarys_error_body(
     client: InstanceClient, params: dict[str, str]

@@ -24,12 +24,13 @@ MAX_LIMIT = 10_000
 """The largest ``limit`` a scan page may ask for."""
 
 _TRUE = ("1", "true", "yes")
-_FALSE = ("0", "false", "no", "")
+_FALSE = ("0", "false", "no")
 
 
 def parse_flag(params: Mapping[str, str], name: str) -> QueryResult[bool]:
     """A boolean parameter: absent is false; anything but true/false (1/0, yes/no) is a bad
-    request rather than quietly false (``stale=1.7e308`` was taken as false)."""
+    request rather than quietly false (``stale=1.7e308`` was taken as false), an empty value
+    (``?stale=``) included."""
     value = params.get(name)
     if value is None or value.lower() in _FALSE:
         return QueryResult.ok(False)
