@@ -5,6 +5,7 @@ bodies, health and digests."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -127,6 +128,24 @@ def test_every_holder_is_answered_from_its_owner(
         assert reply.status_code == 200, reply.text
         assert reply.json() == expected(name)
     assert any(r.url.path.startswith("/query/stores/") for r in cluster.network.requests)
+
+
+def test_a_client_id_with_a_newline_is_answered_from_its_owner(
+    cluster: ServiceCluster, client: InstanceClient
+) -> None:
+    # schemathesis: GET /holders/a%0Ab owned by a peer answered 504 owner_unreachable (the
+    # forward to the peer's /query mount got FastAPI's bare 404)
+    positions = {"p1": {"ticker": "AAPL", "exchange": "XNAS", "amount": 1}}
+    names = [f"a\nb{i}" for i in range(12)]
+    for name in names:
+        cluster.hold(name, positions)
+    assert any(cluster.owner_of("us-share-holders", n).name != "i0" for n in names)
+    for name in names:
+        reply = client.get(f"/holders/{quote(name, safe='')}")
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"client": name, "positions": [{"id": "p1", **positions["p1"]}]}
+        read = client.get(f"/query/stores/us-share-holders/keys/{quote(name, safe='')}")
+        assert read.status_code == 200, read.text  # string keys: the text is the key
 
 
 def test_a_client_without_us_stock_is_404(cluster: ServiceCluster, client: InstanceClient) -> None:

@@ -17,6 +17,7 @@ Retry-After; owner unreachable -> 504; a bad parameter -> 400; never a partial o
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from streamtable.query import ClusterQueries, QueryableApp, create_query_app
 from us_shareholders.api.digests import digests_router
@@ -68,5 +71,16 @@ def create_api(
     api.include_router(health_router(app, registry, delivery_alive))
     api.include_router(holders_router(queries))
     api.include_router(digests_router(app, control, schedule, request_digest, clock))
-    api.mount(QUERY_MOUNT, create_query_app(app, transport=transport))
+    api.router.routes.append(_QueryMount(QUERY_MOUNT, create_query_app(app, transport=transport)))
     return api
+
+
+class _QueryMount(Mount):
+    """``api.mount(path, app)``, but the rest of the path may hold a newline, as a key may:
+    Starlette matches it with ``.*``, which stops at one, so a holder whose client id has a
+    newline, read from the instance that does not own it, was forwarded to the owner's
+    ``/query/...``, got FastAPI's bare 404, and answered 504 ``owner_unreachable``."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app=app)
+        self.path_regex = re.compile(rf"^{re.escape(self.path)}/(?P<path>[\s\S]*)$")
