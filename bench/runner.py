@@ -3,9 +3,9 @@
 ``python -m bench.runner streamtable --bootstrap B --application-id A --input T --output O
 [--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]`` runs the seed
 topology with :class:`streamtable.StreamsApp` and speaks BenchApp's protocol on stdout
-(``STATE <state>`` on every change; ``RESTORE_START`` when it first has tasks to restore -
-observed by polling the app's private restorer every 5 ms, streamtable has no restore listener -
-and ``RESTORED_TOTAL <n>`` when it reaches RUNNING) until SIGTERM, then closes and exits 0 (1 if
+(``STATE <state>`` on every change; ``RESTORE_START`` when it starts restoring its first
+changelog partition, told by a :class:`streamtable.StateRestoreListener`; and
+``RESTORED_TOTAL <n>`` when it reaches RUNNING) until SIGTERM, then closes and exits 0 (1 if
 the app failed).
 
 ``python -m bench.runner raw --bootstrap B --input T`` reads the whole topic with a plain
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -72,17 +71,34 @@ def run_streamtable(args: argparse.Namespace) -> int:
         if new is st.AppState.RUNNING:
             say(f"RESTORED_TOTAL {app.restored_records}")
 
-    def watch_restore() -> None:
-        while app.state in (st.AppState.CREATED, st.AppState.REBALANCING):
-            restorer = getattr(app, "_restorer", None)
-            if restorer is not None and restorer.active:
-                say("RESTORE_START")
-                return
-            time.sleep(0.005)
-
     app.add_state_listener(on_state)
-    threading.Thread(target=watch_restore, daemon=True).start()
+    app.set_restore_listener(RestoreStart())
     return app.run_until_signal()
+
+
+TP = tuple[str, int]
+
+
+class RestoreStart:
+    """Says ``RESTORE_START`` when the app starts restoring its first changelog partition."""
+
+    def __init__(self) -> None:
+        self.said = False
+
+    def on_restore_start(
+        self, partition: tuple[str, int], store: str, start: int, end: int
+    ) -> None:
+        if not self.said:
+            self.said = True
+            say("RESTORE_START")
+
+    def on_batch_restored(
+        self, partition: tuple[str, int], store: str, batch_end: int, count: int
+    ) -> None:
+        pass
+
+    def on_restore_end(self, partition: TP, store: str, total: int) -> None:
+        pass
 
 
 def run_raw(args: argparse.Namespace) -> int:
