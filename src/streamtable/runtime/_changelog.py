@@ -88,16 +88,23 @@ class ChangelogReader:
 
     # -- what is read ----------------------------------------------------------------------
     def add(self, parts: Iterable[ChangelogPartition]) -> None:
+        replaced = []
         for part in parts:
+            old = self.parts.get(part.tp)
+            if old is not None:
+                replaced.append(old)
             self.parts[part.tp] = part
             self.done.discard(part.tp)
-        self._assign()
+        self._assign(replaced)
 
     def remove(self, tps: Iterable[TP]) -> None:
+        removed = []
         for tp in tps:
-            self.parts.pop(tp, None)
+            part = self.parts.pop(tp, None)
+            if part is not None:
+                removed.append(part)
             self.done.discard(tp)
-        self._assign()
+        self._assign(removed)
 
     def set_limit(self, tp: TP, limit: int) -> None:
         """Let ``tp`` be read up to ``limit``; a partition paused at its old limit resumes."""
@@ -108,7 +115,13 @@ class ChangelogReader:
             part.paused = False
             part.moved = time.monotonic()
 
-    def _assign(self) -> None:
+    def _assign(self, dropped: Iterable[ChangelogPartition] = ()) -> None:
+        # librdkafka keeps a partition paused across assign() until it is resumed (see
+        # _holds): one paused at its limit would stay paused, unknown to the reader, and hand
+        # nothing over (standbys of chaos seed 888458, stuck until the consumer was replaced).
+        paused = [TopicPartition(*p.tp) for p in (*self.parts.values(), *dropped) if p.paused]
+        if paused:
+            self.consumer.resume(paused)
         self.consumer.assign(
             [TopicPartition(t, p, part.position) for (t, p), part in self.parts.items()
              if (t, p) not in self.done]
@@ -268,6 +281,8 @@ class ChangelogReader:
         assert self._renew is not None
         old = self.consumer
         self.consumer = self._renew()
+        for part in self.parts.values():
+            part.paused = False  # the new consumer has paused nothing
         self._assign()
         self.replacements += 1
         where = [

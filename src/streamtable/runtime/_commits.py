@@ -20,6 +20,7 @@ from streamtable.runtime._collector import DeliveryTimedOut
 from streamtable.runtime._commit import CommitDeferred
 from streamtable.runtime._context import AppContext, ThreadClients
 from streamtable.runtime._freeze import ProcessingStalled
+from streamtable.runtime._inputwatch import InputWatch
 from streamtable.runtime._producer import TransactionAborted
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime._taskmanager import TaskManager
@@ -28,9 +29,6 @@ from streamtable.runtime.state import TaskState
 log = logging.getLogger("streamtable.runtime.app")
 
 GAUGES_EVERY_S = 5.0
-STUCK_INPUT_S = 30.0
-"""A running task's input partition that has not moved for this long while records wait past
-it (its cached end offset is ahead) is named in a warning, again at this interval."""
 
 
 class TaskCommits:
@@ -43,8 +41,7 @@ class TaskCommits:
         self._tasks = tasks
         self.aborts_in_a_row = 0  # aborted commits since the last one that went through
         self._gauges_at = 0.0
-        # Per running input partition with records waiting: (offset, since, last warned).
-        self._waiting: dict[tuple[str, int], tuple[int, float, float]] = {}
+        self.inputs = InputWatch()  # a running input partition no longer fetched
 
     def commit(self, closing: bool = False, only: list[StreamTask] | None = None) -> None:
         tasks = self._tasks.tasks.values() if only is None else only
@@ -142,40 +139,10 @@ class TaskCommits:
             return False
         return True
 
-    def _watch_input(
-        self,
-        task: StreamTask,
-        topic: str,
-        position: int,
-        high: int,
-        seen: tuple[int, float, float] | None,
-        now: float,
-    ) -> None:
-        """Warn about an input partition of a running task that records wait on but that has
-        not moved for :data:`STUCK_INPUT_S` (the consumer hands nothing of it over: a fault
-        harness run once saw one for minutes, with nothing logged). ``position`` -1001: the
-        consumer has fetched nothing of it since the assignment."""
-        at = position if position >= 0 else task.consumed.get(topic, task.committed.get(topic, -1))
-        if at < 0 or high <= at:
-            return  # nothing waits on it (or nothing is known)
-        key = (topic, task.partition)
-        if seen is None or seen[0] != at:
-            self._waiting[key] = (at, now, 0.0)
-            return
-        _, since, warned = seen
-        if now - since >= STUCK_INPUT_S and now - warned >= STUCK_INPUT_S:
-            warned = now
-            log.warning(
-                "input %s[%d] of running task %s has not moved for %.0fs: at offset %d, %d "
-                "record(s) before its end (consumer position %d, committed %s)",
-                topic, task.partition, task.task_id, now - since, at, high - at, position,
-                task.committed.get(topic, "none"),
-            )  # fmt: skip
-        self._waiting[key] = (at, since, warned)
-
     def update_gauges(self, running: list[StreamTask]) -> None:
         """Lag per input partition and entries per store, at most every 5 s (cheap: cached
-        watermarks and RocksDB's estimate); a stuck input is named (:meth:`_watch_input`)."""
+        watermarks and RocksDB's estimate); then a look for inputs no longer fetched
+        (:class:`InputWatch`)."""
         now = monotonic()
         if now - self._gauges_at < GAUGES_EVERY_S:
             return
@@ -184,14 +151,14 @@ class TaskCommits:
         metrics.consumer_lag.clear()
         metrics.store_entries.clear()
         consumer = self._clients.consumer
-        waiting = self._waiting
-        self._waiting = {}
+        inputs: list[tuple[StreamTask, str, int]] = []
         for task in running:
             for topic in task.topics:
                 tp = TopicPartition(topic, task.partition)
                 try:
-                    _, high = consumer.get_watermark_offsets(tp, cached=True)
                     position = consumer.position([tp])[0].offset
+                    inputs.append((task, topic, position))
+                    _, high = consumer.get_watermark_offsets(tp, cached=True)
                 except KafkaException as exc:
                     # Nothing cached for it (its metadata dropped after a broker restart): no
                     # figure this time. A gauge must not fail the commit that called it.
@@ -201,9 +168,8 @@ class TaskCommits:
                     metrics.consumer_lag.labels(topic, str(task.partition)).set(
                         max(high - position, 0)
                     )
-                seen = waiting.get((topic, task.partition))
-                self._watch_input(task, topic, position, high, seen, now)
             for name, store in task.serde_stores.items():
                 metrics.store_entries.labels(name, str(task.partition)).set(
                     store.approximate_num_entries()
                 )
+        self.inputs.watch(consumer, inputs, now)

@@ -1,11 +1,11 @@
 """``TaskManager``: creates, restores, starts, closes and restarts the active tasks.
 
 A task per assigned ``(sub-topology, partition)``: created RESTORING (its stores restored from
-their changelogs by the :class:`ChangelogRestorer`), then RUNNING (its partitions resumed), then
-closed with or without its state. A restart (after an aborted transaction, lost records, a
-freeze) closes and wipes every task at once and starts them again from the committed offsets
-in a second half, :meth:`resume_restart`, that the loop calls at each pass until the group
-coordinator answers.
+their changelogs by the :class:`ChangelogRestorer`), then RUNNING (those of its partitions held
+meanwhile resumed: :mod:`._holds`), then closed with or without its state. A restart (after an
+aborted transaction, lost records, a freeze) closes and wipes every task at once and starts them
+again from the committed offsets in a second half, :meth:`resume_restart`, that the loop calls
+at each pass until the group coordinator answers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from streamtable.runtime import _clients
 from streamtable.runtime._clients import ClientCutOff
 from streamtable.runtime._commit import CLEAN_CLOSE
 from streamtable.runtime._context import AppContext, ThreadClients
+from streamtable.runtime._holds import PartitionHolds
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime.state import AppState, TaskState
 from streamtable.topology import TaskHooks
@@ -55,6 +56,7 @@ class TaskManager:
         # read (resume_restart); a rebalance cancels it.
         self.restart_pending: list[TP] | None = None
         self._restart_since = 0.0
+        self.holds = PartitionHolds(lambda: clients.consumer)
 
     def running(self) -> list[StreamTask]:
         return [t for t in self.tasks.values() if t.state is TaskState.RUNNING]
@@ -141,13 +143,14 @@ class TaskManager:
     # -- running ---------------------------------------------------------------------------
     def task_running(self, task: StreamTask) -> None:
         """``task`` is restored: at least once, it first learns what it must replay one change
-        per record (:meth:`_replay_window`); then its partitions are resumed."""
+        per record (:meth:`_replay_window`); then those of its partitions held meanwhile are
+        resumed."""
         task.transition(TaskState.RUNNING)
         if self._config.exactly_once:
             task.delete_checkpoint()
         else:
             task.replay_until = self._replay_window(task)
-        self._clients.consumer.resume([TopicPartition(t, task.partition) for t in task.topics])
+        self.holds.release((t, task.partition) for t in task.topics)
         log.info("task %s running", task.task_id)
 
     def replayed(self, task: StreamTask, topic: str, offset: int) -> None:
@@ -302,14 +305,11 @@ class TaskManager:
         tasks = list(self.tasks.values())
         for task in tasks:
             task.core.discard_caches()
-        self.close(tasks, keep_state=False)
-        partitions = [TopicPartition(t, task.partition) for task in tasks for t in task.topics]
-        if partitions:
-            self._clients.consumer.pause(partitions)
+        self.close(tasks, keep_state=False)  # their records are held meanwhile (_holds)
         if self.restart_pending is None:
             self.restart_pending = []
             self._restart_since = time.monotonic()
-        self.restart_pending += [(tp.topic, tp.partition) for tp in partitions]
+        self.restart_pending += [(t, task.partition) for task in tasks for t in task.topics]
 
     def resume_restart(self) -> None:
         """The second half of :meth:`restart_all`, asked again at each pass of the loop until

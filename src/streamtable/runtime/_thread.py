@@ -41,6 +41,8 @@ from streamtable.topology import TaskHooks
 
 log = logging.getLogger("streamtable.runtime.app")
 
+CUT_OFF = "it cannot reach the cluster while a new client can (it has lost every broker)"
+
 BATCH = 500  # records per poll
 RESTORE_STEP = 50_000  # changelog records restored per pass of the loop
 
@@ -99,6 +101,8 @@ class StreamThread:
             if time.monotonic() - last_commit >= interval:
                 self.commits.commit()
                 last_commit = time.monotonic()
+                if self.commits.inputs.stuck is not None:
+                    self._replace_stuck_consumer(self.commits.inputs.stuck)
 
     def _replaced(self, consumer: str, count: int = 1) -> None:
         self.ctx.metrics.consumer_replacements.labels(consumer).inc(count)
@@ -210,7 +214,7 @@ class StreamThread:
             task = by_partition.get(tp)
             if task is None or task.state is not TaskState.RUNNING:
                 # Fetched before its task could run: read it again once the task runs.
-                self.clients.consumer.seek(TopicPartition(topic, partition, offset))
+                self.tasks.holds.hold(topic, partition, offset)
                 skipped.add(tp)
                 continue
             if offset < task.consumed.get(topic, -1):
@@ -263,9 +267,9 @@ class StreamThread:
             return  # a replaced consumer, closing (_watch_group)
         if self.freeze is not None:
             self.freeze.clear()  # a member of the new generation: what it owns is its own
+        # Not paused here: a pause right after assign() can keep a partition from ever being
+        # fetched (see _holds). Records of tasks not running yet are held as they arrive.
         consumer.assign(partitions)
-        if partitions:
-            consumer.pause(partitions)  # resumed per task once it is restored
         self.new_assignment = [(tp.topic, tp.partition) for tp in partitions]
         self.tasks.restart_pending = None  # the new assignment starts its tasks afresh
         self.assignment_seen = True
@@ -276,6 +280,7 @@ class StreamThread:
         if consumer is not self.clients.consumer:
             return
         self._unassigned()
+        self.tasks.holds.release_all()  # while still assigned: see _holds
         self.commits.commit(closing=True)
         self.tasks.close_all()
         self.tasks.restart_pending = None  # not this member's any more
@@ -284,6 +289,7 @@ class StreamThread:
         if consumer is not self.clients.consumer:
             return
         log.warning("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
+        self.tasks.holds.release_all()
         self._drop_tasks()
 
     def _unassigned(self) -> None:
@@ -306,22 +312,26 @@ class StreamThread:
         if unassigned_s < GROUP_STALL_S or not self.clients.look_at_group_consumer(GROUP_STALL_S):
             return
         if self.clients.group_consumer_cut_off():
-            self._renew_consumer(f"no assignment for {unassigned_s:.0f}s")
+            self._renew_consumer(f"no assignment for {unassigned_s:.0f}s; {CUT_OFF}")
+
+    def _replace_stuck_consumer(self, why: str) -> None:
+        """An input partition of a running task is no longer fetched (:class:`InputWatch`):
+        every task is committed and closed as on a revocation, and a new consumer joins the
+        group (what librdkafka keeps of a partition is per consumer)."""
+        self._on_revoke(self.clients.consumer, [])
+        self._renew_consumer(why)
 
     def _renew_consumer(self, why: str) -> None:
-        """A new group consumer in place of one that has lost every broker: it joins the group
-        as a new member. The old one is closed on a thread of its own; its callbacks, if any,
-        are ignored."""
-        log.warning(
-            "app %s: replacing the group consumer (%s): it cannot reach the cluster while a new "
-            "client can (it has lost every broker)",
-            self.config.application_id,
-            why,
-        )
+        """A new group consumer in place of one that has lost every broker, or that no longer
+        fetches a partition: it joins the group as a new member. The old one is closed on a
+        thread of its own; its callbacks, if any, are ignored."""
+        log.warning("app %s: replacing the group consumer: %s", self.config.application_id, why)
         self._replaced("group")
         old = self.clients.consumer
         self.clients.consumer = _clients.main_consumer(self.config)
         self.clients.committer.consumer = self.clients.consumer
+        self.tasks.holds.forget()
+        self.commits.inputs.forget()
         self._subscribe()
         close_in_background(old, "group")
 
@@ -332,7 +342,7 @@ class StreamThread:
         log.warning("%s", exc)
         self._drop_tasks()
         self.new_assignment = None
-        self._renew_consumer("a call failed for good")
+        self._renew_consumer(f"a call failed for good; {CUT_OFF}")
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self, clean: bool) -> None:

@@ -175,3 +175,25 @@ def test_a_consumer_waiting_at_the_last_stable_offset_is_kept(
     r.read(1000, 0)
     r.watch()
     assert r.replacements == 0
+
+
+def test_a_partition_paused_at_its_limit_is_resumed_before_the_next_assign() -> None:
+    """librdkafka keeps a partition paused across assign() until it is resumed. The reader
+    takes every partition of a new assignment as fetched again, so it resumes a paused one
+    first, or it would hand nothing over, unknown to the reader, until the consumer was
+    replaced (standbys of chaos seed 888458). A paused partition removed is resumed too."""
+    other = (TP[0], TP[1] + 1)
+    consumer = FakeConsumer([Msg(0), Msg(1), Msg(2)])
+    r = reader(consumer)
+    r.add([ChangelogPartition(TP, cast(Any, Store()), 0, limit=2)])
+    r.read(1000, 0)
+    assert consumer.paused == [TP]
+    r.add([ChangelogPartition(other, cast(Any, Store()), 0)])
+    assert consumer.resumed == [TP]
+    assert consumer.assigned == [(*TP, 2), (*other, 0)]
+    assert not r.parts[TP].paused
+    r.read(1000, 0)  # nothing: the fake hands nothing over
+    r.parts[TP].paused = True  # paused at its limit again
+    r.remove([TP])
+    assert consumer.resumed == [TP, TP]
+    assert consumer.assigned == [(*other, 0)]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from streamtable.runtime._clients import ClientCutOff
+from streamtable.runtime._thread import CUT_OFF
 from tests.support.offline import IdleRestorer, offline_thread
 
 pytestmark = pytest.mark.unit
@@ -33,5 +34,5 @@ def test_a_cut_off_call_drops_the_tasks_and_renews_the_consumer(
     monkeypatch.setattr(thread, "_drop_tasks", lambda: events.append("dropped"))
     monkeypatch.setattr(thread, "_renew_consumer", lambda why: events.append(f"renewed: {why}"))
     thread.poll_once()
-    assert events == ["dropped", "renewed: a call failed for good"]
+    assert events == ["dropped", f"renewed: a call failed for good; {CUT_OFF}"]
     assert thread.new_assignment is None, "the assignment of the cut-off consumer is void"

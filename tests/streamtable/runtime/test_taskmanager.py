@@ -14,6 +14,7 @@ import streamtable as st
 from streamtable.runtime._statedir import read_checkpoint
 from streamtable.runtime._thread import StreamThread
 from streamtable.runtime.state import TaskState
+from tests.streamtable.runtime.test_redelivery import Message
 from tests.support.offline import IdleProducer, IdleRestorer, offline_thread
 
 pytestmark = pytest.mark.unit
@@ -27,6 +28,8 @@ class GroupConsumer:
     def __init__(self, committed: int = -1001) -> None:
         self._committed = committed
         self.resumed: list[tuple[str, int]] = []
+        self.paused: list[tuple[str, int]] = []
+        self.seeks: list[tuple[str, int, int]] = []
         self.commits: list[list[tuple[str, int, int]]] = []
 
     def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
@@ -42,6 +45,12 @@ class GroupConsumer:
 
     def resume(self, tps: list[TopicPartition]) -> None:
         self.resumed += [(tp.topic, tp.partition) for tp in tps]
+
+    def pause(self, tps: list[TopicPartition]) -> None:
+        self.paused += [(tp.topic, tp.partition) for tp in tps]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
 
 
 class TransactionalProducer(IdleProducer):
@@ -121,7 +130,7 @@ def test_a_restored_task_runs_and_its_partition_resumes() -> None:
     task = thread.tasks.tasks["0_0"]
     assert task.state is TaskState.RUNNING
     assert thread.tasks.running() == [task]
-    assert consumer.resumed == [("events", 0)]
+    assert consumer.resumed == [], "nothing was held"
     # At least once, nothing committed yet: where it starts, without the clean-close mark.
     assert consumer.commits == [[("events", 0, 0)]]
     assert task.replay_until == {}
@@ -198,3 +207,35 @@ def test_drop_all_replaces_a_producer_that_was_given_up() -> None:
     thread.clients.producer.give_up()
     thread.tasks.drop_all()
     assert not thread.clients.producer.lost
+
+
+def test_a_record_of_a_restoring_task_is_held_until_the_task_runs() -> None:
+    """Not paused at the assignment (a pause right after assign() can keep a partition from
+    ever being fetched: see runtime/_holds.py): the partition is paused when it hands a record
+    over for a task that does not run, sought back to that record, and resumed once the task
+    runs. The other task's partition, which handed nothing over, is neither paused nor
+    resumed."""
+    consumer = GroupConsumer()
+    thread, _ = manager(consumer)
+    thread.tasks.create([("events", 0), ("events", 1)])
+    thread.process([Message("events", 0, o) for o in (7, 8, 9)])  # type: ignore[misc]
+    thread.process([Message("events", 0, 7)])  # type: ignore[list-item]
+    assert consumer.paused == [("events", 0)], "paused once"
+    assert consumer.seeks == [("events", 0, 7), ("events", 0, 7)]
+    assert thread.tasks.tasks["0_0"].consumed == {}, "nothing processed"
+    for p in (0, 1):
+        thread.tasks.task_running(thread.tasks.tasks[f"0_{p}"])
+    assert consumer.resumed == [("events", 0)]
+    assert not thread.tasks.holds.held
+
+
+def test_held_partitions_are_resumed_when_the_assignment_is_revoked() -> None:
+    """librdkafka keeps a partition paused across assign() until it is resumed: a held one is
+    resumed while still assigned, or it would hand nothing over when assigned again."""
+    consumer = GroupConsumer()
+    thread, _ = manager(consumer)
+    thread.tasks.create([("events", 0)])
+    thread.process([Message("events", 0, 3)])  # type: ignore[list-item]
+    thread._on_revoke(consumer, [TopicPartition("events", 0)])  # type: ignore[arg-type]
+    assert consumer.resumed == [("events", 0)]
+    assert thread.tasks.tasks == {}

@@ -1,0 +1,170 @@
+"""An input partition of a running task that the group consumer no longer fetches (chaos seed
+888458: one handed nothing over for 3 minutes, and nothing said so). The watch asks the broker
+for the end of a partition that has stood still for 30 s: records waiting there get it resumed
+and sought to where it stands, with a warning; a failed seek, or records still waiting at the
+next look, get the group consumer replaced. A partition at its end, or one that moves again, is
+left alone, and a broker that does not answer gives no verdict."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streamtable.runtime import _clients
+from streamtable.runtime._inputwatch import STUCK_INPUT_S, InputWatch
+from tests.support.offline import offline_thread
+
+pytestmark = pytest.mark.unit
+
+
+class Consumer:
+    """Partition 0 stands at 20 of 50; partition 1 is at its end (20). ``fetching``: a seek
+    gets partition 0 fetched again (its position moves to 50)."""
+
+    def __init__(self, fetching: bool = False, seek_fails: bool = False) -> None:
+        self.fetching = fetching
+        self.seek_fails = seek_fails
+        self.positions = {0: 20, 1: 20}
+        self.calls: list[str] = []
+        self.answering = True
+
+    def get_watermark_offsets(
+        self, tp: TopicPartition, timeout: float = 10, cached: bool = False
+    ) -> tuple[int, int]:
+        if not cached and not self.answering:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True))
+        return 0, 50 if tp.partition == 0 else 20
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions[tp.partition]) for tp in tps]
+
+    def resume(self, tps: list[TopicPartition]) -> None:
+        self.calls += [f"resume {tp.topic}[{tp.partition}]" for tp in tps]
+
+    def seek(self, tp: TopicPartition) -> None:
+        if self.seek_fails:
+            raise KafkaException(
+                KafkaError(KafkaError._STATE, "Failed to seek to offset 20: Local: Erroneous state")
+            )
+        self.calls.append(f"seek {tp.topic}[{tp.partition}]@{tp.offset}")
+        if self.fetching:
+            self.positions[tp.partition] = 50
+
+
+def tasks() -> list[Any]:
+    return [
+        SimpleNamespace(
+            topics=["events"],
+            partition=p,
+            serde_stores={},
+            task_id=f"0_{p}",
+            consumed={},
+            committed={"events": 20},
+        )
+        for p in (0, 1)
+    ]
+
+
+def watch(consumer: Consumer, seconds: float, watcher: InputWatch | None = None) -> InputWatch:
+    """A gauges pass every 5 s for ``seconds`` (a fake clock)."""
+    watcher = watcher or InputWatch()
+    running = tasks()
+    now = 1000.0
+    while now <= 1000.0 + seconds:
+        inputs = [
+            (
+                task,
+                "events",
+                consumer.position([TopicPartition("events", task.partition)])[0].offset,
+            )
+            for task in running
+        ]
+        watcher.watch(consumer, inputs, now)  # type: ignore[arg-type]
+        now += 5.0
+    return watcher
+
+
+def test_a_partition_records_wait_on_is_repaired_then_its_consumer_replaced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = Consumer()
+    with caplog.at_level(logging.WARNING, logger="streamtable.runtime.app"):
+        watcher = watch(consumer, STUCK_INPUT_S)
+    assert consumer.calls == ["resume events[0]", "seek events[0]@20"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "input events[0] of running task 0_0 has not moved for 30s: at offset 20, 30 record(s) "
+        "before its end (consumer position 20, committed 20): resumed and fetched again from 20"
+    ]
+    assert watcher.stuck is None, "a repair first"
+    watch(consumer, 2 * STUCK_INPUT_S, watcher)
+    assert watcher.stuck is not None
+    assert watcher.stuck.startswith("input events[0] of running task 0_0 has not moved for 60s")
+    assert watcher.stuck.endswith("after it was resumed and sought there")
+
+
+def test_a_partition_fetched_again_after_the_repair_is_left_alone() -> None:
+    consumer = Consumer(fetching=True)
+    watcher = watch(consumer, 3 * STUCK_INPUT_S)
+    assert consumer.calls == ["resume events[0]", "seek events[0]@20"]
+    assert watcher.stuck is None
+
+
+def test_a_failed_seek_means_its_fetcher_does_not_run() -> None:
+    watcher = watch(Consumer(seek_fails=True), STUCK_INPUT_S)
+    assert watcher.stuck is not None
+    assert "its fetcher does not run" in watcher.stuck
+    assert "Erroneous state" in watcher.stuck
+
+
+def test_no_verdict_while_the_broker_does_not_answer() -> None:
+    consumer = Consumer()
+    consumer.answering = False
+    watcher = watch(consumer, 4 * STUCK_INPUT_S)
+    assert consumer.calls == []
+    assert watcher.stuck is None
+
+
+def test_a_partition_without_a_position_stands_at_its_tasks_next_offset() -> None:
+    """Nothing handed over since the assignment (position -1001): the task's next offset to
+    process, else its committed offset, stands for it."""
+    consumer = Consumer()
+    consumer.positions = {0: -1001, 1: -1001}
+    watch(consumer, STUCK_INPUT_S)
+    assert consumer.calls == ["resume events[0]", "seek events[0]@20"]
+
+
+class GroupConsumer(Consumer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = threading.Event()
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.calls.append(f"subscribe {topics}")
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_the_thread_replaces_the_consumer_of_a_stuck_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its tasks are committed and closed as on a revocation (none here), a new consumer joins
+    the group, and the old one is closed; nothing held or seen of the old one is kept."""
+    old, new = GroupConsumer(), GroupConsumer()
+    thread = offline_thread("app", consumer=old)
+    monkeypatch.setattr(_clients, "main_consumer", lambda config: new)
+    thread.tasks.holds.held.add(("events", 0))
+    thread.commits.inputs.stuck = "input events[0] of running task 0_0 has not moved for 60s"
+    thread.assignment_seen = True
+    thread._replace_stuck_consumer(thread.commits.inputs.stuck)
+    assert thread.clients.consumer is cast(Any, new)
+    assert thread.clients.committer.consumer is cast(Any, new)
+    assert new.calls == ["subscribe ['events']"]
+    assert old.calls == ["resume events[0]"], "held partitions resumed while still assigned"
+    assert old.closed.wait(10)
+    assert not thread.tasks.holds.held
+    assert thread.commits.inputs.stuck is None
+    assert not thread.assignment_seen
