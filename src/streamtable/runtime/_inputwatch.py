@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamtable.runtime._task import StreamTask
 
@@ -111,6 +111,9 @@ class InputWatch:
             consumer.resume([tp])
             consumer.seek(TopicPartition(topic, task.partition, at))
         except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError._OUTDATED:
+                return True  # overtaken by a rebalance under way (see _holds): no verdict
             self.stuck = f"{where}; its fetcher does not run ({exc})"
             return True
         entry.repaired = True

@@ -29,6 +29,7 @@ class Consumer:
     def __init__(self, fetching: bool = False, seek_fails: bool = False) -> None:
         self.fetching = fetching
         self.seek_fails = seek_fails
+        self.seek_error = KafkaError._STATE
         self.positions = {0: 20, 1: 20}
         self.calls: list[str] = []
         self.answering = True
@@ -49,7 +50,7 @@ class Consumer:
     def seek(self, tp: TopicPartition) -> None:
         if self.seek_fails:
             raise KafkaException(
-                KafkaError(KafkaError._STATE, "Failed to seek to offset 20: Local: Erroneous state")
+                KafkaError(self.seek_error, "Failed to seek to offset 20: Local: Erroneous state")
             )
         self.calls.append(f"seek {tp.topic}[{tp.partition}]@{tp.offset}")
         if self.fetching:
@@ -119,6 +120,15 @@ def test_a_failed_seek_means_its_fetcher_does_not_run() -> None:
     assert watcher.stuck is not None
     assert "its fetcher does not run" in watcher.stuck
     assert "Erroneous state" in watcher.stuck
+
+
+def test_a_seek_overtaken_by_a_rebalance_gives_no_verdict() -> None:
+    """librdkafka pauses the assignment when a rebalance starts; a seek overtaken by that is
+    dropped as outdated: the rebalance hands the partitions out afresh."""
+    consumer = Consumer(seek_fails=True)
+    consumer.seek_error = KafkaError._OUTDATED
+    watcher = watch(consumer, 3 * STUCK_INPUT_S)
+    assert watcher.stuck is None
 
 
 def test_no_verdict_while_the_broker_does_not_answer() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 import streamtable as st
 from streamtable.runtime._statedir import read_checkpoint
@@ -45,6 +45,9 @@ class GroupConsumer:
 
     def resume(self, tps: list[TopicPartition]) -> None:
         self.resumed += [(tp.topic, tp.partition) for tp in tps]
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in tps]
 
     def pause(self, tps: list[TopicPartition]) -> None:
         self.paused += [(tp.topic, tp.partition) for tp in tps]
@@ -220,13 +223,17 @@ def test_a_record_of_a_restoring_task_is_held_until_the_task_runs() -> None:
     thread.tasks.create([("events", 0), ("events", 1)])
     thread.process([Message("events", 0, o) for o in (7, 8, 9)])  # type: ignore[misc]
     thread.process([Message("events", 0, 7)])  # type: ignore[list-item]
-    assert consumer.paused == [("events", 0)], "paused once"
+    assert consumer.paused == [("events", 0), ("events", 0)], "at each record held"
     assert consumer.seeks == [("events", 0, 7), ("events", 0, 7)]
     assert thread.tasks.tasks["0_0"].consumed == {}, "nothing processed"
     for p in (0, 1):
         thread.tasks.task_running(thread.tasks.tasks[f"0_{p}"])
     assert consumer.resumed == [("events", 0)]
     assert not thread.tasks.holds.held
+    # A resume that librdkafka's own pause for a rebalance overtook is dropped: resumed again
+    # when the assignment is revoked, while librdkafka waits for the callback.
+    thread._on_revoke(consumer, [])  # type: ignore[arg-type]
+    assert consumer.resumed == [("events", 0), ("events", 0)]
 
 
 def test_held_partitions_are_resumed_when_the_assignment_is_revoked() -> None:
@@ -239,3 +246,32 @@ def test_held_partitions_are_resumed_when_the_assignment_is_revoked() -> None:
     thread._on_revoke(consumer, [TopicPartition("events", 0)])  # type: ignore[arg-type]
     assert consumer.resumed == [("events", 0)]
     assert thread.tasks.tasks == {}
+
+
+class RebalancingConsumer(GroupConsumer):
+    """Its seeks fail as librdkafka's do when a rebalance's pause of the assignment overtook
+    them (``error``) or when the partition is not assigned."""
+
+    def __init__(self, error: int) -> None:
+        super().__init__()
+        self.error = error
+
+    def seek(self, tp: TopicPartition) -> None:
+        raise KafkaException(KafkaError(self.error, "Failed to seek to offset 7"))
+
+
+def test_a_seek_back_overtaken_by_a_rebalance_is_not_an_error() -> None:
+    """The eager protocol revokes every partition after that pause: the task does not run, so
+    nothing of the partition is committed, and its next owner starts from the committed
+    offset. Any other failed seek still fails."""
+    consumer = RebalancingConsumer(KafkaError._OUTDATED)
+    thread, _ = manager(consumer)
+    thread.tasks.create([("events", 0)])
+    thread.process([Message("events", 0, 7)])  # type: ignore[list-item]
+    assert consumer.paused == [("events", 0)]
+    assert thread.tasks.holds.held == {("events", 0)}
+    consumer = RebalancingConsumer(KafkaError._STATE)
+    thread, _ = manager(consumer)
+    thread.tasks.create([("events", 0)])
+    with pytest.raises(KafkaException, match="Failed to seek"):
+        thread.process([Message("events", 0, 7)])  # type: ignore[list-item]
