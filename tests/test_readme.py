@@ -1,4 +1,4 @@
-"""The README's example is documentation that runs."""
+"""The examples of the README and of docs/windowing.md are documentation that runs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 pytestmark = pytest.mark.unit
 
 
-def test_readme_python_example_runs() -> None:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+@pytest.mark.parametrize("document", ["README.md", "docs/windowing.md"])
+def test_python_examples_run(document: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / document).read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-    assert blocks, "the README has no python example"
+    assert blocks, f"{document} has no python example"
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, document, "exec"), {})

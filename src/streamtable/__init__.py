@@ -24,6 +24,7 @@ from streamtable.dsl import (
     KStream,
     KTable,
     StreamsBuilder,
+    TimeWindowedKStream,
 )
 from streamtable.errors import (
     ConfigError,
@@ -36,9 +37,10 @@ from streamtable.errors import (
 )
 from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
 from streamtable.runtime import AppState, StateRestoreListener, StreamsApp, StreamsConfig
-from streamtable.state import ReadOnlyKeyValueStore
+from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
+from streamtable.windowing import TimeWindows, Window, Windowed
 
 __all__ = [
     "AppState",
@@ -53,6 +55,7 @@ __all__ = [
     "ProcessorContext",
     "PunctuationType",
     "ReadOnlyKeyValueStore",
+    "ReadOnlyWindowStore",
     "Record",
     "SerializationError",
     "StoreNotFound",
@@ -62,9 +65,13 @@ __all__ = [
     "StreamsApp",
     "StreamsBuilder",
     "StreamsConfig",
+    "TimeWindowedKStream",
+    "TimeWindows",
     "Topology",
     "TopologyError",
     "TopologyTestDriver",
+    "Window",
+    "Windowed",
     "errors",
     "serde",
 ]

@@ -1,4 +1,5 @@
-"""The DSL: StreamsBuilder, KTable, KGroupedTable, KStream, KGroupedStream, GlobalKTable.
+"""The DSL: StreamsBuilder, KTable, KGroupedTable, KStream, KGroupedStream, TimeWindowedKStream,
+GlobalKTable.
 
 DSL objects only describe; ``StreamsBuilder.build()`` turns the description into a Topology.
 """
@@ -6,5 +7,14 @@ DSL objects only describe; ``StreamsBuilder.build()`` turns the description into
 from streamtable.dsl._builder import StreamsBuilder
 from streamtable.dsl._stream import GlobalKTable, KGroupedStream, KStream
 from streamtable.dsl._table import KGroupedTable, KTable
+from streamtable.dsl._windowed import TimeWindowedKStream
 
-__all__ = ["GlobalKTable", "KGroupedStream", "KGroupedTable", "KStream", "KTable", "StreamsBuilder"]
+__all__ = [
+    "GlobalKTable",
+    "KGroupedStream",
+    "KGroupedTable",
+    "KStream",
+    "KTable",
+    "StreamsBuilder",
+    "TimeWindowedKStream",
+]

@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from streamtable.dsl._graph import Graph
 from streamtable.dsl._table import KTable
+from streamtable.dsl._windowed import TimeWindowedKStream
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec, Processor
 from streamtable.processors.fk_join import ResultTable
@@ -25,6 +26,7 @@ from streamtable.topology._nodes import (
     SourceSpec,
     StoreSpec,
 )
+from streamtable.windowing import TimeWindows
 
 
 @dataclass(frozen=True)
@@ -318,10 +320,20 @@ class KStream:
 
 @dataclass(frozen=True)
 class KGroupedStream:
-    """A stream grouped by key, waiting for ``count``, ``reduce`` or ``aggregate``."""
+    """A stream grouped by key, waiting for ``count``, ``reduce`` or ``aggregate``, or for
+    time windows (:meth:`windowed_by`)."""
 
     _stream: KStream
     _name: str | None
+
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
+        """Aggregate per key and time window: ``windowed_by(st.TimeWindows.of_size_...(...))``."""
+        if not isinstance(windows, TimeWindows):
+            raise TypeError(
+                "windowed_by takes st.TimeWindows (tumbling or hopping; sliding and session "
+                f"windows are not built yet), got {type(windows).__name__}"
+            )
+        return TimeWindowedKStream(self._stream, windows)
 
     def count(self, *, store: str | None = None) -> KTable:
         """Records per key."""

@@ -9,6 +9,7 @@ downstream when an operator there needs them (re-grouping, joins).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -69,9 +70,14 @@ class TaskContext(Protocol):
 
 
 class Node:
-    """A processor node. Subclasses override ``process``; ``init`` resolves stores and getters."""
+    """A processor node. Subclasses override ``process``; ``init`` resolves stores and getters.
+
+    A node that drops records keeps a count per reason in ``dropped_records`` (the runtime
+    serves the sum as ``streamtable_dropped_records_total{reason}``).
+    """
 
     send_old_values: bool = False
+    dropped_records: Counter[str] | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name

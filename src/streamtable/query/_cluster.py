@@ -83,6 +83,12 @@ class ClusterQueries:
         spec = self.app.topology.stores.get(store)
         if spec is None:
             return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no store named {store!r}")
+        if spec.store_type != "key_value":
+            return QueryResult.failure(
+                FailureReason.BAD_REQUEST,
+                f"store {store!r} is a {spec.store_type} store: HTTP queries serve key-value "
+                "stores only (read window stores in-process with app.window_store)",
+            )
         if not self.app.state.is_alive():
             return QueryResult.failure(FailureReason.NOT_READY, f"the app is {self.app.state.name}")
         return QueryResult.ok(spec)

@@ -2,6 +2,7 @@
 
 ``get`` routes by partition (murmur2 of the serialized key, as the producer placed it);
 ``all``/``range``/``prefix_scan`` merge the tasks' stores in the order of serialized key bytes.
+A window store's view (``StreamsApp.window_store``) reads through :meth:`window_entries`.
 Each call checks the app is RUNNING (else :class:`StoreNotReady`) and reads under the app's
 lock, materializing the entries' bytes, so a rebalance never closes a store under a reader;
 entries are decoded after the merge, and with a limit only those kept.
@@ -117,6 +118,24 @@ class CompositeStoreView:
 
     def prefix_scan(self, prefix: Any) -> Iterator[tuple[Any, Any]]:
         return self._merge(lambda store: store.prefix_scan(prefix))
+
+    def window_entries(
+        self, lo: bytes | None, hi: bytes | None, key: bytes | None
+    ) -> Iterator[RawEntry]:
+        """A window store's raw entries between windowed-key bytes ``lo`` and ``hi``, merged
+        by key bytes: of the task of ``key``'s partition when the record key's bytes are
+        given (the partitioner placed its records by them), else of every task (a
+        :data:`~streamtable.state.WindowScan`)."""
+        self._check_ready()  # fail fast, not behind a recovery holding the lock
+        with self._lock:
+            stores, count = self._stores()
+            if key is None:
+                chosen = [store for _, store in sorted(stores.items())]
+            else:
+                one = stores.get(partition_for(key, max(count, 1)))
+                chosen = [] if one is None else [one]
+            parts = [list(store.raw_entries(lo, hi)) for store in chosen]
+        return heapq.merge(*parts, key=itemgetter(0))
 
     def approximate_num_entries(self) -> int:
         self._check_ready()  # fail fast, not behind a recovery holding the lock

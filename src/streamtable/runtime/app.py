@@ -19,27 +19,34 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from streamtable.errors import StoreNotFound, StoreNotReady, StreamTableError
+from streamtable.errors import StoreNotFound, StoreNotReady, StreamTableError, TopologyError
 from streamtable.runtime import _clients
 from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime._context import AppContext, open_clients
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._restore import StateRestoreListener
 from streamtable.runtime._statedir import StateDirectory
+from streamtable.runtime._task import StreamTask
 from streamtable.runtime._thread import StreamThread
 from streamtable.runtime._views import CompositeStoreView
 from streamtable.runtime.config import StreamsConfig
-from streamtable.runtime.metrics import StoreOperationsCollector, StreamsMetrics
+from streamtable.runtime.metrics import (
+    DroppedRecordsCollector,
+    StoreOperationsCollector,
+    StreamsMetrics,
+)
 from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan
-from streamtable.state import MeteredStore, ReadOnlyKeyValueStore
-from streamtable.topology import Schedules, Topology
+from streamtable.serde import TimeWindowedSerde
+from streamtable.state import MeteredStore, ReadOnlyKeyValueStore, ReadOnlyWindowStore
+from streamtable.topology import Schedules, StoreSpec, Topology
 
 log = logging.getLogger("streamtable.runtime.app")
 
@@ -127,6 +134,7 @@ class StreamsApp:
         )
         if self.metrics.recording:
             self.metrics.registry.register(StoreOperationsCollector(self._metered_stores))
+            self.metrics.registry.register(DroppedRecordsCollector(self._dropped_records))
         self._set_state(AppState.REBALANCING)
         self._thread = threading.Thread(
             target=self._run, name=f"streamtable-{self.config.application_id}", daemon=True
@@ -249,15 +257,38 @@ class StreamsApp:
 
     # -- interactive queries ---------------------------------------------------------------
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
-        """A read-only view of store ``name`` across this instance's active tasks.
+        """A read-only view of key-value store ``name`` across this instance's active tasks.
 
         Raises :class:`StoreNotReady` unless the app is RUNNING. ``allow_stale=True`` opts in
         to stale reads: the view also serves tasks that are still restoring (their values may
-        lag) and answers while the app is REBALANCING.
+        lag) and answers while the app is REBALANCING. A window store is read with
+        :meth:`window_store`.
         """
+        spec = self._spec(name, "key_value", "window_store")
+        return ReadOnlyKeyValueStore(self._view(name, spec, allow_stale))
+
+    def window_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyWindowStore:
+        """A read-only view of window store ``name`` across this instance's active tasks
+        (``fetch`` reads the task of the key's partition, ``fetch_all`` and ``all`` every
+        task); ready and stale as :meth:`store`."""
+        spec = self._spec(name, "window", "store")
+        view: CompositeStoreView = self._view(name, spec, allow_stale)  # never a global one
+        assert spec.window_size_ms is not None  # a window store's spec has it
+        key_serde = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+        return ReadOnlyWindowStore(name, key_serde, spec.value_serde, view.window_entries)
+
+    def _spec(self, name: str, store_type: str, other_reader: str) -> StoreSpec:
         spec = self.topology.stores.get(name)
         if spec is None:
             raise StoreNotFound(name, list(self.topology.stores))
+        if spec.store_type != store_type:
+            raise TopologyError(
+                f"store {name!r} is a {spec.store_type} store: read it with app.{other_reader}()"
+            )
+        return spec
+
+    def _view(self, name: str, spec: StoreSpec, allow_stale: bool) -> Any:
+        """A global store, or a view over the tasks' stores of ``name``."""
         check = self._check_alive if allow_stale else self._check_ready
         served = (TaskState.RUNNING, TaskState.RESTORING) if allow_stale else (TaskState.RUNNING,)
         check(name)
@@ -266,7 +297,7 @@ class StreamsApp:
             raise StoreNotReady(name, "the app is still opening its clients")
         global_stores = loop.clients.globals.stores
         if name in global_stores:
-            return ReadOnlyKeyValueStore(global_stores[name])
+            return global_stores[name]
         sub = self.topology.subtopology_of_store(name)
         assert sub is not None  # every store is a global one or a sub-topology's
         count = max(ctx.plan.count(t) for t in sub.source_topics(self.config.application_id))
@@ -280,17 +311,23 @@ class StreamsApp:
             }
             return stores, count
 
-        view = CompositeStoreView(name, spec.key_serde, lookup, lambda: check(name), ctx.lock)
-        return ReadOnlyKeyValueStore(view)
+        return CompositeStoreView(name, spec.key_serde, lookup, lambda: check(name), ctx.lock)
 
-    def _metered_stores(self) -> list[MeteredStore]:
-        """The active tasks' stores, for ``streamtable_store_operations_total`` (at a scrape)."""
+    def _tasks(self) -> list[StreamTask]:
         ctx, loop = self._ctx, self._loop
         if ctx is None or loop is None:
             return []
         with ctx.lock:
-            tasks = list(loop.tasks.tasks.values())
+            return list(loop.tasks.tasks.values())
+
+    def _metered_stores(self) -> list[MeteredStore]:
+        """The active tasks' stores, for ``streamtable_store_operations_total`` (at a scrape)."""
+        tasks = self._tasks()
         return [s for t in tasks for s in t.stores.values() if isinstance(s, MeteredStore)]
+
+    def _dropped_records(self) -> list[Counter[str]]:
+        """The active tasks' dropped records, for ``streamtable_dropped_records_total``."""
+        return [t.core.dropped_records() for t in self._tasks()]
 
     def _check_ready(self, name: str) -> None:
         if self._state is not AppState.RUNNING:

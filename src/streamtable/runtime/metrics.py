@@ -6,7 +6,7 @@ are counted nowhere and ``registry`` raises, the app runs the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from streamtable.state import MeteredStore
@@ -161,7 +161,42 @@ class StreamsMetrics:
         return self._registry
 
 
-class StoreOperationsCollector:
+class _ScrapedCounter:
+    """A counter family served from plain counts read when Prometheus scrapes: the
+    processing path pays an integer increment, nothing more. Subclasses name the family and
+    give :meth:`totals`."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    needs: str  # what the metrics are, for the message without prometheus-client
+
+    def __init__(self) -> None:
+        if prometheus_client is None:
+            raise ModuleNotFoundError(
+                f"{self.needs} need prometheus-client: {METRICS_EXTRA_HINT}",
+                name="prometheus_client",
+            )
+
+    def _family(self) -> CounterMetricFamily:
+        return prometheus_client.metrics_core.CounterMetricFamily(
+            self.name, self.documentation, labels=list(self.labels)
+        )
+
+    def totals(self) -> dict[tuple[str, ...], int]:
+        raise NotImplementedError
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for labels, count in sorted(self.totals().items()):
+            family.add_metric(list(labels), count)
+        yield family
+
+
+class StoreOperationsCollector(_ScrapedCounter):
     """Serves ``streamtable_store_operations_total{store,op}`` from the counts the metered
     stores keep (:class:`~streamtable.state.MeteredStore`), read when Prometheus scrapes: the
     processing path pays a plain integer increment per operation, nothing more.
@@ -172,31 +207,46 @@ class StoreOperationsCollector:
     ``app.metrics.registry.register(StoreOperationsCollector(...))``.
     """
 
+    name = "streamtable_store_operations"
+    documentation = "Operations on the stores hosted here (get, put, delete, range), per store."
+    labels = ("store", "op")
+    needs = "store operation metrics"
+
     def __init__(self, stores: Callable[[], Iterable[MeteredStore]]) -> None:
-        if prometheus_client is None:
-            raise ModuleNotFoundError(
-                f"store operation metrics need prometheus-client: {METRICS_EXTRA_HINT}",
-                name="prometheus_client",
-            )
+        super().__init__()
         self._stores = stores
 
-    @staticmethod
-    def _family() -> CounterMetricFamily:
-        return prometheus_client.metrics_core.CounterMetricFamily(
-            "streamtable_store_operations",
-            "Operations on the stores hosted here (get, put, delete, range), per store.",
-            labels=["store", "op"],
-        )
-
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        yield self._family()
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        totals: dict[tuple[str, str], int] = {}
+    def totals(self) -> dict[tuple[str, ...], int]:
+        totals: dict[tuple[str, ...], int] = {}
         for store in self._stores():
             for op, count in store.operation_counts().items():
                 totals[store.name, op] = totals.get((store.name, op), 0) + count
-        family = self._family()
-        for (name, op), count in sorted(totals.items()):
-            family.add_metric([name, op], count)
-        yield family
+        return totals
+
+
+class DroppedRecordsCollector(_ScrapedCounter):
+    """Serves ``streamtable_dropped_records_total{reason}``: records processors dropped, read
+    from their counts (``Node.dropped_records``) when Prometheus scrapes. Reasons: ``late``
+    (a window had closed: once per closed window of the record), ``null_key``, ``null_value``.
+
+    ``counts`` returns the counts of the active tasks hosted here; a task that moves away takes
+    its counts with it (a counter reset), as with the store operations.
+    """
+
+    name = "streamtable_dropped_records"
+    documentation = "Records dropped by processors, per reason (late: their window had closed)."
+    labels = ("reason",)
+    needs = "dropped-record metrics"
+
+    def __init__(self, counts: Callable[[], Iterable[Mapping[str, int]]]) -> None:
+        super().__init__()
+        self._counts = counts
+
+    def totals(self) -> dict[tuple[str, ...], int]:
+        totals: dict[tuple[str, ...], int] = {
+            (reason,): 0 for reason in ("late", "null_key", "null_value")
+        }
+        for counts in self._counts():
+            for reason, count in counts.items():
+                totals[reason,] = totals.get((reason,), 0) + count
+        return totals

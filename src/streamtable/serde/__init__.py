@@ -27,6 +27,10 @@ A serde may also say how a key is parsed from text (the HTTP query layer's ``/ke
 ``parse_key(text) -> key``, and which serialized-key prefix the string keys starting with a text
 share with ``key_prefix(text) -> bytes``. Every built-in serde has ``parse_key``.
 
+``TimeWindowedSerde(inner, window_size_ms)`` writes the :class:`~streamtable.Windowed` keys of
+windowed aggregations as Kafka Streams does: the inner key's bytes, then the window start as an
+8-byte big-endian integer.
+
 Example::
 
     >>> DEFAULT.deserialize(DEFAULT.serialize({"a": frozenset({1, 2})}))
@@ -60,6 +64,7 @@ from streamtable.serde._context import (
     serialize_with,
     uses_context,
 )
+from streamtable.serde._windowed import TimeWindowedSerde
 
 __all__ = [
     "BYTES",
@@ -85,4 +90,5 @@ __all__ = [
     "LongSerde",
     "Serde",
     "StringSerde",
+    "TimeWindowedSerde",
 ]

@@ -2,7 +2,11 @@
 
     engine (memory, RocksDB) <- changelogging (bytes) <- serde <- record cache <- metered
 
-Processors write through the stack; readers only ever get a :class:`ReadOnlyKeyValueStore`.
+A window store puts :class:`SegmentedWindowBytesStore` (time segments, retention) between the
+engine and the changelogging layer; its serde layer's keys are :class:`~streamtable.Windowed`.
+
+Processors write through the stack; readers only ever get a :class:`ReadOnlyKeyValueStore` or a
+:class:`ReadOnlyWindowStore`.
 """
 
 from streamtable.state._bytes import (
@@ -23,7 +27,8 @@ from streamtable.state._kv import (
     decode_entries,
 )
 from streamtable.state._metered import MeteredStore, record_cache
-from streamtable.state._views import ReadOnlyKeyValueStore
+from streamtable.state._views import ReadOnlyKeyValueStore, ReadOnlyWindowStore, WindowScan
+from streamtable.state._window import SegmentedWindowBytesStore
 
 __all__ = [
     "BytesStore",
@@ -38,9 +43,12 @@ __all__ = [
     "MeteredStore",
     "RawEntry",
     "ReadOnlyKeyValueStore",
+    "ReadOnlyWindowStore",
     "ReadableStore",
     "RocksDBBytesStore",
+    "SegmentedWindowBytesStore",
     "SerdeStore",
+    "WindowScan",
     "Write",
     "decode_entries",
     "open_engine",

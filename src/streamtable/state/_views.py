@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
-from streamtable.state._kv import RawEntry, ReadableStore
+from streamtable.serde import Serde
+from streamtable.serde._windowed import (
+    WINDOW_START_SIZE,
+    TimeWindowedSerde,
+    start_bytes,
+    window_start_of,
+)
+from streamtable.state._bytes import TIMESTAMP_SIZE
+from streamtable.state._kv import Decoded, RawEntry, ReadableStore, decode_entries
+from streamtable.windowing import Windowed
 
 
 class ReadOnlyKeyValueStore:
@@ -64,3 +74,97 @@ class ReadOnlyKeyValueStore:
 
     def __repr__(self) -> str:
         return f"ReadOnlyKeyValueStore({self.name!r})"
+
+
+WindowScan = Callable[[bytes | None, bytes | None, bytes | None], Iterator[RawEntry]]
+"""``scan(lo, hi, key)``: a window store's raw entries with windowed-key bytes between ``lo``
+and ``hi`` (inclusive; None: open), in key-bytes order. ``key`` is the record key's bytes when
+only that key's windows are wanted (a view over many partitions then reads one)."""
+
+
+def _ms(value: int | datetime, name: str) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"{name} must be milliseconds (int) or a datetime, got {type(value).__name__}")
+
+
+class ReadOnlyWindowStore:
+    """A read-only window on a window store, as Kafka Streams' ``ReadOnlyWindowStore``:
+
+    - ``fetch(key, time_from, time_to)``: ``(window start ms, value)`` of ``key``'s windows
+      starting in ``[time_from, time_to]``, earliest first;
+    - ``fetch_all(time_from, time_to)``: ``(Windowed, value)`` of every window starting in
+      that range;
+    - ``all()``: ``(Windowed, value)`` of every window.
+
+    Times are window starts, in milliseconds or as datetimes, both ends inclusive. Windows the
+    store has expired (they started ``retention`` or more before its latest window) are never
+    returned. Scans over every key go in the order of serialized keys, then window starts.
+    """
+
+    __slots__ = ("_key_serde", "_name", "_scan", "_value_serde")
+
+    def __init__(
+        self, name: str, key_serde: TimeWindowedSerde, value_serde: Serde[Any], scan: WindowScan
+    ) -> None:
+        self._name = name
+        self._key_serde = key_serde
+        self._value_serde = value_serde
+        self._scan = scan
+
+    @classmethod
+    def over(cls, store: Any) -> ReadOnlyWindowStore:
+        """A view of one window store's stack (its top layer, whatever it is)."""
+
+        def scan(lo: bytes | None, hi: bytes | None, key: bytes | None) -> Iterator[RawEntry]:
+            entries: Iterator[RawEntry] = store.raw_entries(lo, hi)
+            return entries
+
+        return cls(store.name, store.key_serde, store.value_serde, scan)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def fetch(
+        self, key: Any, time_from: int | datetime, time_to: int | datetime
+    ) -> Iterator[tuple[int, Any]]:
+        """``(window start ms, value)`` of ``key``'s windows starting in
+        ``[time_from, time_to]``."""
+        lo, hi = max(0, _ms(time_from, "time_from")), _ms(time_to, "time_to")
+        kb = self._key_serde.inner.serialize(key)
+        if hi < lo:
+            return iter(())
+        return self._fetch(kb, self._scan(kb + start_bytes(lo), kb + start_bytes(hi), kb))
+
+    def _fetch(self, kb: bytes, entries: Iterator[RawEntry]) -> Iterator[tuple[int, Any]]:
+        decode = self._value_serde.deserialize
+        size = len(kb) + WINDOW_START_SIZE
+        for wkb, payload in entries:
+            if len(wkb) != size or not wkb.startswith(kb):
+                continue  # a longer key that shares the prefix, sorted among this one's
+            value = payload[1] if isinstance(payload, Decoded) else decode(payload[TIMESTAMP_SIZE:])
+            yield window_start_of(wkb), value
+
+    def fetch_all(
+        self, time_from: int | datetime, time_to: int | datetime
+    ) -> Iterator[tuple[Windowed, Any]]:
+        """``(Windowed, value)`` of every window starting in ``[time_from, time_to]``."""
+        lo, hi = _ms(time_from, "time_from"), _ms(time_to, "time_to")
+        entries = (
+            entry for entry in self._scan(None, None, None) if lo <= window_start_of(entry[0]) <= hi
+        )
+        return self._decoded(entries)
+
+    def all(self) -> Iterator[tuple[Windowed, Any]]:
+        """``(Windowed, value)`` of every window the store keeps."""
+        return self._decoded(self._scan(None, None, None))
+
+    def _decoded(self, entries: Iterable[RawEntry]) -> Iterator[tuple[Windowed, Any]]:
+        kd, vd = self._key_serde.deserialize, self._value_serde.deserialize
+        return ((key, value) for _, key, value in decode_entries(entries, kd, vd))
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyWindowStore({self.name!r})"

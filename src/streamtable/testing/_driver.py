@@ -10,12 +10,15 @@ Example::
     with st.TopologyTestDriver(topology) as driver:
         driver.input_topic("share-holders").pipe("1", {"client": "c1", ...})
         assert driver.key_value_store("us-share-holders").get("c1") == frozenset({"1"})
+
+Windowed aggregations run on the stream time of the piped records' timestamps; read their
+stores with :meth:`TopologyTestDriver.window_store`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -23,7 +26,7 @@ from typing import Any
 
 from streamtable.errors import StoreNotFound, TopologyError
 from streamtable.serde import Serde, bind, deserialize_with, serialize_with
-from streamtable.state import CacheBudget, ReadOnlyKeyValueStore, open_engine
+from streamtable.state import CacheBudget, ReadOnlyKeyValueStore, ReadOnlyWindowStore, open_engine
 from streamtable.topology import SourceSpec, TaskCore, TaskHooks, Topology, build_store
 
 Headers = list[tuple[str, bytes | None]] | None
@@ -244,11 +247,29 @@ class TopologyTestDriver:
 
     # -- stores ----------------------------------------------------------------------------
     def key_value_store(self, name: str) -> ReadOnlyKeyValueStore:
-        """A read-only view of a store, as queries see it."""
+        """A read-only view of a key-value store, as queries see it."""
+        return ReadOnlyKeyValueStore(self._store_of_type(name, "key_value", "window_store"))
+
+    def window_store(self, name: str) -> ReadOnlyWindowStore:
+        """A read-only view of a window store (``windowed_by(...).count(store=name)``...)."""
+        return ReadOnlyWindowStore.over(self._store_of_type(name, "window", "key_value_store"))
+
+    def _store_of_type(self, name: str, store_type: str, other_reader: str) -> Any:
         store = self._stores.get(name)
         if store is None:
             raise StoreNotFound(name, list(self._stores))
-        return ReadOnlyKeyValueStore(store)
+        found = self.topology.stores[name].store_type
+        if found != store_type:
+            raise TopologyError(f"store {name!r} is a {found} store: read it with {other_reader}()")
+        return store
+
+    def dropped_records(self) -> dict[str, int]:
+        """Records the processors dropped so far, per reason: ``late`` (a window closed),
+        ``null_key``, ``null_value`` (what ``streamtable_dropped_records_total`` counts)."""
+        total: Counter[str] = Counter()
+        for task in self._tasks:
+            total.update(task.dropped_records())
+        return dict(total)
 
     @property
     def store_names(self) -> list[str]:

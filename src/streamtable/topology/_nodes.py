@@ -20,13 +20,22 @@ StoreType = Literal["key_value", "window", "session"]
 
 _STORE_TYPES: tuple[StoreType, ...] = ("key_value", "window", "session")
 
+WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS = 86_400_000
+"""Added to a window or session store's retention for its changelog's ``retention.ms``: Kafka
+Streams' ``windowstore.changelog.additional.retention.ms`` default (1 day), so that the broker
+deletes a window's records only well after the store has expired it (clocks drift)."""
+
 
 @dataclass(frozen=True)
 class StoreSpec:
     """A store. Its changelog is ``source_topic`` when set (table sources reuse their input
     topic), else ``<application.id>-<name>-changelog`` when ``logged``, kept as
     :meth:`changelog_config` says: compacted for a key-value store; compacted and deleted after
-    ``retention_ms`` for window and session stores, which must give it."""
+    ``retention_ms`` (+ a day) for window and session stores, which must give it.
+
+    A window store also gives ``window_size_ms``: its keys are :class:`~streamtable.Windowed`
+    (``key_serde`` is the serde of the record keys inside them), kept ``retention_ms`` after
+    their window starts, in stream time (see ``streamtable.state.SegmentedWindowBytesStore``)."""
 
     name: str
     key_serde: Serde[Any]
@@ -38,6 +47,7 @@ class StoreSpec:
     is_global: bool = False
     store_type: StoreType = "key_value"
     retention_ms: int | None = None
+    window_size_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.store_type not in _STORE_TYPES:
@@ -56,6 +66,20 @@ class StoreSpec:
                 f"store {self.name!r}: a {self.store_type} store needs retention_ms > 0 "
                 f"(got {self.retention_ms})"
             )
+        self._check_window_size()
+
+    def _check_window_size(self) -> None:
+        if self.store_type == "window":
+            if self.window_size_ms is None or self.window_size_ms <= 0:
+                raise TopologyError(
+                    f"store {self.name!r}: a window store needs window_size_ms > 0 "
+                    f"(got {self.window_size_ms})"
+                )
+        elif self.window_size_ms is not None:
+            raise TopologyError(
+                f"store {self.name!r}: only window stores take window_size_ms "
+                f"(a {self.store_type} store got {self.window_size_ms})"
+            )
 
     def persistent(self, default_kind: str) -> bool:
         """Whether its engine is RocksDB: its ``kind``, or the app's ``store_kind`` when that
@@ -71,9 +95,10 @@ class StoreSpec:
 
     def changelog_config(self) -> dict[str, str]:
         """The topic configs of the changelog the runtime creates for this store."""
-        if self.store_type == "key_value":
+        if self.store_type == "key_value" or self.retention_ms is None:
             return {"cleanup.policy": "compact"}
-        return {"cleanup.policy": "compact,delete", "retention.ms": str(self.retention_ms)}
+        retention = self.retention_ms + WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS
+        return {"cleanup.policy": "compact,delete", "retention.ms": str(retention)}
 
 
 @dataclass(frozen=True)

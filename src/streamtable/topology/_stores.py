@@ -3,6 +3,10 @@ for the driver and the runtime alike.
 
     engine (bytes) <- changelogging (bytes) <- serde <- record cache <- metered
 
+A window store has its time segments between the engine and the changelogging layer
+(:class:`~streamtable.state.SegmentedWindowBytesStore`) and serializes its
+:class:`~streamtable.Windowed` keys with a :class:`~streamtable.serde.TimeWindowedSerde`.
+
 The engine comes from :func:`~streamtable.state.open_engine`; the layers above it are added only
 where they do something (no changelog, no cache, no meter: no layer, no call).
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamtable.errors import TopologyError
+from streamtable.serde import TimeWindowedSerde
 from streamtable.state import (
     BytesStore,
     CacheBudget,
@@ -19,6 +24,7 @@ from streamtable.state import (
     ChangeLoggingBytesStore,
     ChangelogWriter,
     MeteredStore,
+    SegmentedWindowBytesStore,
     SerdeStore,
 )
 from streamtable.topology._nodes import StoreSpec
@@ -41,18 +47,24 @@ def build_store(
     logged. The serde store is wrapped in a record cache when the spec is cached and ``budget``
     allows any bytes, and the result in a :class:`MeteredStore` when ``metered``. The serde
     store is what restores write through (:meth:`SerdeStore.restore_batch`: to the engine,
-    not logged), flush and close.
+    or a window store's segments, not logged), flush and close.
     """
-    if spec.store_type != "key_value":
+    key_serde = spec.key_serde
+    if spec.store_type == "window":
+        assert spec.retention_ms is not None  # a window store's spec checks both
+        assert spec.window_size_ms is not None
+        engine = SegmentedWindowBytesStore(engine, spec.retention_ms)
+        key_serde = TimeWindowedSerde(key_serde, spec.window_size_ms)
+    elif spec.store_type != "key_value":
         raise TopologyError(
             f"store {spec.name!r}: {spec.store_type} stores cannot be built yet "
-            "(only key-value stores)"
+            "(key-value and window stores only)"
         )
     topic = spec.changelog_topic(application_id)
     inner: BytesStore = engine
     if changelog is not None and topic is not None and spec.source_topic is None:
         inner = ChangeLoggingBytesStore(engine, changelog, topic, partition)
-    serde_store = SerdeStore(spec.name, inner, spec.key_serde, spec.value_serde)
+    serde_store = SerdeStore(spec.name, inner, key_serde, spec.value_serde)
     store: Any = serde_store
     if spec.cached and budget is not None and budget.max_bytes > 0:
         store = CachingStore(serde_store, budget)

@@ -6,6 +6,7 @@ where emitted records go (a :class:`RecordCollector`) and which stores they hand
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -220,6 +221,14 @@ class TaskCore:
             if not any(cache.has_dirty() for cache in self._caches):
                 return
         raise RuntimeError(f"task {self.task_id}: caches did not settle after 100 flushes")
+
+    def dropped_records(self) -> Counter[str]:
+        """Records its processors dropped, per reason (``late``, ``null_key``...)."""
+        total: Counter[str] = Counter()
+        for node in self._nodes.values():
+            if node.dropped_records:
+                total.update(node.dropped_records)
+        return total
 
     def discard_caches(self) -> None:
         for cache in self._caches:

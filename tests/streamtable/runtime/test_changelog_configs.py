@@ -1,9 +1,10 @@
 """The changelog topics the runtime creates take their configs from the store's spec:
-compacted for a key-value store, compacted and deleted after the retention for a window one."""
+compacted for a key-value store, compacted and deleted after the retention (plus a day) for a
+window one."""
 
 from __future__ import annotations
 
-import dataclasses
+from datetime import timedelta
 
 import pytest
 
@@ -31,12 +32,20 @@ def test_a_key_value_store_changelog_is_compacted() -> None:
 
 
 def test_a_window_store_changelog_also_expires() -> None:
-    topology = counting_topology()
-    window = dataclasses.replace(
-        topology.stores["counts"], store_type="window", retention_ms=3_600_000
+    """``retention.ms`` is the store's retention plus Kafka Streams' additional day."""
+    builder = st.StreamsBuilder()
+    windows = st.TimeWindows.of_size_and_grace(timedelta(minutes=1), timedelta(seconds=30))
+    builder.stream("input").group_by_key().windowed_by(windows).count(
+        store="counts", retention=timedelta(hours=1)
     )
-    topology = dataclasses.replace(topology, stores={**topology.stores, "counts": window})
-    assert planned_config(topology) == {
+    assert planned_config(builder.build()) == {
         "cleanup.policy": "compact,delete",
-        "retention.ms": "3600000",
+        "retention.ms": str(3_600_000 + 86_400_000),
     }
+
+
+def test_a_window_store_keeps_size_plus_grace_by_default() -> None:
+    builder = st.StreamsBuilder()
+    windows = st.TimeWindows.of_size_and_grace(timedelta(minutes=1), timedelta(seconds=30))
+    builder.stream("input").group_by_key().windowed_by(windows).count(store="counts")
+    assert planned_config(builder.build())["retention.ms"] == str(90_000 + 86_400_000)

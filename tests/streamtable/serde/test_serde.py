@@ -59,9 +59,10 @@ def test_exported_names_are_exactly_the_public_api() -> None:
     assert set(st.__all__) - runtime == {
         "ConfigError", "CoPartitioningError", "GlobalKTable", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
-        "ReadOnlyKeyValueStore", "Record", "SerializationError", "StoreNotFound", "StoreNotReady",
-        "StreamTableError", "StreamsBuilder", "Topology", "TopologyError", "TopologyTestDriver",
-        "errors", "serde",
+        "ReadOnlyKeyValueStore", "ReadOnlyWindowStore", "Record", "SerializationError",
+        "StoreNotFound", "StoreNotReady", "StreamTableError", "StreamsBuilder",
+        "TimeWindowedKStream", "TimeWindows", "Topology", "TopologyError", "TopologyTestDriver",
+        "Window", "Windowed", "errors", "serde",
     }  # fmt: skip
     for name in st.__all__:
         assert getattr(st, name) is not None

@@ -1,5 +1,6 @@
 """Store specs: the store type decides the changelog topic's configs; a bad type or retention
-is refused when the spec is made, and a type without stores yet is refused when built."""
+is refused when the spec is made, and a type without stores yet (session) is refused when
+built."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ def test_a_key_value_changelog_is_compacted() -> None:
 
 @pytest.mark.parametrize("store_type", ["window", "session"])
 def test_window_and_session_changelogs_also_expire(store_type: Any) -> None:
-    spec = StoreSpec("w", STRING, JSON, store_type=store_type, retention_ms=86_400_000)
+    """Kept a day longer than the store keeps them: Kafka Streams'
+    ``windowstore.changelog.additional.retention.ms`` default."""
+    size = 60_000 if store_type == "window" else None
+    spec = StoreSpec(
+        "w", STRING, JSON, store_type=store_type, retention_ms=86_400_000, window_size_ms=size
+    )
     assert spec.changelog_config() == {
         "cleanup.policy": "compact,delete",
-        "retention.ms": "86400000",
+        "retention.ms": str(2 * 86_400_000),
     }
 
 
@@ -32,6 +38,7 @@ def test_window_and_session_changelogs_also_expire(store_type: Any) -> None:
     ("store_type", "retention_ms", "message"),
     [
         ("window", None, "needs retention_ms > 0"),
+        ("window", 1000, "needs window_size_ms > 0"),
         ("session", 0, "needs retention_ms > 0"),
         ("key_value", 1000, "takes no retention_ms"),
         ("timeline", None, "unknown store type 'timeline'"),
@@ -44,7 +51,12 @@ def test_bad_store_types_and_retentions_are_refused(
         StoreSpec("s", STRING, JSON, store_type=store_type, retention_ms=retention_ms)
 
 
-def test_only_key_value_stores_are_built() -> None:
-    spec = StoreSpec("w", STRING, JSON, store_type="window", retention_ms=1000)
-    with pytest.raises(TopologyError, match="window stores cannot be built yet"):
+def test_only_window_stores_take_a_window_size() -> None:
+    with pytest.raises(TopologyError, match="only window stores take window_size_ms"):
+        StoreSpec("s", STRING, JSON, window_size_ms=1000)
+
+
+def test_session_stores_are_not_built_yet() -> None:
+    spec = StoreSpec("w", STRING, JSON, store_type="session", retention_ms=1000)
+    with pytest.raises(TopologyError, match="session stores cannot be built yet"):
         build_store(spec, open_engine(False), "app", 0, None, None)

@@ -1,0 +1,114 @@
+"""TimeWindowedKStream: a grouped stream cut into time windows (tumbling or hopping)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from streamtable.dsl._table import KTable
+from streamtable.errors import TopologyError
+from streamtable.processors import GetterSpec
+from streamtable.processors.window_aggregate import TimeWindowAggregate
+from streamtable.serde import DEFAULT, Serde, TimeWindowedSerde
+from streamtable.topology._nodes import ProcessorSpec, StoreSpec
+from streamtable.windowing import TimeWindows, duration_ms
+
+if TYPE_CHECKING:
+    from streamtable.dsl._stream import KStream
+
+
+def _count_adder(key: Any, value: Any, agg: int) -> int:
+    return agg + 1
+
+
+def _zero() -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class TimeWindowedKStream:
+    """A grouped stream in time windows, waiting for ``count``, ``reduce`` or ``aggregate``.
+
+    Each returns a :class:`KTable` keyed by :class:`~streamtable.Windowed` (its key serde a
+    :class:`~streamtable.serde.TimeWindowedSerde`: key bytes + 8-byte window start), updated on
+    every record of a window that has not closed, and materialized in a window store that keeps
+    each window for ``retention`` after its start (default: window size + grace, the least
+    allowed), in stream time. Read it with ``app.window_store(name)`` or the test driver's
+    ``window_store(name)``.
+    """
+
+    _stream: KStream
+    _windows: TimeWindows
+
+    def count(self, *, store: str | None = None, retention: timedelta | None = None) -> KTable:
+        """Records per key and window."""
+        return self._aggregate(_count_adder, _zero, store, DEFAULT, retention)
+
+    def reduce(
+        self,
+        reducer: Callable[[Any, Any], Any],
+        *,
+        store: str | None = None,
+        retention: timedelta | None = None,
+    ) -> KTable:
+        """``reducer(agg, value)`` per window; a window's first value is taken as is."""
+        return self._aggregate(reducer, None, store, self._stream.value_serde, retention)
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        adder: Callable[[Any, Any, Any], Any],
+        *,
+        store: str | None = None,
+        value_serde: Serde[Any] | None = None,
+        retention: timedelta | None = None,
+    ) -> KTable:
+        """``adder(key, value, agg)`` per window, from ``initializer()``."""
+        return self._aggregate(adder, initializer, store, value_serde or DEFAULT, retention)
+
+    def _retention_ms(self, store: str, retention: timedelta | None) -> int:
+        windows = self._windows
+        if retention is None:
+            return windows.default_retention_ms
+        retention_ms = duration_ms(retention, "retention")
+        if retention_ms < windows.default_retention_ms:
+            raise TopologyError(
+                f"store {store!r}: the retention of a window store must be no smaller than its "
+                f"window size plus the grace period (size={windows.size_ms} ms, "
+                f"grace={windows.grace_ms} ms, retention: got {retention_ms} ms)"
+            )
+        return retention_ms
+
+    def _aggregate(
+        self,
+        adder: Callable[..., Any],
+        initializer: Callable[[], Any] | None,
+        store: str | None,
+        agg_serde: Serde[Any],
+        retention: timedelta | None,
+    ) -> KTable:
+        g = self._stream._graph
+        name = g.new_name("KSTREAM-AGGREGATE")
+        store = store or f"{name}-STATE-STORE"
+        windows = self._windows
+        retention_ms = self._retention_ms(store, retention)
+        stream = self._stream._co_partitioned(name=store)
+        size = windows.size_ms
+        g.add_store(
+            StoreSpec(
+                store,
+                stream.key_serde,
+                agg_serde,
+                store_type="window",
+                retention_ms=retention_ms,
+                window_size_ms=size,
+            )
+        )
+        make = partial(TimeWindowAggregate, name, windows, initializer, adder, store)
+        g.add_processor(ProcessorSpec(name, (stream._node,), make, (store,)))
+        g.old_value_parents[name] = ()
+        key_serde = TimeWindowedSerde(stream.key_serde, size)
+        return KTable(g, name, key_serde, agg_serde, GetterSpec(store), stream._topics, store)

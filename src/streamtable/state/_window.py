@@ -1,0 +1,161 @@
+"""The engine layer of window stores: windows kept in time segments and expired by retention.
+
+A window store's keys are serialized :class:`~streamtable.Windowed` keys, ``key bytes +
+8-byte big-endian window start`` (:class:`~streamtable.serde.TimeWindowedSerde`): the layers
+above (changelogging, serde, record cache, metered) are the key-value ones, and the changelog
+holds exactly those keys. This layer sits between them and the engine and keeps each window
+under its time segment, ``segment id (8 bytes) + windowed key``, as Kafka Streams'
+``RocksDBSegmentedBytesStore`` does with one RocksDB per segment.
+
+Why segments as key prefixes in one engine: expiry is then a range delete over the oldest
+prefixes, each expired entry deleted once, and a scan for one key reads one contiguous range per
+live segment (two or three: segments span ``max(retention / 2, 60 s)``, as in Kafka Streams).
+Ordering the engine by key first instead would make expiry a scan of the whole store; a second,
+time-ordered index would double every write. rocksdict gives one ``Rdict`` per store, so
+prefixes are simpler than a database per segment.
+
+Stream time here is the store's own, as in Kafka Streams: the latest window start written
+(restores included). A window whose start is not after ``stream time - retention`` is expired:
+reads never return it (exactly, as Kafka Streams' ``getActualFrom``), writes to a segment wholly
+expired are dropped (and counted in ``expired_writes``), and such segments are deleted when
+stream time leaves them behind. The store's stream time is kept in the engine at each flush and
+close (under a key no segment uses), so a store reopened from disk hides what expired before,
+and a restore cannot bring an expired window back: a restore's records advance stream time
+first, batch by batch, then only the live ones are written.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
+
+from streamtable.serde._windowed import window_start_of
+from streamtable.state._bytes import TIMESTAMP_SIZE, BytesStore, Write
+
+MIN_SEGMENT_INTERVAL_MS = 60_000
+"""Kafka Streams' smallest segment interval for window stores."""
+
+_ID = struct.Struct(">q")
+_STREAM_TIME_KEY = b"\xff" * _ID.size + b"stream-time"
+"""Where the store's stream time is kept: after every segment (segment ids are >= 0, so their
+first byte is below 0x80)."""
+
+
+def segment_interval_ms(retention_ms: int) -> int:
+    """Kafka Streams' default: half the retention, at least a minute."""
+    return max(retention_ms // 2, MIN_SEGMENT_INTERVAL_MS)
+
+
+class SegmentedWindowBytesStore:
+    """A :class:`~streamtable.state.BytesStore` of windowed keys over ``engine``; see the module
+    docstring. Reads return windowed keys (without the segment prefix), in key-bytes order."""
+
+    def __init__(self, engine: BytesStore, retention_ms: int) -> None:
+        if retention_ms <= 0:
+            raise ValueError(f"retention_ms must be > 0 (got {retention_ms})")
+        self.engine = engine
+        self.retention_ms = retention_ms
+        self.segment_interval_ms = segment_interval_ms(retention_ms)
+        stored = engine.get(_STREAM_TIME_KEY)
+        self._time_stored = stored is not None
+        self.stream_time: int = -1 if stored is None else _ID.unpack_from(stored, TIMESTAMP_SIZE)[0]
+        self._saved_time = self.stream_time
+        self._cleaned_below = 0  # segments below this id are gone from the engine
+        self._closed = False
+        self.expired_writes = 0
+
+    # -- time ------------------------------------------------------------------------------
+    def _segment(self, start_ms: int) -> int:
+        return start_ms // self.segment_interval_ms
+
+    def _first_live_segment(self) -> int:
+        return self._segment(max(0, self.stream_time - self.retention_ms))
+
+    def live_from_ms(self) -> int:
+        """The earliest window start that is not expired."""
+        return max(0, self.stream_time - self.retention_ms + 1)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        start = window_start_of(key)
+        if start < self.live_from_ms():
+            return None
+        return self.engine.get(_ID.pack(self._segment(start)) + key)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self.get
+        return [get(key) for key in keys]
+
+    def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """Live entries with ``lo <= key <= hi`` (windowed-key bytes; None: open)."""
+        if self.stream_time < 0:
+            return iter(())
+        live_from = self.live_from_ms()
+        parts = [
+            self._segment_range(segment, lo, hi, live_from)
+            for segment in range(self._first_live_segment(), self._segment(self.stream_time) + 1)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return heapq.merge(*parts, key=itemgetter(0))
+
+    def _segment_range(
+        self, segment: int, lo: bytes | None, hi: bytes | None, live_from: int
+    ) -> Iterator[tuple[bytes, bytes]]:
+        prefix = _ID.pack(segment)
+        upper = prefix + hi if hi is not None else _ID.pack(segment + 1)
+        for key, value in self.engine.range(prefix + (lo or b""), upper):
+            windowed = key[_ID.size :]
+            if window_start_of(windowed) >= live_from:
+                yield windowed, value
+
+    def approximate_num_entries(self) -> int:
+        return max(0, self.engine.approximate_num_entries() - int(self._time_stored))
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, key: bytes, value: bytes | None, timestamp: int) -> None:
+        self.write_batch([(key, value, timestamp)])
+
+    def write_batch(self, items: Iterable[Write]) -> None:
+        """Stream time moves to the latest window start of the batch first; then the writes
+        to live segments go to the engine in one batch, and expired segments are deleted."""
+        writes = [(key, value, ts, window_start_of(key)) for key, value, ts in items]
+        if not writes:
+            return
+        self.stream_time = max(self.stream_time, max(w[3] for w in writes))
+        first_live = self._first_live_segment()
+        pack, segment = _ID.pack, self._segment
+        live = [
+            (pack(segment(start)) + key, value, ts)
+            for key, value, ts, start in writes
+            if segment(start) >= first_live
+        ]
+        self.expired_writes += len(writes) - len(live)
+        self.engine.write_batch(live)
+        if first_live > self._cleaned_below:
+            self._delete_segments_below(first_live)
+
+    def _delete_segments_below(self, segment: int) -> None:
+        # Keys of earlier segments all sort before the bare prefix of this one.
+        doomed = [key for key, _ in self.engine.range(None, _ID.pack(segment))]
+        self.engine.write_batch([(key, None, 0) for key in doomed])
+        self._cleaned_below = segment
+
+    def _save_stream_time(self) -> None:
+        if self.stream_time != self._saved_time:
+            self.engine.put(_STREAM_TIME_KEY, _ID.pack(self.stream_time), 0)
+            self._saved_time = self.stream_time
+            self._time_stored = True
+
+    def flush(self) -> None:
+        """Keep the stream time with the data, then flush the engine (before a checkpoint)."""
+        self._save_stream_time()
+        self.engine.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._save_stream_time()
+            self.engine.close()

@@ -1,0 +1,112 @@
+"""Time windows: which windows a record belongs to, and the windowed keys of their results.
+
+As Kafka Streams' ``TimeWindows``, ``TimeWindow`` and ``Windowed``: a window is
+``[start_ms, end_ms)`` (end exclusive); tumbling windows follow each other, hopping windows
+(``advance_by``) overlap, and each window accepts records until its end plus the grace period
+has passed in stream time.
+
+Example::
+
+    >>> from datetime import timedelta
+    >>> windows = TimeWindows.of_size_and_grace(timedelta(minutes=5), timedelta(seconds=30))
+    >>> [w.start_ms for w in windows.advance_by(timedelta(minutes=1)).windows_for(150_000)]
+    [0, 60000, 120000]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+
+def duration_ms(value: timedelta, name: str) -> int:
+    """``value`` in whole milliseconds; a ``TypeError`` naming ``name`` for anything but a
+    ``timedelta``."""
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{name} must be a datetime.timedelta, got {type(value).__name__}")
+    return value // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Window:
+    """A time window ``[start_ms, end_ms)``: ``end_ms`` is exclusive."""
+
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if self.start_ms < 0:
+            raise ValueError(f"a window's start_ms must not be negative (got {self.start_ms})")
+        if self.end_ms <= self.start_ms:
+            raise ValueError(
+                f"a window's end_ms must be after its start_ms (got [{self.start_ms}, "
+                f"{self.end_ms}))"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Windowed:
+    """The key of a windowed aggregation's result: the record key and its window."""
+
+    key: Any
+    window: Window
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindows:
+    """Fixed-size windows aligned to the epoch: tumbling, or hopping with :meth:`advance_by`.
+
+    A record with timestamp ``t`` belongs to every window ``[s, s + size)`` with ``s`` a
+    multiple of the advance, ``0 <= s <= t < s + size``. Build with
+    :meth:`of_size_with_no_grace` or :meth:`of_size_and_grace`; the fields are milliseconds.
+    """
+
+    size_ms: int
+    advance_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        if self.size_ms <= 0:
+            raise ValueError(f"window size must be > 0 ms (size: got {self.size_ms} ms)")
+        if self.grace_ms < 0:
+            raise ValueError(f"grace must not be negative (grace: got {self.grace_ms} ms)")
+        if not 0 < self.advance_ms <= self.size_ms:
+            raise ValueError(
+                "the advance of hopping windows must be > 0 and <= the window size "
+                f"{self.size_ms} ms (advance: got {self.advance_ms} ms)"
+            )
+
+    @staticmethod
+    def of_size_with_no_grace(size: timedelta) -> TimeWindows:
+        """Tumbling windows of ``size``; a record is late as soon as its window has ended in
+        stream time."""
+        size_ms = duration_ms(size, "size")
+        return TimeWindows(size_ms, size_ms, 0)
+
+    @staticmethod
+    def of_size_and_grace(size: timedelta, grace: timedelta) -> TimeWindows:
+        """Tumbling windows of ``size`` that accept out-of-order records for ``grace`` after
+        their end (in stream time)."""
+        size_ms = duration_ms(size, "size")
+        return TimeWindows(size_ms, size_ms, duration_ms(grace, "grace"))
+
+    def advance_by(self, advance: timedelta) -> TimeWindows:
+        """Hopping windows: a new window starts every ``advance`` (``0 < advance <= size``)."""
+        return TimeWindows(self.size_ms, duration_ms(advance, "advance"), self.grace_ms)
+
+    def window_starts(self, timestamp: int) -> range:
+        """The starts of the windows holding ``timestamp``, in ascending order."""
+        advance = self.advance_ms
+        first = (max(0, timestamp - self.size_ms + advance) // advance) * advance
+        return range(first, timestamp + 1, advance)
+
+    def windows_for(self, timestamp: int) -> list[Window]:
+        """The windows holding ``timestamp``, earliest first."""
+        size = self.size_ms
+        return [Window(start, start + size) for start in self.window_starts(timestamp)]
+
+    @property
+    def default_retention_ms(self) -> int:
+        """How long a window store keeps a window by default: size + grace."""
+        return self.size_ms + self.grace_ms
