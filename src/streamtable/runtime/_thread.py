@@ -130,13 +130,19 @@ class StreamThread:
     def handle(self, messages: list[Message]) -> None:
         """One pass: start assigned tasks (or finish a restart), process ``messages``, restore
         a step, then the periodic work (punctuators, global tables, standbys, schedules)."""
+        assigned = self.new_assignment is not None
         if self.new_assignment is not None:
             assignment, self.new_assignment = self.new_assignment, None
             self.tasks.create(assignment)
-        elif self.tasks.restart_pending is not None:
-            self.tasks.resume_restart()
         if messages:
             self.process(messages)
+        if not assigned and self.tasks.restart_pending is not None:
+            # After this batch: a restart's tasks are closed, so its records are held, each
+            # partition sought back to its first record here; the restart's seek to the
+            # committed offsets must come after those, or a batch fetched before it would
+            # move the partitions back past records the restart must process again (chaos
+            # seed 297079: counts short by the records of the aborted transaction).
+            self.tasks.resume_restart()
         self._restore_step()
         if (
             self.ctx.state() is AppState.REBALANCING
