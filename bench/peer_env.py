@@ -23,7 +23,10 @@ from pathlib import Path
 
 PROGRAMS = Path(__file__).resolve().parent / "peers"
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([A-Za-z0-9_.,-]+)\])?==([A-Za-z0-9._+!-]+)$")
+_PIN = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[A-Za-z0-9_., -]+)\])?"
+    r"==(?P<version>[A-Za-z0-9._+!-]+)$"
+)
 
 
 class PeerFailure(Exception):
@@ -146,16 +149,16 @@ def ensure_venv(peer: Peer, root: Path, log_path: Path) -> Path:
         return python
     root.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as out:
-        steps = [
-            [sys.executable, "-m", "venv", "--clear", str(venv)],
-            [str(python), "-m", "pip", "install", "--quiet", *peer.pins],
-        ]
-        for argv in steps:
+        steps = {
+            "python -m venv": [sys.executable, "-m", "venv", "--clear", str(venv)],
+            f"pip install {' '.join(peer.pins)}": [
+                str(python), "-m", "pip", "install", "--quiet", *peer.pins
+            ],
+        }  # fmt: skip
+        for step, argv in steps.items():
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
             if code.returncode != 0:
-                raise PeerFailure(
-                    f"{' '.join(argv[2:4])} failed (exit {code.returncode}); see {log_path}"
-                )
+                raise PeerFailure(f"{step} failed (exit {code.returncode}); see {log_path}")
     if not _pinned(python, pins):
         raise PeerFailure(f"{venv}: the pinned versions {list(peer.pins)} are not installed")
     return python
