@@ -25,6 +25,8 @@ from typing import TypeVar
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.datagen import generate
+from bench.oracle import Holders, expected_holders
 from bench.results import Failure, Machine
 from bench.settings import Settings, env_int
 
@@ -202,11 +204,7 @@ class Child:
 
     def peak_rss_mb(self) -> float | None:
         """VmHWM of the process (the peak resident set size so far), in MiB."""
-        with suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return None
+        return peak_rss_mb(self.proc.pid)
 
     def stop(self, timeout: float = 90.0) -> int | None:
         if self.proc.poll() is None:
@@ -235,6 +233,48 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of ``pid`` (its peak resident set size so far), in MiB."""
+    with suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants (from the parent pids in /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def tree_cpu_s(root: int) -> float | None:
+    """CPU seconds of ``root``'s process tree: the live processes' own, plus what ``root`` has
+    collected from children that already exited (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    reaped = (int(fields[13]) + int(fields[14])) / _TICKS
+    return reaped + sum(cpu_seconds(pid) or 0.0 for pid in process_tree(root))
+
+
+def tree_peak_rss_mb(root: int) -> float | None:
+    """The sum of the peak resident sets of ``root``'s live process tree, in MiB (an upper
+    bound of the tree's peak; the process's own when it has no children)."""
+    peaks = [peak_rss_mb(pid) for pid in process_tree(root)]
+    return None if not peaks or peaks[0] is None else sum(p for p in peaks if p is not None)
 
 
 def delta(before: float | None, after: float | None) -> float | None:
@@ -291,6 +331,13 @@ class Ctx:
     kstreams: Impl
     broker_pid: int | None = None
     streamtable: Impl = field(default_factory=lambda: Impl("streamtable"))
+    _expected: Holders | None = field(default=None, repr=False)
+
+    def expected(self) -> Holders:
+        """The oracle's final per-client sets for this run's input (computed once)."""
+        if self._expected is None:
+            self._expected = expected_holders(generate(self.settings.data))
+        return self._expected
 
     def child(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> Child:
         """Start ``argv`` as ``name``, its stderr in ``<logs>/<name>.stderr.log``."""

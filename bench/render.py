@@ -8,19 +8,14 @@
 
 from __future__ import annotations
 
+from bench.render_peers import fmt, peers_markdown
 from bench.results import BenchResults, HolderReads, W3Summary, W5Summary
 from bench.summary import ratio
 
+__all__ = ["fmt", "render_markdown"]
+
 Row = tuple[str, object, object, object]
 """A comparison row: name, streamtable, Kafka Streams, streamtable / Kafka Streams."""
-
-
-def fmt(value: object, digits: int = 0) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float | int):
-        return f"{value:,.{digits}f}"
-    return str(value)
 
 
 def render_markdown(results: BenchResults, stamp: str, wall_s: float) -> str:
@@ -30,6 +25,7 @@ def render_markdown(results: BenchResults, stamp: str, wall_s: float) -> str:
         *comparison(results),
         *other_ratios(results),
         *extras_markdown(results),
+        *peers_markdown(results),
         *machine(results),
         *settings(results),
     ]

@@ -70,6 +70,7 @@ class W1Run(Model):
     broker_cpu_s: Num | None = None
     exit_code: int | None = None
     restore: RestoreRun | None = None
+    oracle: str | None = None  # "correct" or what is wrong; not checked by the earlier results
 
 
 class Repeat(Model):
@@ -156,6 +157,42 @@ class Extras(Model):
 
     w3: QueriesResult | Failure | None = None
     w5: DigestResult | Failure | None = None
+
+
+# -- the Python peers: once per run, on W1's input ----------------------------------------------
+
+
+CORRECT = "correct"
+"""The ``verdict`` of a peer (and ``oracle`` of a W1 run) whose output matched the oracle."""
+
+
+class PeerRun(Model):
+    """The seed topology in one Python peer (bench/peer_run.py), checked against the oracle.
+
+    ``verdict`` is :data:`CORRECT`, ``"wrong: <what differs>"`` or ``"failed: <why>"``; the
+    figures are ``null`` unless it is correct (a wrong or failed peer is never a number).
+    """
+
+    peer: str
+    pins: list[str]
+    completion: str
+    records: int
+    code_lines: int
+    verdict: str
+    elapsed_s: Num | None = None
+    rps: Num | None = None
+    cpu_s: Num | None = None
+    cpu_s_per_million: Num | None = None
+    peak_rss_mb: Num | None = None
+    exit_code: int | None = None
+
+
+class PeersResult(Model):
+    """Every peer's run, with the size of streamtable's own seed topology to compare."""
+
+    records: int
+    streamtable_code_lines: int
+    runs: list[PeerRun]
 
 
 # -- the summary ----------------------------------------------------------------------------------
@@ -289,6 +326,7 @@ class BenchResults(Model):
     wall_time_s: Num
     runs: list[Repeat]
     extras: Extras | None = None  # not recorded by the first results
+    peers: PeersResult | None = None  # not recorded before the peers joined (issue #13)
 
     @classmethod
     def load(cls, path: Path) -> BenchResults:

@@ -16,7 +16,10 @@ run, default 600),
 ``BENCH_COMMIT_MS_ALOS`` / ``BENCH_COMMIT_MS_EOS`` (1000 / 100), ``BENCH_CACHE_BYTES`` (10 MiB),
 ``KAFKA_BOOTSTRAP_SERVERS`` (use that cluster instead of starting kafka-local on port
 ``BENCH_KAFKA_PORT``, default 19192, home ``.cache/bench-kafka``), ``BENCH_SKIP`` (workloads to
-leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and W4), ``w2``, ``w3``, ``w5``),
+leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and W4), ``w2``, ``w3``, ``w5``,
+``peers``), ``BENCH_PEERS`` (the Python peers to run on W1's input once, after the repeats,
+comma-separated: ``quixstreams``, ``bytewax``, ``pathway``, ``faust``; default all; each in its
+virtualenv under ``.cache/bench-venvs/``, created on first use; see bench/peer_run.py),
 ``BENCH_W3_KEYS`` (100,000), ``BENCH_W5_CLIENTS`` / ``BENCH_W5_POSITIONS`` (5,000 / 25,000),
 ``BENCH_PROCESSES`` (the extra W1 at_least_once run with that many streamtable processes of one
 application; default: the number of CPUs; 1 leaves the run out).
@@ -47,11 +50,12 @@ from bench.harness import (
     log,
     machine,
 )
+from bench.peer_run import run_peers
 from bench.queries import run_w3
 from bench.raw import run_raw
 from bench.render import render_markdown
 from bench.restore import run_w2
-from bench.results import BenchResults, Extras, Repeat, W1Run
+from bench.results import BenchResults, Extras, PeersResult, Repeat, W1Run
 from bench.seed import Restart, run_w1
 from bench.settings import Settings
 from bench.summary import summarize
@@ -84,7 +88,7 @@ def main() -> int:
                 kstreams=Impl("kstreams", classpath),
                 broker_pid=broker_pid,
             )
-            runs, extras = run_workloads(ctx)
+            runs, extras, peers = run_workloads(ctx)
         finally:
             log("deleting this run's topics")
             with suppress(Exception):
@@ -96,6 +100,8 @@ def main() -> int:
     results = summarize(
         settings, runs, mach, extras, generated_at=stamp, wall_time_s=round(wall_s, 1)
     )
+    if peers is not None:
+        results = results.model_copy(update={"peers": peers})
     write_results(results, settings, wall_s)
     return 0
 
@@ -108,17 +114,21 @@ def build_reference() -> str:
     return f"{target / 'classes'}:{(target / 'classpath.txt').read_text().strip()}"
 
 
-def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras]:
-    """The input, then every repeat of W1 (with W2), then W3 and W5 once each."""
+def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
+    """The input, then every repeat of W1 (with W2), then the peers, W3 and W5 once each."""
     settings = ctx.settings
     runs: list[Repeat] = []
-    if settings.runs("w1"):
+    peers = None
+    if settings.runs("w1") or settings.runs("peers"):
         create_topic(ctx.offsets.admin, ctx.input_topic, settings.data.partitions)
         log(f"producing {settings.data.records:,} records to {ctx.input_topic}")
         started = time.monotonic()
         ctx.records = produce(ctx.bootstrap, ctx.input_topic, settings.data)
         log(f"produced {ctx.records:,} records in {time.monotonic() - started:.1f}s")
-        runs = [run_repeat(ctx, rep) for rep in range(settings.repeats)]
+        if settings.runs("w1"):
+            runs = [run_repeat(ctx, rep) for rep in range(settings.repeats)]
+        if settings.runs("peers"):
+            peers = run_peers(ctx)
     # W3 and W5 once (streamtable only, no ratio to take): after the rest, on their own topics,
     # so they change nothing W1/W2 measure.
     extras = Extras()
@@ -126,7 +136,7 @@ def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras]:
         extras = extras.model_copy(update={"w3": guarded("W3", lambda: run_w3(ctx))})
     if settings.runs("w5"):
         extras = extras.model_copy(update={"w5": guarded("W5", lambda: run_w5(ctx))})
-    return runs, extras
+    return runs, extras, peers
 
 
 def run_repeat(ctx: Ctx, rep: int) -> Repeat:

@@ -4,8 +4,9 @@ One run starts one implementation (streamtable's ``python -m bench.runner`` or K
 BenchApp; ``processes`` > 1 starts that many instances of one application, each its own state
 directory, sharing the input's partitions) with a fresh application id, and stops the clock when
 the group's committed offsets reach the end of the input and of the repartition topic (see
-:func:`w1_done`). W4 is the process's peak RSS at that moment. The :class:`Restart` it returns is
-what W2 (bench/restore.py) needs to restart the same application.
+:func:`w1_done`); its output topic is then checked against the oracle (bench/oracle.py). W4 is
+the process's peak RSS at that moment. The :class:`Restart` it returns is what W2
+(bench/restore.py) needs to restart the same application.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import STATE_ROOT, Child, Ctx, Impl, cpu_seconds, delta, log
-from bench.results import W1Run
+from bench.oracle import check
+from bench.results import CORRECT, W1Run
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,25 @@ def w1_done(ctx: Ctx, app_id: str, input_ends: dict[int, int], eos: bool) -> tup
     reach end - 1 only once the last record before the final marker has been processed).
     Returns (done, input records committed so far).
     """
-    committed = ctx.offsets.committed(app_id)
+    repartition = [t for t in ctx.offsets.topics(app_id + "-") if t.endswith("-repartition")]
+    return group_done(ctx, app_id, input_ends, repartition, slack=1 if eos else 0)
+
+
+def group_done(
+    ctx: Ctx, group: str, input_ends: dict[int, int], internal: list[str], slack: int = 0
+) -> tuple[bool, int]:
+    """Whether ``group`` committed the input to ``input_ends`` and every non-empty partition of
+    the ``internal`` topics (none yet: not done) to its end, less ``slack``.
+    Returns (done, input records committed so far)."""
+    committed = ctx.offsets.committed(group)
     consumed = sum(
         min(committed.get((ctx.input_topic, p), 0), end) for p, end in input_ends.items()
     )
     if any(committed.get((ctx.input_topic, p), 0) < end for p, end in input_ends.items()):
         return False, consumed
-    repartition = [t for t in ctx.offsets.topics(app_id + "-") if t.endswith("-repartition")]
-    if not repartition:
+    if not internal:
         return False, consumed
-    slack = 1 if eos else 0
-    for topic in repartition:
+    for topic in internal:
         ends = ctx.offsets.ends(topic)
         if ends is None:
             return False, consumed
@@ -93,12 +103,17 @@ def run_w1(
         children = [
             ctx.child(argv_for(state_dir / f"p{i}"), f"{label}-p{i}") for i in range(processes)
         ]
+    expected = ctx.expected()  # before the clock starts
     try:
         run = _measure(ctx, children, restart, guarantee, input_ends, broker_cpu)
+        wrong = check(ctx.bootstrap, output, expected)
     finally:
         codes = [child.stop() for child in children]
+    if wrong is not None:
+        log(f"W1 {label}: WRONG output: {wrong}")
     exit_code = next((c for c in codes if c), codes[0])
-    return run.model_copy(update={"exit_code": exit_code}), restart
+    oracle = CORRECT if wrong is None else f"wrong: {wrong}"
+    return run.model_copy(update={"exit_code": exit_code, "oracle": oracle}), restart
 
 
 def _measure(

@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 
 from bench.datagen import DataSettings
+from bench.peer_env import PEERS, selected_peers
 
-WORKLOADS = ("w1", "w2", "w3", "w5")
+WORKLOADS = ("w1", "w2", "w3", "w5", "peers")
 
 
 def env_int(name: str, default: int) -> int:
@@ -37,6 +38,7 @@ class Settings:
     w5_clients: int = 5_000
     w5_positions: int = 25_000
     processes: int = 1
+    peers: tuple[str, ...] = tuple(PEERS)
 
     def runs(self, workload: str) -> bool:
         return workload not in self.skip and not (workload == "w2" and "w1" in self.skip)
@@ -63,6 +65,7 @@ class Settings:
             w5_clients=env_int("BENCH_W5_CLIENTS", 5_000),
             w5_positions=env_int("BENCH_W5_POSITIONS", 25_000),
             processes=env_int("BENCH_PROCESSES", os.cpu_count() or 1),
+            peers=selected_peers(os.environ.get("BENCH_PEERS", "")),
         )
 
     def commit_ms(self, guarantee: str) -> int:
