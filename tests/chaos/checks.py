@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka.admin import AdminClient
 
 from streamtable.runtime.topics import dlq_topic
+from streamtable.serde import TimeWindowedSerde
+from tests.chaos import windowed
 from tests.chaos.cluster import Instance
 from tests.chaos.kafka_io import partition_count, read_topic
 from tests.chaos.topologies import TopologyKind
@@ -50,6 +52,8 @@ def verify(
     failures: list[str] = []
     kind = run.kind
     eos = run.plan.guarantee == "exactly_once_v2"
+    if kind.oracle is None:
+        return _verify_windowed(run, dumps, eos, details) + _check_dlq(run, eos, details)
     expected = _json(kind.oracle(run.produced.events))
     details["expected_keys"] = len(expected)
     union: dict[str, Any] = {}
@@ -71,6 +75,51 @@ def verify(
         failures += _check_changelog(run, union, kind.name == "count")
     failures += _check_dlq(run, eos, details)
     return failures
+
+
+def _verify_windowed(
+    run: SeedRun, dumps: dict[str, dict[str, Any]], eos: bool, details: dict[str, Any]
+) -> list[str]:
+    """The windowed kind: its stores, and under EOS its changelog (``windowed.py``)."""
+    want = expected_windows(run)
+    base = run.base_ms or 0
+    times = {p: t - base for p, t in sorted(want.stream_time.items())}
+    details["windows"] = {"live": len(want.live), "expired": len(want.expired),
+                          "stream_time_after_base": times}  # fmt: skip
+    failures = verify_window_stores(run, dumps, want, exact=eos)
+    if eos:
+        failures += windowed.compare_changelog(want, _window_changelog(run))
+    return failures
+
+
+def expected_windows(run: SeedRun) -> windowed.Expected:
+    shape, base = run.plan.windows, run.base_ms
+    assert shape is not None  # drawn for this kind
+    assert base is not None  # chosen for this kind
+    return windowed.expected(run.produced.events, shape, run.plan.partitions, base)
+
+
+def verify_window_stores(
+    run: SeedRun, dumps: dict[str, dict[str, Any]], want: windowed.Expected, exact: bool
+) -> list[str]:
+    stores = {name: dump["store"] or {} for name, dump in dumps.items()}
+    return windowed.compare_stores(want, stores, exact)
+
+
+def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
+    """The values of each window in the result store's changelog, read_committed, in order."""
+    spec = run.kind.build(run.topics, run.plan.windows).stores["result"]
+    assert spec.window_size_ms is not None  # a window store's spec has it
+    keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+    topic = f"{run.app_id}-result-changelog"
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    history: dict[str, list[Any]] = {}
+    for r in read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), True):
+        assert r.key is not None
+        w = keys.deserialize(r.key)
+        value = None if r.value is None else spec.value_serde.deserialize(r.value)
+        history.setdefault(windowed.window_key(w.key, w.window.start_ms), []).append(value)
+    return history
 
 
 def _compare(
@@ -147,7 +196,7 @@ def _check_output(
 
 def _check_changelog(run: SeedRun, store: dict[str, Any], increasing: bool) -> list[str]:
     """Under EOS the result changelog, read_committed, ends at the store's content per key."""
-    topology = run.kind.build(run.topics)
+    topology = run.kind.build(run.topics, run.plan.windows)
     spec = topology.stores["result"]
     topic = f"{run.app_id}-result-changelog"
     admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})

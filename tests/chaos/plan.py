@@ -11,7 +11,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tests.chaos.topologies import KINDS, Event
+from tests.chaos.topologies import KINDS, Event, WindowShape
+from tests.chaos.windowed import draw_windowed
 
 EXCHANGES = ["NASDAQ", "NYSE", "LSE", "XETRA", "TSE"]
 TICKERS = ["AAPL", "MSFT", "SAP", "BP", "VOD", "IBM"]
@@ -58,6 +59,7 @@ class Plan:
     malformed_live: list[Malformed] = field(repr=False)
     faults: list[Fault]
     marker: str  # a string in every malformed record that must never reach a log line
+    windows: WindowShape | None = None  # the windowed kind's (its positions carry their "at")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class Plan:
             "live": len(self.live),
             "malformed": len(self.malformed_preload) + len(self.malformed_live),
             "faults": [asdict(f) for f in self.faults],
+            "windows": None if self.windows is None else asdict(self.windows),
         }
 
 
@@ -104,7 +107,7 @@ def draw(
     """The plan of ``seed``; keyword arguments pin what would otherwise be drawn."""
     size = size or Size()
     rng = random.Random(seed)
-    kind = kind or rng.choice(sorted(KINDS))
+    kind = kind or _draw_kind(seed, rng)
     guarantee = guarantee or rng.choice(GUARANTEES)
     standbys = rng.choice((0, 0, 1)) if standbys is None else standbys
     instances = rng.choice((2, 3))
@@ -122,6 +125,9 @@ def draw(
     gen = _Generator(rng, KINDS[kind].inputs, KINDS[kind].static_clients, size)
     preload = gen.events(rng.randrange(1500, 3000), preload=True)
     live = gen.events(int(rate * live_seconds), preload=False)
+    windows = None
+    if kind == "windowed":  # its own generator: the other kinds' plans stay as they were
+        windows, preload, live = draw_windowed(random.Random(seed * 6151 + 3), preload, live)
     marker = f"chaos-secret-{seed:x}"
     malformed_preload = [_malformed(rng, marker) for _ in range(rng.randrange(2, 6))]
     malformed_live = [_malformed(rng, marker) for _ in range(rng.randrange(2, 8))]
@@ -142,7 +148,15 @@ def draw(
     return Plan(
         seed, kind, guarantee, standbys, instances, partitions, commit_interval_ms,
         cache_max_bytes, rate, preload, live, malformed_preload, malformed_live, schedule, marker,
+        windows,
     )  # fmt: skip
+
+
+def _draw_kind(seed: int, rng: random.Random) -> str:
+    """A kind; the six before ``windowed`` are drawn from ``rng`` as before it came, so that a
+    seed of theirs replays the same run, and ``windowed`` takes its share of seeds apart."""
+    kind = rng.choice(sorted(set(KINDS) - {"windowed"}))
+    return "windowed" if random.Random(seed * 6151 + 5).random() < 1 / len(KINDS) else kind
 
 
 def _draw_faults(rng: random.Random) -> list[str]:

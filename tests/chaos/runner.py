@@ -11,6 +11,9 @@
 4. Check (``checks.py``): the union of the local stores equals the oracle, no key on two
    instances; output topics, changelogs (read_committed under exactly_once_v2) and the
    dead-letter topic; log lines bounded and free of record values; every clean close clean.
+5. The windowed kind, then: every instance killed (kill -9), some state dirs deleted, all
+   started again with nothing left to process; once restored, the stores are checked again
+   (no expired window back, every live one with its count).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from tests.chaos.cluster import Broker, Instance
 from tests.chaos.kafka_io import group_lag, partition_count
 from tests.chaos.plan import Fault, Malformed, Plan
 from tests.chaos.topologies import KINDS, Event
+from tests.chaos.windowed import record_times, time_base
 from tests.support.kafka import create_topic, delete_topics
 
 SESSION_TIMEOUT_MS = 6000
@@ -61,6 +65,8 @@ class _Produced:
 
 
 class SeedRun:
+    base_ms: int | None = None  # record times (windowed kind): base + each position's "at"
+
     def __init__(self, plan: Plan, broker: Broker, workdir: Path) -> None:
         self.plan = plan
         self.broker = broker
@@ -70,6 +76,7 @@ class SeedRun:
         self.app_id = f"chaos-{tag}"
         roles = ("positions", *self.kind.inputs, *(("output",) if self.kind.output else ()))
         self.topics = {role: f"chaos-in-{tag}-{role}" for role in roles}
+        self.base_ms = None if plan.windows is None else time_base()
         self.instances: list[Instance] = []
         self.produced = _Produced()
         self.failures: list[str] = []
@@ -82,6 +89,8 @@ class SeedRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
         details: dict[str, Any] = {"app_id": self.app_id, "topics": self.topics}
+        if self.base_ms is not None:
+            details["time_base_ms"] = self.base_ms
         try:
             self._create_topics(admin)
             self._produce(self.plan.preload, self.plan.malformed_preload, rate=None)
@@ -97,11 +106,38 @@ class SeedRun:
             }
             if dumps:
                 self.failures += checks.verify(self, dumps, admin, details)
+            if self.plan.windows is not None:
+                self._restore_windows(admin, details)
         except Exception as exc:  # a harness step that could not complete is a failed seed
             self.failures.append(f"run aborted: {type(exc).__name__}: {exc}")
         finally:
             details["task_moves"] = checks.task_moves(self.instances)
         return self._finish(admin, started, details, lambda: [*self.topics.values()])
+
+    def _restore_windows(self, admin: AdminClient, details: dict[str, Any]) -> None:
+        """The windowed kind, after its verdict: kill -9 every instance, delete the state dirs
+        of some (drawn; at least one), start them again and check their stores once restored,
+        with no record left to process: windows expired before must stay hidden though nothing
+        advances stream time after the restore (a restored store's stream time comes from its
+        changelog, or from its disk)."""
+        rng = random.Random(self.plan.seed * 7 + 1)
+        live = self.live()
+        wiped = [i for i in live if rng.random() < 0.5] or live[:1]
+        self.note(f"kill -9 of every instance, state dirs of {[i.name for i in wiped]} deleted")
+        for instance in live:
+            instance.kill9()
+            if instance in wiped:
+                instance.wipe()
+        for instance in live:
+            instance.start()
+        dumps, _ = self._converge(admin)
+        details["instances_restored"] = {
+            name: {k: v for k, v in d.items() if k != "store"} for name, d in dumps.items()
+        }
+        if dumps:
+            exact = self.plan.guarantee == "exactly_once_v2"
+            found = checks.verify_window_stores(self, dumps, checks.expected_windows(self), exact)
+            self.failures += [f"after kill -9 and restore: {f}" for f in found]
 
     def _finish(
         self,
@@ -152,6 +188,7 @@ class SeedRun:
             "standbys": plan.standbys,
             "cache_max_bytes": plan.cache_max_bytes,
             "session_timeout_ms": SESSION_TIMEOUT_MS,
+            "windows": None if plan.windows is None else asdict(plan.windows),
         }
         instance = Instance(len(self.instances), self.workdir, spec)
         self.instances.append(instance)
@@ -195,18 +232,21 @@ class SeedRun:
 
         started = time.monotonic()
         b = 0
+        times = record_times(events, self.base_ms)
         for n, (role, key, value) in enumerate([*events, ("", "", None)]):
             while b < len(malformed) and bad_at[b] <= n:
                 bad = malformed[b]
                 producer.produce(
                     self.topics["positions"], bad.value, bad.key,
-                    on_delivery=report_malformed(bad.kind),
+                    on_delivery=report_malformed(bad.kind), timestamp=times[n],
                 )  # fmt: skip
                 b += 1
             if not role:
                 break
             payload = None if value is None else json.dumps(value).encode()
-            producer.produce(self.topics[role], payload, key.encode(), on_delivery=on_valid)
+            producer.produce(
+                self.topics[role], payload, key.encode(), on_delivery=on_valid, timestamp=times[n]
+            )
             produced.events.append((role, key, value))
             producer.poll(0)
             if rate is not None and n % 50 == 0:
@@ -305,7 +345,7 @@ class SeedRun:
 
     # -- convergence -------------------------------------------------------------------------
     def group_topics(self, admin: AdminClient) -> dict[str, int]:
-        topology = self.kind.build(self.topics)
+        topology = self.kind.build(self.topics, self.plan.windows)
         names = {t for sub in topology.subtopologies for t in sub.source_topics(self.app_id)}
         return {t: partition_count(admin, t) for t in sorted(names)}
 

@@ -34,6 +34,8 @@ CASES: list[tuple[int, str, str, int | None, list[str]]] = [
     (104, "count", "exactly_once_v2", 0, ["pause", "kill9_wipe"]),
     (105, "join", "at_least_once", 0, ["kill9_wipe", "scale_down", "kill9"]),
     (106, "global", "exactly_once_v2", 0, ["restart", "kill9"]),
+    # Hopping windows (2 s by 1 s), a 40 s retention: restores of window stores under EOS.
+    (107, "windowed", "exactly_once_v2", 0, ["kill9_wipe", "kill9"]),
 ]
 
 

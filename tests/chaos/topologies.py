@@ -17,13 +17,17 @@ What each topology is checked against after the run:
 - ``join``: positions joined with notes on the position id (co-partitioned table-table join);
 - ``fkjoin``: positions joined with clients on ``client`` (foreign-key join);
 - ``global``: the positions stream joined with a GlobalKTable of clients, written to an output
-  topic: every input record's result exactly once (EOS) or at least once (ALOS).
+  topic: every input record's result exactly once (EOS) or at least once (ALOS);
+- ``windowed``: the positions STREAM counted per position id in time windows (tumbling or
+  hopping, drawn), in a window store with a short retention; its input carries explicit record
+  timestamps and its oracle and checks are in ``windowed.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import streamtable as st
@@ -137,6 +141,63 @@ def global_topology(t: dict[str, str]) -> st.Topology:
     return builder.build()
 
 
+@dataclass(frozen=True)
+class WindowShape:
+    """The ``windowed`` kind's windows and store, in milliseconds of record time.
+
+    ``disorder_ms`` bounds how far a record's timestamp falls behind an earlier record's (the
+    generator's out-of-order records); it is below the grace period, so no record is ever late,
+    whatever the faults (within a partition records keep their produce order, and the count
+    reads the input partitions without a repartition)."""
+
+    size_ms: int
+    advance_ms: int  # == size_ms: tumbling
+    grace_ms: int
+    retention_ms: int
+    disorder_ms: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.disorder_ms < self.grace_ms:
+            raise ValueError(f"disorder {self.disorder_ms} ms must be below the grace period")
+        if self.retention_ms < self.size_ms + self.grace_ms:
+            raise ValueError(f"retention {self.retention_ms} ms is below size + grace")
+        if ALIGN_MS % self.advance_ms:
+            raise ValueError(f"the advance {self.advance_ms} ms must divide {ALIGN_MS} ms")
+
+
+ALIGN_MS = 60_000
+"""A run's time base is a multiple of this, so of every window advance."""
+
+Build = Callable[[dict[str, str], WindowShape | None], st.Topology]  # (topics, shape)
+
+
+def windowed_topology(t: dict[str, str], shape: WindowShape | None) -> st.Topology:
+    assert shape is not None, "the windowed kind is built with its window shape"
+    windows = st.TimeWindows.of_size_and_grace(
+        timedelta(milliseconds=shape.size_ms), timedelta(milliseconds=shape.grace_ms)
+    )
+    if shape.advance_ms != shape.size_ms:
+        windows = windows.advance_by(timedelta(milliseconds=shape.advance_ms))
+    builder = st.StreamsBuilder()
+    (
+        builder.stream(t["positions"], key_serde=st.serde.STRING, value_serde=POSITION)
+        .filter(lambda key, pos: pos is not None)
+        .group_by_key()
+        .windowed_by(windows)
+        .count(store="result", retention=timedelta(milliseconds=shape.retention_ms))
+    )
+    return builder.build()
+
+
+def _fixed(build: Callable[[dict[str, str]], st.Topology]) -> Build:
+    """A kind whose topology has no drawn shape."""
+
+    def with_shape(t: dict[str, str], shape: WindowShape | None) -> st.Topology:
+        return build(t)
+
+    return with_shape
+
+
 # -- oracles ---------------------------------------------------------------------------------
 
 
@@ -210,8 +271,8 @@ def global_oracle(events: list[Event]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class TopologyKind:
     name: str
-    build: Callable[[dict[str, str]], st.Topology]
-    oracle: Callable[[list[Event]], dict[str, Any]]
+    build: Build
+    oracle: Callable[[list[Event]], dict[str, Any]] | None  # None: windowed.py checks it
     inputs: tuple[str, ...]  # topic roles besides "positions"
     output: bool  # writes the "output" topic
     exact_under_alos: bool  # replays are idempotent: the store is exact under at_least_once too
@@ -221,11 +282,14 @@ class TopologyKind:
 KINDS: dict[str, TopologyKind] = {
     k.name: k
     for k in (
-        TopologyKind("reduce", reduce_topology, reduce_oracle, (), False, True),
-        TopologyKind("aggregate", aggregate_topology, aggregate_oracle, (), False, True),
-        TopologyKind("count", count_topology, count_oracle, (), True, False),
-        TopologyKind("join", join_topology, join_oracle, ("notes",), False, True),
-        TopologyKind("fkjoin", fkjoin_topology, fkjoin_oracle, ("clients",), False, True),
-        TopologyKind("global", global_topology, global_oracle, ("clients",), True, False, True),
+        TopologyKind("reduce", _fixed(reduce_topology), reduce_oracle, (), False, True),
+        TopologyKind("aggregate", _fixed(aggregate_topology), aggregate_oracle, (), False, True),
+        TopologyKind("count", _fixed(count_topology), count_oracle, (), True, False),
+        TopologyKind("join", _fixed(join_topology), join_oracle, ("notes",), False, True),
+        TopologyKind("fkjoin", _fixed(fkjoin_topology), fkjoin_oracle, ("clients",), False, True),
+        TopologyKind(
+            "global", _fixed(global_topology), global_oracle, ("clients",), True, False, True
+        ),
+        TopologyKind("windowed", windowed_topology, None, (), False, False),
     )
 }

@@ -2,7 +2,8 @@
 
 ``SPEC`` is a JSON file written by the runner (topology kind, topic names, app settings, where
 to dump). The app runs until SIGTERM. On SIGUSR1 it writes, atomically, its state, the
-partitions it runs and the content of its local ``result`` store (empty while not RUNNING).
+partitions it runs and the content of its local ``result`` store (None while not RUNNING; a
+window store's windows keyed by ``key@start``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
-from tests.chaos.topologies import KINDS
+from tests.chaos.topologies import KINDS, WindowShape
+from tests.chaos.windowed import window_key
 
 
 def plain(value: Any) -> Any:
@@ -31,12 +33,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+def result_store(app: st.StreamsApp) -> dict[str, Any]:
+    """The local content of the ``result`` store: key -> value, a window store's keyed by
+    ``key@start``; empty where there is none (a global join writes only an output topic)."""
+    spec = app.topology.stores.get("result")
+    if spec is None:
+        return {}
+    if spec.store_type == "window":
+        found = app.window_store("result").all()
+        return {window_key(w.key, w.window.start_ms): plain(v) for w, v in found}
+    return {str(k): plain(v) for k, v in app.store("result").all()}
+
+
 def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     kind = KINDS[spec["kind"]]
-    topology = kind.build(spec["topics"])
-    has_result = "result" in topology.stores  # a global join writes only an output topic
+    windows = spec.get("windows")
+    topology = kind.build(spec["topics"], None if windows is None else WindowShape(**windows))
     app = st.StreamsApp(
         topology,
         st.StreamsConfig(
@@ -62,8 +76,7 @@ def main() -> int:
             report["active"] = report["standby"] = []
             report["metadata_error"] = type(exc).__name__
         try:
-            found = app.store("result").all() if has_result else iter(())
-            report["store"] = {str(k): plain(v) for k, v in found}
+            report["store"] = result_store(app)
         except StoreNotReady:
             report["store"] = None
         tmp = dump.with_suffix(".tmp")
