@@ -24,7 +24,7 @@ from streamtable.query._stored import entries_for_json
 from streamtable.runtime import AppState
 from streamtable.runtime._metadata import KeyQueryMetadata, StreamsMetadata
 from streamtable.serde import StringSerde
-from streamtable.state import ReadOnlyKeyValueStore
+from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
 from streamtable.topology import Topology
 
 
@@ -38,6 +38,8 @@ class QueryableApp(Protocol):
     def state(self) -> AppState: ...
 
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore: ...
+
+    def window_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyWindowStore: ...
 
     def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata: ...
 
@@ -101,24 +103,46 @@ def local_get(app: QueryableApp, store: str, key: Any, allow_stale: bool) -> Que
         found = app.store(store, allow_stale=allow_stale).get(key)
         where = app.metadata_for_key(store, key)
         after = app.local_metadata()
-    except StoreNotFound as exc:
-        return QueryResult.failure(FailureReason.UNKNOWN_STORE, str(exc))
-    except StoreNotReady as exc:
-        return QueryResult.failure(FailureReason.NOT_READY, str(exc))
-    except SerializationError as exc:
-        return QueryResult.failure(FailureReason.BAD_KEY, str(exc))
+    except READ_ERRORS as exc:
+        return read_failure(exc)
     if found is not None:
         return QueryResult.ok(found)  # read from a local task of the key's partition
     if where.partition is None:  # a global store: all of it is here
         return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+    refused = unowned(store, where.partition, before, after)
+    if refused is not None:
+        return refused
+    return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+
+
+READ_ERRORS = (StoreNotFound, StoreNotReady, SerializationError)
+"""What a local read of one key may raise: each has its failure value (:func:`read_failure`)."""
+
+
+def read_failure(exc: Exception) -> QueryResult[Any]:
+    """One of :data:`READ_ERRORS` as a failure value: ``unknown_store``, ``not_ready`` (retry)
+    or ``bad_key``."""
+    if isinstance(exc, StoreNotFound):
+        return QueryResult.failure(FailureReason.UNKNOWN_STORE, str(exc))
+    if isinstance(exc, StoreNotReady):
+        return QueryResult.failure(FailureReason.NOT_READY, str(exc))
+    return QueryResult.failure(FailureReason.BAD_KEY, str(exc))
+
+
+def unowned(
+    store: str, partition: int, before: StreamsMetadata, after: StreamsMetadata
+) -> QueryResult[Any] | None:
+    """Why a local read that found nothing for ``partition`` does not say the data is absent:
+    tasks moved during it (``NOT_READY``), or another instance hosts the partition
+    (``NOT_OWNER``: routed on stale metadata); None when it answered for its partition."""
     if after.generation != before.generation:
         return QueryResult.failure(FailureReason.NOT_READY, "tasks moved during the read; retry")
-    if where.partition not in before.active.get(store, ()):
+    if partition not in before.active.get(store, ()):
         return QueryResult.failure(
             FailureReason.NOT_OWNER,
-            f"partition {where.partition} of {store!r} is not hosted by this instance",
+            f"partition {partition} of {store!r} is not hosted by this instance",
         )
-    return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+    return None
 
 
 def local_scan(

@@ -4,8 +4,10 @@ orjson, and a contract test checks that what it serves validates against this do
 
 Example::
 
-    >>> sorted(openapi_document()["paths"])
-    ['/instances', '/openapi.json', '/stores/{store}', '/stores/{store}/keys/{key}']
+    >>> sorted(openapi_document()["paths"])[:3]
+    ['/instances', '/openapi.json', '/stores/{store}']
+    >>> sorted(openapi_document()["paths"])[3:]
+    ['/stores/{store}/keys/{key}', '/stores/{store}/windows', '/stores/{store}/windows/{key}']
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from streamtable.query._params import DEFAULT_LIMIT, MAX_LIMIT
 from streamtable.query._result import FailureReason
+from streamtable.query._windows import MAX_TIME_MS
 
 
 class ErrorBody(BaseModel):
@@ -52,6 +55,40 @@ class ScanBody(BaseModel):
     next_cursor: str | None = Field(description="pass back as cursor for the next page")
 
 
+class WindowValue(BaseModel):
+    start_ms: int = Field(description="the window's start, epoch milliseconds (inclusive)")
+    end_ms: int = Field(description="the window's end, epoch milliseconds (exclusive)")
+    value: Any
+
+
+class WindowsBody(BaseModel):
+    """``GET /stores/{store}/windows/{key}``: the key's windows starting in the time range,
+    in window-start order (empty when it has none there)."""
+
+    store: str
+    key: Any
+    windows: list[WindowValue]
+
+
+class WindowScanItem(BaseModel):
+    key: Any
+    start_ms: int
+    end_ms: int
+    value: Any
+    cursor: str | None = Field(None, description="this item's cursor (local scans only)")
+
+
+class WindowScanBody(BaseModel):
+    """``GET /stores/{store}/windows``: one page of windows in serialized windowed-key order
+    (key bytes, then window start)."""
+
+    store: str
+    items: list[WindowScanItem]
+    partitions: list[int] = Field(description="the partitions the page was read from")
+    has_more: bool
+    next_cursor: str | None = Field(description="pass back as cursor for the next page")
+
+
 class InstanceBody(BaseModel):
     instance_id: str
     application_server: str | None
@@ -70,7 +107,14 @@ class InstancesBody(BaseModel):
     instances: list[InstanceBody]
 
 
-_MODELS: list[type[BaseModel]] = [ErrorBody, KeyBody, ScanBody, InstancesBody]
+_MODELS: list[type[BaseModel]] = [
+    ErrorBody,
+    KeyBody,
+    ScanBody,
+    WindowsBody,
+    WindowScanBody,
+    InstancesBody,
+]
 _REF = "#/components/schemas/{model}"
 
 _FAILURES = {
@@ -120,25 +164,63 @@ def _responses(ok: str, *failures: int) -> dict[str, Any]:
     return answers
 
 
+_TEXT = {"type": "string"}
+_LIMIT = _param(
+    "limit",
+    "query",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    "items in the page",
+)
+_CURSOR = _param("cursor", "query", _TEXT, "the next_cursor of the previous page")
+_LOCAL = _param(
+    "local", "query", _FLAG, "this instance's partitions only (true/false, 1/0, yes/no)"
+)
+_TIMES = [
+    _param(
+        name,
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS, "default": default},
+        f"windows starting {side}, in epoch milliseconds ({name} <= time_to)",
+    )
+    for name, default, side in (
+        ("time_from", 0, "at or after this time"),
+        ("time_to", MAX_TIME_MS, "at or before this time"),
+    )
+]
+
+
 def _scan_parameters() -> list[dict[str, Any]]:
-    text = {"type": "string"}
     return [
         _STORE,
-        _param("from", "query", text, "the lowest key (text the store's key serde parses)"),
-        _param("to", "query", text, "the highest key (text the store's key serde parses)"),
-        _param("prefix", "query", text, "keys starting with this text (string keys)"),
-        _param(
-            "limit",
-            "query",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-            "items in the page",
-        ),
-        _param("cursor", "query", text, "the next_cursor of the previous page"),
-        _param(
-            "local", "query", _FLAG, "this instance's partitions only (true/false, 1/0, yes/no)"
-        ),
+        _param("from", "query", _TEXT, "the lowest key (text the store's key serde parses)"),
+        _param("to", "query", _TEXT, "the highest key (text the store's key serde parses)"),
+        _param("prefix", "query", _TEXT, "keys starting with this text (string keys)"),
+        _LIMIT,
+        _CURSOR,
+        _LOCAL,
         _STALE,
     ]
+
+
+def _window_paths(key: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/stores/{store}/windows/{key}": {
+            "get": {
+                "summary": "A window store's windows of one key starting in a time range, "
+                "from the instance that owns the key",
+                "parameters": [_STORE, key, *_TIMES, _STALE],
+                "responses": _responses("WindowsBody", 400, 404, 405, 503, 504),
+            }
+        },
+        "/stores/{store}/windows": {
+            "get": {
+                "summary": "A page of a window store's windows starting in a time range, over "
+                "every instance (or local=true: this one); without times, all of them",
+                "parameters": [_STORE, *_TIMES, _LIMIT, _CURSOR, _LOCAL, _STALE],
+                "responses": _responses("WindowScanBody", 400, 404, 405, 503, 504),
+            }
+        },
+    }
 
 
 def openapi_document(server_url: str = "") -> dict[str, Any]:
@@ -163,6 +245,7 @@ def openapi_document(server_url: str = "") -> dict[str, Any]:
                     "responses": _responses("ScanBody", 400, 404, 405, 503, 504),
                 }
             },
+            **_window_paths(key),
             "/instances": {
                 "get": {
                     "summary": "The live instances and their partitions per store",

@@ -1,5 +1,6 @@
-"""Query parameters as the HTTP layer reads them: true/false flags and a scan's bounds, prefix,
-cursor and limit; anything malformed is a ``bad_request`` (or ``bad_key``) failure value.
+"""Query parameters as the HTTP layer reads them: true/false flags, a scan's bounds, prefix,
+cursor and limit, a window query's time range (epoch milliseconds); anything malformed is a
+``bad_request`` (or ``bad_key``) failure value.
 
 Example::
 
@@ -10,12 +11,14 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from streamtable.query._codec import decode_cursor, parse_key, prefix_bytes
 from streamtable.query._local import ScanRequest
 from streamtable.query._result import FailureReason, QueryResult
+from streamtable.query._windows import MAX_TIME_MS, WindowRequest
 from streamtable.serde import Serde
 
 DEFAULT_LIMIT = 100
@@ -78,6 +81,30 @@ def parse_scan_params(
         if not found.is_ok:
             return QueryResult.failure(FailureReason.BAD_REQUEST, found.message)
         prefix = found.unwrap()
+    page = _cursor_and_limit(params, default_limit, max_limit)
+    if not page.is_ok:
+        return QueryResult.failure(FailureReason.BAD_REQUEST, page.message)
+    after, limit = page.unwrap()
+    lo = bounds.get("from")
+    return QueryResult.ok(
+        ScanRequest(
+            lo=lo,
+            hi=bounds.get("to"),
+            lo_bytes=None if lo is None else key_serde.serialize(lo),
+            prefix=prefix,
+            after=after,
+            limit=limit,
+            bounds_text=tuple(
+                (name, params[name]) for name in ("from", "to", "prefix") if name in params
+            ),
+        )
+    )
+
+
+def _cursor_and_limit(
+    params: Mapping[str, str], default_limit: int, max_limit: int
+) -> QueryResult[tuple[bytes | None, int]]:
+    """A page's ``cursor`` (None: the first page) and ``limit``."""
     after = None
     if params.get("cursor"):
         decoded = decode_cursor(params["cursor"])
@@ -87,17 +114,60 @@ def parse_scan_params(
     limit = parse_limit(params.get("limit"), default=default_limit, maximum=max_limit)
     if not limit.is_ok:
         return QueryResult.failure(FailureReason.BAD_REQUEST, limit.message)
-    lo = bounds.get("from")
-    return QueryResult.ok(
-        ScanRequest(
-            lo=lo,
-            hi=bounds.get("to"),
-            lo_bytes=None if lo is None else key_serde.serialize(lo),
-            prefix=prefix,
-            after=after,
-            limit=limit.unwrap(),
-            bounds_text=tuple(
-                (name, params[name]) for name in ("from", "to", "prefix") if name in params
-            ),
+    return QueryResult.ok((after, limit.unwrap()))
+
+
+# ASCII digits only: int() also takes "1_0", " 1" and other scripts' digits.
+_EPOCH_MS = re.compile(r"[0-9]{1,19}")
+
+
+def parse_time_range(params: Mapping[str, str]) -> QueryResult[tuple[int, int]]:
+    """``time_from`` and ``time_to``: window starts in epoch milliseconds, integers in
+    ``[0, MAX_TIME_MS]``, ``time_from <= time_to``; absent, all time."""
+    times: list[int] = []
+    for name, default in (("time_from", 0), ("time_to", MAX_TIME_MS)):
+        text = params.get(name)
+        if text is None:
+            times.append(default)
+        elif _EPOCH_MS.fullmatch(text) and int(text) <= MAX_TIME_MS:
+            times.append(int(text))
+        else:
+            return QueryResult.failure(
+                FailureReason.BAD_REQUEST,
+                f"{name} must be an integer of epoch milliseconds in [0, {MAX_TIME_MS}] "
+                f"(got {text[:40]!r})",
+            )
+    time_from, time_to = times
+    if time_from > time_to:
+        return QueryResult.failure(
+            FailureReason.BAD_REQUEST,
+            f"time_from ({time_from}) must not be after time_to ({time_to})",
         )
-    )
+    return QueryResult.ok((time_from, time_to))
+
+
+def parse_window_params(
+    params: Mapping[str, str],
+    *,
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int = MAX_LIMIT,
+) -> QueryResult[WindowRequest]:
+    """A window query from ``time_from``/``time_to`` (epoch ms, see :func:`parse_time_range`),
+    ``cursor`` (a ``next_cursor`` given earlier) and ``limit``; a ``bad_request`` failure value
+    names the first bad one.
+
+    Example::
+
+        >>> parse_window_params({"time_from": "60000"}).unwrap().time_from
+        60000
+        >>> parse_window_params({"time_from": "-1"}).message[:40]
+        'time_from must be an integer of epoch mi'
+    """
+    times = parse_time_range(params)
+    if not times.is_ok:
+        return QueryResult.failure(FailureReason.BAD_REQUEST, times.message)
+    page = _cursor_and_limit(params, default_limit, max_limit)
+    if not page.is_ok:
+        return QueryResult.failure(FailureReason.BAD_REQUEST, page.message)
+    (time_from, time_to), (after, limit) = times.unwrap(), page.unwrap()
+    return QueryResult.ok(WindowRequest(time_from, time_to, after, limit))

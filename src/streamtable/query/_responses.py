@@ -49,6 +49,11 @@ def page_body(store: str, page: ScanPage, *, with_cursors: bool) -> Body:
         ]
     else:
         items = [{"key": key, "value": value} for _, key, value in page.items]
+    return page_envelope(store, items, page)
+
+
+def page_envelope(store: str, items: list[Body], page: ScanPage) -> Body:
+    """A page's body around its ``items``: the partitions read, ``has_more``, ``next_cursor``."""
     return {
         "store": store,
         "items": items,

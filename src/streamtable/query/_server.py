@@ -2,12 +2,19 @@
 
 Routes::
 
-    GET /stores/{store}/keys/{key}   the value of one key, from the instance that owns it
-    GET /stores/{store}              a scan: ?from=&to=&prefix=&limit=&cursor= (&local=true)
-    GET /instances                   the live instances and their partitions per store
-    GET /openapi.json                the OpenAPI document of these routes
+    GET /stores/{store}/keys/{key}     the value of one key, from the instance that owns it
+    GET /stores/{store}                a scan: ?from=&to=&prefix=&limit=&cursor= (&local=true)
+    GET /stores/{store}/windows/{key}  a window store's windows of one key starting in
+                                       ?time_from=&time_to= (epoch ms), from the key's owner
+    GET /stores/{store}/windows        a page of every key's windows starting in
+                                       ?time_from=&time_to=, &limit=&cursor= (&local=true);
+                                       without the times, all of them (``all()``)
+    GET /instances                     the live instances and their partitions per store
+    GET /openapi.json                  the OpenAPI document of these routes
 
-``?stale=true`` on the store routes opts in to stale reads (restoring tasks answer).
+``?stale=true`` on the store routes opts in to stale reads (restoring tasks answer). A window
+store asked for at a key-value route, or a key-value store at a window route, is a
+``bad_request`` whose message says where to ask.
 
 Keys are routed and scans fanned out by :class:`~streamtable.query.ClusterQueries` (see there:
 one forwarding hop, a scan covers every partition exactly once or fails). Mounted under a path
@@ -28,7 +35,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -41,18 +48,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamtable.query._cluster import (
-    COLUMNS,
-    FORWARDED_HEADER,
-    ClusterQueries,
-    columns_body,
-    text_keys,
-)
+from streamtable.query._cluster import ClusterQueries
 from streamtable.query._local import QueryableApp
 from streamtable.query._openapi import openapi_document
-from streamtable.query._params import parse_flag, parse_scan_params
+from streamtable.query._pages import COLUMNS, columns_body, text_keys
+from streamtable.query._params import (
+    parse_flag,
+    parse_scan_params,
+    parse_time_range,
+    parse_window_params,
+)
+from streamtable.query._peers import FORWARDED_HEADER
 from streamtable.query._responses import error_response, instance_body, json_response, page_body
 from streamtable.query._result import FailureReason, QueryResult
+from streamtable.query._windows import WindowRequest, window_page_body
+from streamtable.topology import StoreSpec
 
 
 def create_query_app(
@@ -82,6 +92,8 @@ def create_query_app(
             Route("/openapi.json", server.openapi, methods=["GET"]),
             Route("/stores/{store}", server.scan, methods=["GET"]),
             Route("/stores/{store}/keys/{key:anykey}", server.get_key, methods=["GET"]),
+            Route("/stores/{store}/windows", server.fetch_all, methods=["GET"]),
+            Route("/stores/{store}/windows/{key:anykey}", server.fetch, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={404: _no_route, 405: _no_route},
@@ -120,28 +132,80 @@ class _QueryServer:
     async def scan(self, request: Request) -> Response:
         store = request.path_params["store"]
         params = request.query_params
-        forwarded = FORWARDED_HEADER in request.headers
-        local, stale = parse_flag(params, "local"), parse_flag(params, "stale")
-        for flag in (local, stale):
-            if not flag.is_ok:
-                return self._failure(store, flag)
-        spec = self.queries.queryable(store)
-        if not spec.is_ok:
-            return self._failure(store, spec)
-        parsed = parse_scan_params(params, spec.unwrap().key_serde)
+        asked = self._page_of_store(request, "key_value")
+        if not asked.is_ok:
+            return self._failure(store, asked)
+        spec, only_here, stale = asked.unwrap()
+        parsed = parse_scan_params(params, spec.key_serde)
         if not parsed.is_ok:
             return self._failure(store, parsed)
-        only_here = local.unwrap() or forwarded
         page = await self.queries.scan(
-            store, parsed.unwrap(), local=only_here, stale=stale.unwrap(),
-            mount=_mount_path(request),
-        )  # fmt: skip
+            store, parsed.unwrap(), local=only_here, stale=stale, mount=_mount_path(request)
+        )
         if not page.is_ok:
             return self._failure(store, page)
-        if forwarded and params.get("format") == COLUMNS:
+        if FORWARDED_HEADER in request.headers and params.get("format") == COLUMNS:
             keys_are_text = text_keys(self.queries.app, store)
             return json_response(200, columns_body(store, page.unwrap(), keys_are_text))
         return json_response(200, page_body(store, page.unwrap(), with_cursors=only_here))
+
+    async def fetch(self, request: Request) -> Response:
+        """One key's windows in a time range, from the instance that owns the key."""
+        store = request.path_params["store"]
+        stale = parse_flag(request.query_params, "stale")
+        if not stale.is_ok:
+            return self._failure(store, stale)
+        spec = self.queries.queryable(store, "window")
+        if not spec.is_ok:
+            return self._failure(store, spec)
+        times = parse_time_range(request.query_params)
+        if not times.is_ok:
+            return self._failure(store, times)
+        found = await self.queries.fetch(
+            store,
+            request.path_params["key"],
+            WindowRequest(*times.unwrap()),
+            stale=stale.unwrap(),
+            forwarded=FORWARDED_HEADER in request.headers,
+            mount=_mount_path(request),
+        )
+        if not found.is_ok:
+            return self._failure(store, found)
+        key, windows = found.unwrap()
+        return json_response(200, {"store": store, "key": key, "windows": windows})
+
+    async def fetch_all(self, request: Request) -> Response:
+        """A page of every key's windows in a time range, over every instance."""
+        store = request.path_params["store"]
+        asked = self._page_of_store(request, "window")
+        if not asked.is_ok:
+            return self._failure(store, asked)
+        _, only_here, stale = asked.unwrap()
+        parsed = parse_window_params(request.query_params)
+        if not parsed.is_ok:
+            return self._failure(store, parsed)
+        page = await self.queries.fetch_all(
+            store, parsed.unwrap(), local=only_here, stale=stale, mount=_mount_path(request)
+        )
+        if not page.is_ok:
+            return self._failure(store, page)
+        return json_response(200, window_page_body(store, page.unwrap(), with_cursors=only_here))
+
+    def _page_of_store(
+        self, request: Request, store_type: str
+    ) -> QueryResult[tuple[StoreSpec, bool, bool]]:
+        """A page request's store spec, whether to read this instance only (``local=true``,
+        or a peer asked for its part) and ``stale``; or the first failure."""
+        flags = _flags(request.query_params, "local", "stale")
+        if not flags.is_ok:
+            return QueryResult.failure(FailureReason.BAD_REQUEST, flags.message)
+        local, stale = flags.unwrap()
+        spec = self.queries.queryable(request.path_params["store"], store_type)
+        if not spec.is_ok:
+            assert spec.reason is not None
+            return QueryResult.failure(spec.reason, spec.message)
+        only_here = local or FORWARDED_HEADER in request.headers
+        return QueryResult.ok((spec.unwrap(), only_here, stale))
 
     def _failure(self, store: str, result: QueryResult[Any]) -> Response:
         assert result.reason is not None
@@ -153,6 +217,17 @@ class _QueryServer:
 @lru_cache(maxsize=8)
 def _document(mount: str) -> dict[str, Any]:
     return openapi_document(mount)
+
+
+def _flags(params: Mapping[str, str], *names: str) -> QueryResult[tuple[bool, ...]]:
+    """The true/false parameters ``names``, or the first one's failure."""
+    values = []
+    for name in names:
+        flag = parse_flag(params, name)
+        if not flag.is_ok:
+            return QueryResult.failure(FailureReason.BAD_REQUEST, flag.message)
+        values.append(flag.unwrap())
+    return QueryResult.ok(tuple(values))
 
 
 def _mount_path(request: Request) -> str:

@@ -20,10 +20,13 @@ from streamtable.topology import StoreSpec
 
 
 def entries_for_json(
-    entries: Iterable[RawEntry], spec: StoreSpec
+    entries: Iterable[RawEntry],
+    spec: StoreSpec,
+    key_decoder: Callable[[bytes], Any] | None = None,
 ) -> Iterator[tuple[bytes, Any, Any]]:
-    """``(key bytes, key, value)`` of ``spec``'s raw entries, JSON values as fragments."""
+    """``(key bytes, key, value)`` of ``spec``'s raw entries, JSON values as fragments; keys
+    by ``key_decoder`` (a window store's windowed keys), else by the spec's key serde."""
     value_decoder: Callable[[bytes], Any] = spec.value_serde.deserialize
     if isinstance(spec.value_serde, JsonSerde):
         value_decoder = orjson.Fragment
-    return decode_entries(entries, spec.key_serde.deserialize, value_decoder)
+    return decode_entries(entries, key_decoder or spec.key_serde.deserialize, value_decoder)

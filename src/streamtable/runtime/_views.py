@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 from streamtable.serde import Serde
-from streamtable.state import RawEntry, decode_entries
+from streamtable.state import RawEntry, decode_entries, starting_in
 from streamtable.topology import partition_for
 
 StoreLookup = Callable[[], tuple[dict[int, Any], int]]  # partition -> store, partition count
@@ -120,12 +120,20 @@ class CompositeStoreView:
         return self._merge(lambda store: store.prefix_scan(prefix))
 
     def window_entries(
-        self, lo: bytes | None, hi: bytes | None, key: bytes | None
+        self,
+        lo: bytes | None,
+        hi: bytes | None,
+        key: bytes | None,
+        *,
+        starts: tuple[int, int] | None = None,
+        limit: int | None = None,
     ) -> Iterator[RawEntry]:
         """A window store's raw entries between windowed-key bytes ``lo`` and ``hi``, merged
         by key bytes: of the task of ``key``'s partition when the record key's bytes are
         given (the partitioner placed its records by them), else of every task (a
-        :data:`~streamtable.state.WindowScan`)."""
+        :data:`~streamtable.state.WindowScan`). ``starts``: only windows starting in
+        ``[first, last]`` ms; ``limit``: at most that many entries, and no task reads more
+        (a page of a scan)."""
         self._check_ready()  # fail fast, not behind a recovery holding the lock
         with self._lock:
             stores, count = self._stores()
@@ -134,8 +142,12 @@ class CompositeStoreView:
             else:
                 one = stores.get(partition_for(key, max(count, 1)))
                 chosen = [] if one is None else [one]
-            parts = [list(store.raw_entries(lo, hi)) for store in chosen]
-        return heapq.merge(*parts, key=itemgetter(0))
+            parts = [
+                list(islice(starting_in(store.raw_entries(lo, hi), starts), limit))
+                for store in chosen
+            ]
+        merged: Iterator[RawEntry] = heapq.merge(*parts, key=itemgetter(0))
+        return merged if limit is None else islice(merged, limit)
 
     def approximate_num_entries(self) -> int:
         self._check_ready()  # fail fast, not behind a recovery holding the lock

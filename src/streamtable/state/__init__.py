@@ -27,7 +27,12 @@ from streamtable.state._kv import (
     decode_entries,
 )
 from streamtable.state._metered import MeteredStore, record_cache
-from streamtable.state._views import ReadOnlyKeyValueStore, ReadOnlyWindowStore, WindowScan
+from streamtable.state._views import (
+    ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore,
+    WindowScan,
+    starting_in,
+)
 from streamtable.state._window import SegmentedWindowBytesStore
 
 __all__ = [
@@ -53,4 +58,5 @@ __all__ = [
     "decode_entries",
     "open_engine",
     "record_cache",
+    "starting_in",
 ]

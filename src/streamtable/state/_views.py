@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 from streamtable.serde import Serde
 from streamtable.serde._windowed import (
@@ -76,10 +77,32 @@ class ReadOnlyKeyValueStore:
         return f"ReadOnlyKeyValueStore({self.name!r})"
 
 
-WindowScan = Callable[[bytes | None, bytes | None, bytes | None], Iterator[RawEntry]]
-"""``scan(lo, hi, key)``: a window store's raw entries with windowed-key bytes between ``lo``
-and ``hi`` (inclusive; None: open), in key-bytes order. ``key`` is the record key's bytes when
-only that key's windows are wanted (a view over many partitions then reads one)."""
+class WindowScan(Protocol):
+    """``scan(lo, hi, key, starts=None, limit=None)``: a window store's raw entries with
+    windowed-key bytes between ``lo`` and ``hi`` (inclusive; None: open), in key-bytes order.
+    ``key`` is the record key's bytes when only that key's windows are wanted (a view over many
+    partitions then reads one); ``starts``: only windows starting in ``[first, last]`` ms
+    (:func:`starting_in`); ``limit``: at most that many entries."""
+
+    def __call__(
+        self,
+        lo: bytes | None,
+        hi: bytes | None,
+        key: bytes | None,
+        /,
+        *,
+        starts: tuple[int, int] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RawEntry]: ...
+
+
+def starting_in(entries: Iterable[RawEntry], starts: tuple[int, int] | None) -> Iterator[RawEntry]:
+    """The entries (windowed keys) whose window starts in ``[first, last]`` ms; all of them
+    when ``starts`` is None."""
+    if starts is None:
+        return iter(entries)
+    first, last = starts
+    return (entry for entry in entries if first <= window_start_of(entry[0]) <= last)
 
 
 def _ms(value: int | datetime, name: str) -> int:
@@ -118,9 +141,16 @@ class ReadOnlyWindowStore:
     def over(cls, store: Any) -> ReadOnlyWindowStore:
         """A view of one window store's stack (its top layer, whatever it is)."""
 
-        def scan(lo: bytes | None, hi: bytes | None, key: bytes | None) -> Iterator[RawEntry]:
-            entries: Iterator[RawEntry] = store.raw_entries(lo, hi)
-            return entries
+        def scan(
+            lo: bytes | None,
+            hi: bytes | None,
+            key: bytes | None,
+            /,
+            *,
+            starts: tuple[int, int] | None = None,
+            limit: int | None = None,
+        ) -> Iterator[RawEntry]:
+            return islice(starting_in(store.raw_entries(lo, hi), starts), limit)
 
         return cls(store.name, store.key_serde, store.value_serde, scan)
 
@@ -152,11 +182,24 @@ class ReadOnlyWindowStore:
         self, time_from: int | datetime, time_to: int | datetime
     ) -> Iterator[tuple[Windowed, Any]]:
         """``(Windowed, value)`` of every window starting in ``[time_from, time_to]``."""
-        lo, hi = _ms(time_from, "time_from"), _ms(time_to, "time_to")
-        entries = (
-            entry for entry in self._scan(None, None, None) if lo <= window_start_of(entry[0]) <= hi
-        )
-        return self._decoded(entries)
+        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        return self._decoded(self._scan(None, None, None, starts=starts))
+
+    def raw_fetch_all(
+        self,
+        time_from: int | datetime,
+        time_to: int | datetime,
+        *,
+        after: bytes | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RawEntry]:
+        """``fetch_all``'s entries before decoding, ``(windowed key bytes, stored value)`` (a
+        record cache's pending entry is ``Decoded((Windowed, value))``), strictly after the
+        windowed key bytes ``after``, the first ``limit`` of them: what the query server pages
+        by, decoding with :func:`~streamtable.state.decode_entries` as it chooses."""
+        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        lo = None if after is None else after + b"\x00"  # the least bytes after ``after``
+        return self._scan(lo, None, None, starts=starts, limit=limit)
 
     def all(self) -> Iterator[tuple[Windowed, Any]]:
         """``(Windowed, value)`` of every window the store keeps."""

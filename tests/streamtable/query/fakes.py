@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,14 @@ from streamtable.errors import StoreNotFound, StoreNotReady
 from streamtable.query import create_query_app
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
 from streamtable.runtime._views import CompositeStoreView
-from streamtable.state import MemoryBytesStore, ReadOnlyKeyValueStore, SerdeStore
-from streamtable.topology import partition_for
+from streamtable.serde import DEFAULT, JSON, STRING, TimeWindowedSerde
+from streamtable.state import (
+    MemoryBytesStore,
+    ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore,
+    SerdeStore,
+)
+from streamtable.topology import build_store, partition_for
 from tests.support.positions import seed_topology
 
 PARTITIONS = 6
@@ -55,7 +62,11 @@ class FakeApp:
         self.partitions = {p: s for p, s in self.partitions.items() if p in wanted}
         for p in wanted - set(self.partitions):
             self.partitions[p] = {
-                name: SerdeStore(name, MemoryBytesStore(), spec.key_serde, spec.value_serde)
+                name: (
+                    build_store(spec, MemoryBytesStore(), "fake", p, None, None)[0]
+                    if spec.store_type == "window"
+                    else SerdeStore(name, MemoryBytesStore(), spec.key_serde, spec.value_serde)
+                )
                 for name, spec in self.topology.stores.items()
             }
         self.directory.set_active(
@@ -67,8 +78,27 @@ class FakeApp:
         p = partition_for(serde.serialize(key), PARTITIONS)
         self.partitions[p][store].put(key, value, 0)
 
+    def put_window(self, store: str, key: Any, start_ms: int, value: Any) -> None:
+        """Write ``value`` for ``key``'s window starting at ``start_ms`` of window store
+        ``store`` (in the partition of the record key, as a windowed aggregation does)."""
+        spec = self.topology.stores[store]
+        assert spec.window_size_ms is not None
+        p = partition_for(spec.key_serde.serialize(key), PARTITIONS)
+        window = st.Window(start_ms, start_ms + spec.window_size_ms)
+        self.partitions[p][store].put(st.Windowed(key, window), value, start_ms)
+
     # -- QueryableApp ----------------------------------------------------------------------
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
+        return ReadOnlyKeyValueStore(self._view(name, allow_stale))
+
+    def window_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyWindowStore:
+        view = self._view(name, allow_stale)
+        spec = self.topology.stores[name]
+        assert spec.window_size_ms is not None
+        keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+        return ReadOnlyWindowStore(name, keys, spec.value_serde, view.window_entries)
+
+    def _view(self, name: str, allow_stale: bool) -> CompositeStoreView:
         spec = self.topology.stores.get(name)
         if spec is None:
             raise StoreNotFound(name, list(self.topology.stores))
@@ -86,9 +116,7 @@ class FakeApp:
             }, PARTITIONS
 
         check()
-        return ReadOnlyKeyValueStore(
-            CompositeStoreView(name, spec.key_serde, lookup, check, self.lock)
-        )
+        return CompositeStoreView(name, spec.key_serde, lookup, check, self.lock)
 
     def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata:
         spec = self.topology.stores.get(store)
@@ -168,6 +196,10 @@ class Cluster:
         owner = next(a for a in self.apps if p in a.partitions)
         owner.put(store, key, value)
 
+    def put_window(self, store: str, key: Any, start_ms: int, value: Any) -> None:
+        """Write a window of ``key`` into the window store of the instance that owns it."""
+        self.owner_of(store, key).put_window(store, key, start_ms, value)
+
     def owner_of(self, store: str, key: Any) -> FakeApp:
         serde = self.topology.stores[store].key_serde
         p = partition_for(serde.serialize(key), PARTITIONS)
@@ -209,3 +241,43 @@ class InstanceClient:
                 return await c.request(method, path, params=params, headers=headers)
 
         return asyncio.run(send())
+
+
+WINDOW_SIZE_MS = 60_000
+WINDOWED_STORES = ("counts", "sums")  # STRING keys, DEFAULT values; DEFAULT keys, JSON values
+CLIENTS = [f"c{i}" for i in range(12)]
+WINDOW_STARTS = [0, 60_000, 120_000, 180_000]
+
+
+def windowed_topology() -> st.Topology:
+    """Two 1-minute window stores, ``counts`` (STRING keys) and ``sums`` (DEFAULT keys, JSON
+    values), and the key-value store ``totals``, all in one sub-topology."""
+    b = st.StreamsBuilder()
+    minute = st.TimeWindows.of_size_with_no_grace(timedelta(milliseconds=WINDOW_SIZE_MS))
+    day = timedelta(days=1)
+    trades = b.stream("trades", key_serde=STRING).group_by_key()
+    trades.windowed_by(minute).count(store="counts", retention=day)
+    trades.count(store="totals")
+    amounts = b.stream("amounts", key_serde=DEFAULT).group_by_key()
+    amounts.windowed_by(minute).aggregate(
+        lambda: {"sum": 0}, lambda k, v, agg: {"sum": agg["sum"] + v}, store="sums",
+        value_serde=JSON, retention=day,
+    )  # fmt: skip
+    return b.build()
+
+
+def window_value(store: str, client: str, start_ms: int) -> Any:
+    n = int(client[1:]) * 10 + start_ms // WINDOW_SIZE_MS
+    return n if store == "counts" else {"sum": n, "client": client}
+
+
+def windowed_cluster(size: int) -> Cluster:
+    """``size`` instances holding, in both window stores, a window of every client at every
+    start of :data:`WINDOW_STARTS` (values :func:`window_value`), and each client's total."""
+    cluster = Cluster(size, windowed_topology())
+    for client in CLIENTS:
+        for store in WINDOWED_STORES:
+            for start in WINDOW_STARTS:
+                cluster.put_window(store, client, start, window_value(store, client, start))
+        cluster.put("totals", client, len(WINDOW_STARTS))
+    return cluster

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from streamtable.query import FailureReason, QueryResult, parse_key, render
-from streamtable.query._cluster import page_of
 from streamtable.query._codec import cursor_key, decode_cursor, dumps, encode_cursor, prefix_bytes
+from streamtable.query._pages import page_of
 from streamtable.serde import BYTES, DEFAULT, DOUBLE, INT, JSON, LONG, STRING
 
 pytestmark = pytest.mark.unit

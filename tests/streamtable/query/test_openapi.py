@@ -196,7 +196,7 @@ def test_the_exported_names_are_the_public_api() -> None:
     assert set(q.__all__) == {
         "ClusterQueries", "DEFAULT_LIMIT", "ErrorBody", "FORWARDED_HEADER", "FailureReason",
         "HostInfo", "KeyQueryMetadata", "MAX_LIMIT", "QueryResult", "QueryableApp", "ScanPage",
-        "ScanRequest", "StreamsMetadata", "create_query_app", "error_response",
+        "ScanRequest", "StreamsMetadata", "WindowRequest", "create_query_app", "error_response",
         "openapi_document", "parse_flag", "parse_key", "parse_limit", "parse_scan_params",
-        "render",
+        "parse_window_params", "render",
     }  # fmt: skip

@@ -63,6 +63,48 @@ def test_fetch_reads_the_keys_partition_and_scans_merge_every_partition() -> Non
     assert len(list(windows.all())) == 2 * len(keys) + 1
 
 
+class CountingStore:
+    """Counts the entries a task's store hands to the view."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.read = 0
+
+    def raw_entries(self, lo: bytes | None, hi: bytes | None) -> Any:
+        for entry in self.store.raw_entries(lo, hi):
+            self.read += 1
+            yield entry
+
+
+def test_a_page_of_fetch_all_reads_a_bounded_part_of_each_task_after_the_cursor() -> None:
+    stores = {
+        p: CountingStore(build_store(SPEC, open_engine(False), "app", p, None, None)[1])
+        for p in range(PARTITIONS)
+    }
+    keys = [f"k{i:02}" for i in range(30)]
+    for key in keys:
+        for start in (0, SIZE, 2 * SIZE):
+            stores[partition_of(key)].store.put(w(key, start), {"k": key}, start)
+    view = CompositeStoreView(
+        "w", STRING, lambda: (stores, PARTITIONS), lambda: None, threading.RLock()
+    )
+    windows = ReadOnlyWindowStore("w", TimeWindowedSerde(STRING, SIZE), JSON, view.window_entries)
+    serde = TimeWindowedSerde(STRING, SIZE)
+
+    def page(after: bytes | None) -> list[st.Windowed]:
+        raw = windows.raw_fetch_all(SIZE, 2 * SIZE, after=after, limit=4)
+        return [serde.deserialize(kb) for kb, _ in raw]
+
+    first = page(None)
+    assert first == [w("k00", SIZE), w("k00", 2 * SIZE), w("k01", SIZE), w("k01", 2 * SIZE)]
+    # Each task stopped after 4 windows in range (and the windows out of range before them).
+    assert all(s.read <= 4 + 2 for s in stores.values())
+    after = serde.serialize(first[-1])
+    assert page(after) == [w("k02", SIZE), w("k02", 2 * SIZE), w("k03", SIZE), w("k03", 2 * SIZE)]
+    everything = list(windows.fetch_all(SIZE, 2 * SIZE))
+    assert [k for k, _ in everything] == [w(k, s) for k in keys for s in (SIZE, 2 * SIZE)]
+
+
 def test_the_dropped_records_collector_sums_the_tasks_counts() -> None:
     tasks = [Counter({"late": 2}), Counter({"late": 1, "null_key": 4})]
     registry = CollectorRegistry()
