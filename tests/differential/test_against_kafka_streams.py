@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from tests.streamtable.topologies import TOPOLOGIES
 
 pytestmark = pytest.mark.integration
 
-REFERENCE = Path(__file__).resolve().parents[2] / "bench" / "reference"
 CASES_PER_TOPOLOGY = 40
 SEED = 20261124
 
@@ -110,32 +107,6 @@ def run_python(topology: str, records: list[dict[str, Any]]) -> dict[str, Any]:
             if not name.startswith("KTABLE-")
         }
     return {"outputs": outputs, "stores": stores}
-
-
-@pytest.fixture(scope="module")
-def java_runner() -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
-    build = subprocess.run(
-        ["bash", str(REFERENCE / "build.sh")], capture_output=True, text=True, check=False
-    )
-    if build.returncode != 0:
-        pytest.fail(f"building the Java reference failed:\n{build.stderr[-3000:]}")
-    deps = (REFERENCE / "target" / "classpath.txt").read_text().strip()
-    classpath = f"{REFERENCE / 'target' / 'classes'}:{deps}"
-
-    def run(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        stdin = "".join(json.dumps(c) + "\n" for c in cases)
-        done = subprocess.run(
-            ["java", "-cp", classpath, "dev.streamtable.reference.DifferentialRunner"],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-
-    return run
 
 
 def test_python_and_java_kafka_streams_agree_record_for_record(

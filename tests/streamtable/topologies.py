@@ -4,6 +4,9 @@ reference in bench/reference)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import streamtable as st
@@ -138,4 +141,80 @@ TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     "stream_table_left_join": lambda: stream_table_join(True),
     "stream_global_join": lambda: stream_global_join(False),
     "stream_global_left_join": lambda: stream_global_join(True),
+}
+
+
+@dataclass(frozen=True)
+class WindowShape:
+    """A windowed reference topology: windows and store retention in milliseconds (retention 0:
+    the default, size + grace), and the operation: ``count``, ``reduce`` or ``aggregate``."""
+
+    size_ms: int
+    advance_ms: int
+    grace_ms: int
+    retention_ms: int
+    op: str
+
+    def windows(self) -> st.TimeWindows:
+        ms = timedelta(milliseconds=1)
+        tumbling = st.TimeWindows.of_size_and_grace(self.size_ms * ms, self.grace_ms * ms)
+        return tumbling.advance_by(self.advance_ms * ms)
+
+
+WINDOW_SHAPES: dict[str, WindowShape] = {
+    "win_tumbling_count": WindowShape(10_000, 10_000, 3_000, 0, "count"),
+    "win_hopping_count": WindowShape(10_000, 4_000, 2_000, 0, "count"),
+    "win_tumbling_reduce": WindowShape(10_000, 10_000, 3_000, 0, "reduce"),
+    "win_hopping_reduce": WindowShape(10_000, 4_000, 2_000, 0, "reduce"),
+    "win_tumbling_aggregate": WindowShape(10_000, 10_000, 3_000, 150_000, "aggregate"),
+    "win_hopping_aggregate": WindowShape(10_000, 4_000, 2_000, 0, "aggregate"),
+}
+"""The windowed topologies of bench/reference's WindowedTopologies.java, with the same names."""
+
+
+def _totals(key: Any, trade: Any, agg: dict[str, int]) -> dict[str, int]:
+    return {"count": agg["count"] + 1, "total": agg["total"] + trade["amount"]}
+
+
+def windowed(name: str) -> st.Topology:
+    """``trades`` (key: a string, value: ``{"client", "amount"}``) counted per key, or its
+    amounts summed (reduce) or counted and totalled (aggregate) per client, in the windows of
+    ``WINDOW_SHAPES[name]``, stored in ``win-store`` and written to ``win-out``."""
+    shape = WINDOW_SHAPES[name]
+    b = st.StreamsBuilder()
+    trades = b.stream("trades", key_serde=STRING, value_serde=JSON)
+    retention = timedelta(milliseconds=shape.retention_ms) if shape.retention_ms else None
+    if shape.op == "count":
+        table = (
+            trades.group_by_key()
+            .windowed_by(shape.windows())
+            .count(store="win-store", retention=retention)
+        )
+    elif shape.op == "reduce":
+        amounts = trades.map(
+            lambda k, v: (v["client"], v["amount"]), key_serde=STRING, value_serde=JSON
+        )
+        table = (
+            amounts.group_by_key()
+            .windowed_by(shape.windows())
+            .reduce(lambda agg, v: agg + v, store="win-store", retention=retention)
+        )
+    else:
+        table = (
+            trades.group_by(lambda k, v: v["client"], key_serde=STRING)
+            .windowed_by(shape.windows())
+            .aggregate(
+                lambda: {"count": 0, "total": 0},
+                _totals,
+                store="win-store",
+                value_serde=JSON,
+                retention=retention,
+            )
+        )
+    table.to_stream().to("win-out", value_serde=JSON)
+    return b.build()
+
+
+WINDOWED_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    name: partial(windowed, name) for name in WINDOW_SHAPES
 }

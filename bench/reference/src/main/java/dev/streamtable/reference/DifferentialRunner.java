@@ -29,6 +29,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -122,8 +123,21 @@ public final class DifferentialRunner {
         if (records != null && !records.isNull() && !records.isArray()) {
             return fatal(id, "records must be an array");
         }
+        JsonNode fetchKeys = c.get("fetch_keys");
+        if (fetchKeys != null && !fetchKeys.isNull() && !fetchKeys.isArray()) {
+            return fatal(id, "fetch_keys must be an array of strings");
+        }
+        List<String> keys = new ArrayList<>();
+        if (fetchKeys != null && fetchKeys.isArray()) {
+            fetchKeys.forEach(k -> keys.add(k.asText()));
+        }
+        JsonNode cache = c.get("cache_max_bytes");
+        if (cache != null && !cache.isNull() && !cache.canConvertToExactIntegral()) {
+            return fatal(id, "cache_max_bytes must be an integer");
+        }
+        Long cacheMaxBytes = cache == null || cache.isNull() ? null : cache.asLong();
         try {
-            return runCase(id, spec, records == null ? NODES.arrayNode() : records);
+            return runCase(id, spec, records == null ? NODES.arrayNode() : records, keys, cacheMaxBytes);
         } catch (Exception | Error e) {
             e.printStackTrace();
             return fatal(id, describe(e));
@@ -138,7 +152,7 @@ public final class DifferentialRunner {
     }
 
     /** "{@code <exception class>: <message>}", i.e. Throwable.toString(). */
-    private static String describe(Throwable e) {
+    static String describe(Throwable e) {
         return e.getClass().getName() + ": " + e.getMessage();
     }
 
@@ -150,7 +164,8 @@ public final class DifferentialRunner {
         return c;
     }
 
-    private ObjectNode runCase(JsonNode id, Topologies.Spec spec, JsonNode records) throws IOException {
+    private ObjectNode runCase(JsonNode id, Topologies.Spec spec, JsonNode records, List<String> fetchKeys,
+                               Long cacheMaxBytes) throws IOException {
         int n = caseNumber++;
         Files.createDirectories(STATE_BASE);
         Path stateDir = Files.createTempDirectory(STATE_BASE, "streamtable-diff-");
@@ -160,17 +175,21 @@ public final class DifferentialRunner {
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
         props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class.getName());
         props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, JsonSerde.class.getName());
+        if (cacheMaxBytes != null) {
+            props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, cacheMaxBytes);
+        }
         // A fresh Topology per case: a Topology is rewritten by the driver for its application id.
         Topology topology = Topologies.build(spec.name(), props);
 
         ArrayNode outputs = NODES.arrayNode();
         ObjectNode stores = NODES.objectNode();
+        long dropped = 0;
         TopologyTestDriver driver = null;
         try {
             driver = new TopologyTestDriver(topology, props, Instant.ofEpochMilli(0));
-            Map<String, TestOutputTopic<String, JsonNode>> outTopics = new LinkedHashMap<>();
+            Map<String, TestOutputTopic<byte[], JsonNode>> outTopics = new LinkedHashMap<>();
             for (String topic : spec.outputs()) {
-                outTopics.put(topic, driver.createOutputTopic(topic, new StringDeserializer(),
+                outTopics.put(topic, driver.createOutputTopic(topic, new ByteArrayDeserializer(),
                         new JsonSerde.JsonDeserializer()));
             }
             Map<String, TestInputTopic<String, JsonNode>> inTopics = new HashMap<>();
@@ -187,22 +206,16 @@ public final class DifferentialRunner {
                     err.put("cause", describe(rootCause(e)));
                     outputs.add(err);
                 }
-                for (Map.Entry<String, TestOutputTopic<String, JsonNode>> e : outTopics.entrySet()) {
-                    for (TestRecord<String, JsonNode> r : e.getValue().readRecordsToList()) {
-                        ObjectNode o = NODES.objectNode();
-                        o.put("after", i);
-                        o.put("topic", e.getKey());
-                        o.set("key", r.key() == null ? NullNode.getInstance() : TextNode.valueOf(r.key()));
-                        o.set("value", r.value() == null ? NullNode.getInstance() : r.value());
-                        o.put("ts", r.timestamp());
-                        outputs.add(o);
-                    }
-                }
+                readOutputs(spec, outTopics, i, outputs);
             }
 
             for (String store : spec.stores()) {
-                stores.set(store, dumpStore(driver, store, spec.longStores().contains(store)));
+                boolean longValues = spec.longStores().contains(store);
+                stores.set(store, spec.windowed()
+                        ? WindowedDumps.windowStore(driver, store, longValues, fetchKeys)
+                        : dumpStore(driver, store, longValues));
             }
+            dropped = WindowedDumps.droppedRecords(driver);
         } finally {
             if (driver != null) {
                 try {
@@ -218,7 +231,31 @@ public final class DifferentialRunner {
         result.set("case", id);
         result.set("outputs", outputs);
         result.set("stores", stores);
+        result.put("dropped_records", dropped);
         return result;
+    }
+
+    /** Appends what the output topics hold after input record {@code i}. */
+    private static void readOutputs(Topologies.Spec spec, Map<String, TestOutputTopic<byte[], JsonNode>> outTopics,
+                                    int i, ArrayNode outputs) {
+        StringDeserializer strings = new StringDeserializer();
+        for (Map.Entry<String, TestOutputTopic<byte[], JsonNode>> e : outTopics.entrySet()) {
+            for (TestRecord<byte[], JsonNode> r : e.getValue().readRecordsToList()) {
+                ObjectNode o = NODES.objectNode();
+                o.put("after", i);
+                o.put("topic", e.getKey());
+                if (r.key() == null) {
+                    o.set("key", NullNode.getInstance());
+                } else if (spec.windowed()) {
+                    o.set("key", WindowedDumps.windowedKey(e.getKey(), r.key(), spec.windowSizeMs()));
+                } else {
+                    o.set("key", TextNode.valueOf(strings.deserialize(e.getKey(), r.key())));
+                }
+                o.set("value", r.value() == null ? NullNode.getInstance() : r.value());
+                o.put("ts", r.timestamp());
+                outputs.add(o);
+            }
+        }
     }
 
     private static void pipe(TopologyTestDriver driver, Map<String, TestInputTopic<String, JsonNode>> inTopics,
@@ -291,7 +328,7 @@ public final class DifferentialRunner {
         }
     }
 
-    private static JsonNode toJson(Object v, boolean longValue) {
+    static JsonNode toJson(Object v, boolean longValue) {
         if (v == null) {
             return NullNode.getInstance();
         }
@@ -304,7 +341,7 @@ public final class DifferentialRunner {
         return MAPPER.valueToTree(v);
     }
 
-    private static JsonNode errorNode(String message) {
+    static JsonNode errorNode(String message) {
         ObjectNode e = NODES.objectNode();
         e.put("error", message);
         return e;

@@ -66,10 +66,20 @@ public final class Topologies {
 
     /**
      * Static description of a topology: its input topics, output topics and named stores (in dump order).
-     * {@code longStores} are the stores whose values are Long rather than JSON.
+     * {@code longStores} are the stores whose values are Long rather than JSON. A windowed topology
+     * has {@code windowSizeMs > 0}: its output keys are time-windowed (that size) and its stores are
+     * window stores.
      */
     public record Spec(String name, List<String> inputs, List<String> outputs, List<String> stores,
-                       Set<String> longStores) {
+                       Set<String> longStores, long windowSizeMs) {
+        public Spec(String name, List<String> inputs, List<String> outputs, List<String> stores,
+                    Set<String> longStores) {
+            this(name, inputs, outputs, stores, longStores, 0);
+        }
+
+        public boolean windowed() {
+            return windowSizeMs > 0;
+        }
     }
 
     private static final Map<String, Spec> SPECS = new LinkedHashMap<>();
@@ -97,6 +107,10 @@ public final class Topologies {
             add(new Spec(j, List.of("events", "globals"), List.of("sgj-out"),
                     List.of("globals-store"), Set.of()));
         }
+        WindowedTopologies.SHAPES.forEach((name, shape) -> add(new Spec(name,
+                List.of(WindowedTopologies.INPUT), List.of(WindowedTopologies.OUTPUT),
+                List.of(WindowedTopologies.STORE), shape.op().equals("count")
+                        ? Set.of(WindowedTopologies.STORE) : Set.of(), shape.sizeMs())));
     }
 
     private static void add(Spec spec) {
@@ -139,6 +153,9 @@ public final class Topologies {
                     streamTableJoin(builder, t, name.equals("stream_table_left_join"));
             case "stream_global_join", "stream_global_left_join" ->
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
+            case "win_tumbling_count", "win_hopping_count", "win_tumbling_reduce", "win_hopping_reduce",
+                 "win_tumbling_aggregate", "win_hopping_aggregate" -> WindowedTopologies.build(
+                    builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
             default -> throw new IllegalArgumentException("unknown topology " + name);
         }
         return props == null ? builder.build() : builder.build(props);
@@ -168,7 +185,7 @@ public final class Topologies {
     }
 
     /** Required field, as text; a missing field / JSON null is an error (NullPointerException as in v.get(f).asText()). */
-    private static String text(JsonNode v, String field) {
+    static String text(JsonNode v, String field) {
         JsonNode f = v.get(field);
         if (f == null) {
             throw new NullPointerException("field '" + field + "' missing in " + v);
@@ -228,7 +245,7 @@ public final class Topologies {
     // ------------------------------------------------------------------------------------------------
     // 2. aggregate
 
-    private static JsonNode totals(long count, long total) {
+    static JsonNode totals(long count, long total) {
         ObjectNode o = NODES.objectNode();
         o.put("count", count);
         o.put("total", total);
