@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streamtable.runtime._thread import StreamThread
+from tests.streamtable.runtime.test_redelivery import Message
 from tests.support.offline import offline_thread
 
 pytestmark = pytest.mark.unit
@@ -124,23 +125,6 @@ def test_a_partition_lost_meanwhile_is_left_out_of_the_restart() -> None:
     assert created == [[("events", 1)]]
 
 
-class Message:
-    def __init__(self, partition: int, offset: int) -> None:
-        self._partition, self._offset = partition, offset
-
-    def topic(self) -> str:
-        return "events"
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def error(self) -> None:
-        return None
-
-
 class HoldingConsumer(OutageConsumer):
     def __init__(self) -> None:
         super().__init__()
@@ -161,7 +145,7 @@ def test_the_seek_to_the_committed_offsets_follows_the_batch_fetched_before_it()
     consumer = HoldingConsumer()
     thread, _, created = restarting_thread(consumer)
     thread.tasks.restart_all()
-    thread.handle([Message(0, 55), Message(0, 56), Message(1, 61)])  # type: ignore[list-item]
+    thread.handle([Message("events", 0, 55), Message("events", 0, 56), Message("events", 1, 61)])  # type: ignore[list-item]
     assert consumer.seeks == [
         ("events", 0, 55),
         ("events", 1, 61),  # held
