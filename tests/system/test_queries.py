@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import streamtable as st
 from streamtable.query import create_query_app
 from streamtable.serde import DEFAULT
 from streamtable.topology import partition_for
-from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+from tests.support.kafka import TopicFactory, WaitTimeout, delete_topics, unique_name, wait_until
 from tests.support.positions import generate, oracle, produce_positions, seed_topology
 
 pytestmark = pytest.mark.system
@@ -81,6 +82,12 @@ def get(client: httpx.Client, address: str, key: str) -> httpx.Response:
     return client.get(f"http://{address}/stores/{STORE}/keys/{json.dumps(key)}")
 
 
+class Unmet:
+    """What the last failed ``answers_everything`` call waited for (for the timeout message)."""
+
+    last = "nothing checked yet"
+
+
 def answers_everything(
     client: httpx.Client, instances: list[Instance], expected: dict[str, list[str]]
 ) -> bool:
@@ -89,25 +96,36 @@ def answers_everything(
         if inst.app.state is st.AppState.ERROR:
             raise AssertionError(f"{inst.address} failed: {inst.app.error!r}")
         listed = client.get(f"http://{inst.address}/instances").json()["instances"]
-        if sorted(i["application_server"] for i in listed) != sorted(i.address for i in instances):
+        servers = sorted(i["application_server"] for i in listed)
+        if servers != sorted(i.address for i in instances):
+            Unmet.last = f"{inst.address} ({inst.app.state.name}) lists {servers}"
             return False
         for key, value in expected.items():
             response = get(client, inst.address, key)
             if response.status_code != 200 or response.json()["value"] != value:
+                Unmet.last = f"{inst.address} key {key!r}: {response.status_code} {response.text}"
                 return False
-        if any(get(client, inst.address, key).status_code != 404 for key in ABSENT):
-            return False
+        for key in ABSENT:
+            response = get(client, inst.address, key)
+            if response.status_code != 404:
+                Unmet.last = f"{inst.address} absent {key!r}: {response.status_code}"
+                return False
     return True
 
 
-def converge(
-    client: httpx.Client, instances: list[Instance], expected: dict[str, list[str]]
+def wait_answers(
+    client: httpx.Client, instances: list[Instance], expected: dict[str, list[str]], what: str
 ) -> None:
-    wait_until(
-        lambda: answers_everything(client, instances, expected),
-        f"{len(instances)} instances to answer every key correctly",
-        TIMEOUT_S,
-    )
+    """Await ``answers_everything``; on timeout say what was unmet and where each task stands."""
+    started = time.monotonic()
+    try:
+        wait_until(lambda: answers_everything(client, instances, expected), what, TIMEOUT_S)
+        print(f"{what}: answered everything after {time.monotonic() - started:.1f}s")
+    except WaitTimeout as exc:
+        states = "; ".join(
+            f"{i.address}: {i.app.state.name} {i.app.all_metadata()}" for i in instances
+        )
+        raise AssertionError(f"{exc}; last unmet: {Unmet.last}; instances: {states}") from exc
 
 
 def scan(client: httpx.Client, address: str, limit: int) -> list[tuple[Any, Any]] | None:
@@ -196,9 +214,7 @@ def test_queries_answer_from_every_instance_and_through_rebalances(
             for inst in instances[:3]:
                 inst.start()
             three = instances[:3]
-            wait_until(
-                lambda: answers_everything(client, three, expected), "3 instances", TIMEOUT_S
-            )
+            wait_answers(client, three, expected, "3 instances")
 
             # Routing metadata agrees with where the keys really are.
             for key in list(expected)[:10]:
@@ -223,12 +239,10 @@ def test_queries_answer_from_every_instance_and_through_rebalances(
             instances[3].start()
             loop.addresses.append(instances[3].address)
             four = instances[:4]
-            converge(client, four, expected)
+            wait_answers(client, four, expected, "4 instances")
             instances[0].app.close()  # its server still answers 503 until peers forget it
             rest = instances[1:4]
-            wait_until(
-                lambda: answers_everything(client, rest, expected), "3 after a close", TIMEOUT_S
-            )
+            wait_answers(client, rest, expected, "3 after a close")
             loop.stop.set()
             loop_thread.join(15)
             wait_until(lambda: scan(client, rest[0].address, 10) is not None, "a scan", TIMEOUT_S)
