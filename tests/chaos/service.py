@@ -43,9 +43,10 @@ from confluent_kafka.admin import AdminClient
 
 from tests.chaos import checks
 from tests.chaos.cluster import Broker, Instance
+from tests.chaos.inputs import Produced
 from tests.chaos.kafka_io import group_lag, partition_count, read_topic
 from tests.chaos.plan import Fault, Malformed, Plan, draw
-from tests.chaos.runner import CONVERGE_TIMEOUT_S, Outcome, SeedRun, _Produced
+from tests.chaos.runner import CONVERGE_TIMEOUT_S, Outcome, SeedRun
 from tests.chaos.topologies import KINDS, Event, snapshot
 from tests.support.kafka import REPO_ROOT, WaitTimeout, wait_until
 from us_shareholders.digest import DigestControl
@@ -227,7 +228,7 @@ class ServiceRun(SeedRun):
         self.app_id = f"svcchaos-{tag}"
         self.topics = {role: f"svcchaos-in-{tag}-{role}" for role in ("positions", "clients")}
         self.instances: list[Instance] = []
-        self.produced = _Produced()
+        self.produced = Produced()
         self.failures: list[str] = []
         self.timeline: list[str] = []
         self._t0 = time.monotonic()
@@ -251,6 +252,7 @@ class ServiceRun(SeedRun):
                     self._new_instance().start()
                 self._live_phase()
                 self._recover_all()
+                self._read_back(admin, details)
                 lag = self._converge_service(admin)
                 details["lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items() if n}
                 if self.converged:
