@@ -40,7 +40,8 @@ class GlobalStores:
         shutil.rmtree(root, ignore_errors=True)  # rebuilt in full at every start
         for glob in topology.global_tables:
             spec = topology.stores[glob.store]
-            engine = open_engine(spec.persistent(config.store_kind), root / glob.store)
+            persistent = spec.persistent(config.store_kind)
+            engine = open_engine(persistent, root / glob.store, state_dir.memory)
             store = build_store(spec, engine, config.application_id, 0, None, None)[0]
             self.stores[glob.store] = store
             self._by_topic[glob.source.topic] = (glob.source, store)

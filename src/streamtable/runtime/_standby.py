@@ -132,7 +132,7 @@ class StandbyTasks:
             if topic is None or not spec.persistent(self._config.store_kind):
                 continue  # nothing to keep warm: memory stores do not survive a move anyway
             tp = (topic, partition)
-            engine = open_engine(True, directory / name)
+            engine = open_engine(True, directory / name, self._state_dir.memory)
             store = build_store(spec, engine, app, partition, None, None)[0]
             parts[tp] = ChangelogPartition(tp, store, checkpoint.get(tp, OFFSET_BEGINNING))
             if spec.source_topic is not None:

@@ -18,14 +18,29 @@ from pathlib import Path
 from typing import IO
 
 from streamtable.errors import StateDirLocked
+from streamtable.runtime.config import StreamsConfig
+from streamtable.state import RocksDBMemory
 
 TopicPartitionKey = tuple[str, int]
 
 
 class StateDirectory:
-    def __init__(self, root: Path, application_id: str) -> None:
+    """One instance's local state: its directory, lock, and the RocksDB memory budget that
+    every store opened under it shares (``memory``; None: RocksDB's defaults per store)."""
+
+    def __init__(
+        self, root: Path, application_id: str, memory: RocksDBMemory | None = None
+    ) -> None:
         self.app_dir = root / application_id
+        self.memory = memory
         self._lock_file: IO[str] | None = None
+
+    @classmethod
+    def of(cls, config: StreamsConfig) -> StateDirectory:
+        """The state directory ``config`` names, with its RocksDB memory budget."""
+        memory = config.rocksdb_memory_bytes
+        budget = None if memory is None else RocksDBMemory(memory)
+        return cls(config.state_dir, config.application_id, budget)
 
     def lock(self) -> None:
         self.app_dir.mkdir(parents=True, exist_ok=True)

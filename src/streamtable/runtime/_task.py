@@ -48,6 +48,7 @@ class StreamTask:
         self.partition = partition
         self.state = TaskState.CREATED
         self._dir = state_dir.task_dir(self.task_id)
+        self._memory = state_dir.memory
         self._checkpoint_path = self._dir / ".checkpoint"
         app = config.application_id
         self.checkpoint = read_checkpoint(self._checkpoint_path)
@@ -92,7 +93,7 @@ class StreamTask:
     ) -> None:
         app, partition = config.application_id, self.partition
         persistent = spec.persistent(config.store_kind)
-        engine = open_engine(persistent, self._dir / spec.name)
+        engine = open_engine(persistent, self._dir / spec.name, self._memory)
         serde_store, store = build_store(
             spec, engine, app, partition, collector, budget, metered=self._metered
         )

@@ -45,7 +45,11 @@ from streamtable.runtime.metrics import (
 from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan
 from streamtable.serde import TimeWindowedSerde
-from streamtable.state import MeteredStore, ReadOnlyKeyValueStore, ReadOnlyWindowStore
+from streamtable.state import (
+    MeteredStore,
+    ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore,
+)
 from streamtable.topology import Schedules, StoreSpec, Topology
 
 log = logging.getLogger("streamtable.runtime.app")
@@ -67,7 +71,7 @@ class StreamsApp:
         self._state_lock = threading.Lock()
         self._listeners: list[StateListener] = []
         self._stop = threading.Event()
-        self._state_dir = StateDirectory(config.state_dir, config.application_id)
+        self._state_dir = StateDirectory.of(config)
         self._instances = InstanceDirectory(
             self.topology, config, str(self.instance_id), lambda: self._state.name
         )
@@ -135,6 +139,7 @@ class StreamsApp:
         if self.metrics.recording:
             self.metrics.registry.register(StoreOperationsCollector(self._metered_stores))
             self.metrics.registry.register(DroppedRecordsCollector(self._dropped_records))
+            self.metrics.watch_rocksdb_memory(self._state_dir.memory)
         self._set_state(AppState.REBALANCING)
         self._thread = threading.Thread(
             target=self._run, name=f"streamtable-{self.config.application_id}", daemon=True

@@ -23,6 +23,7 @@ from streamtable.runtime._logs import kafka_logger
 
 _KAFKA_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _HOST_PORT = re.compile(r"^[^\s:]+:\d{1,5}$")
+_MIB = 1024 * 1024
 
 ProcessingGuarantee = Literal["at_least_once", "exactly_once_v2"]
 
@@ -55,6 +56,11 @@ class _Settings(BaseModel):
     cache_max_bytes: int = 10 * 1024 * 1024
     """Bytes of record cache for the whole instance, shared by all its tasks' stores (dedupes
     per key between commits, as Kafka Streams' ``statestore.cache.max.bytes``); 0 disables it."""
+
+    rocksdb_memory_bytes: int | None = 128 * 1024 * 1024
+    """Memory for all RocksDB stores of this instance together (one shared block cache that
+    also holds the memtables, index and filter blocks), however many tasks and stores it runs;
+    None: each store takes RocksDB's own defaults, so memory grows with the number of stores."""
 
     num_standby_replicas: int = 0
     """Warm copies of each task's state kept on other instances (standby tasks), promoted
@@ -94,6 +100,8 @@ class _Settings(BaseModel):
             raise _Bad("commit_interval_ms", "must be >= 0")
         if self.cache_max_bytes < 0:
             raise _Bad("cache_max_bytes", "must be >= 0")
+        if self.rocksdb_memory_bytes is not None and self.rocksdb_memory_bytes < _MIB:
+            raise _Bad("rocksdb_memory_bytes", "must be >= 1048576 (1 MiB), or None")
         if self.num_standby_replicas < 0:
             raise _Bad("num_standby_replicas", "must be >= 0")
         if self.application_server is not None and not _HOST_PORT.match(self.application_server):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from streamtable.state import MeteredStore
+from streamtable.state import MeteredStore, RocksDBMemory
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -144,6 +144,21 @@ class StreamsMetrics:
             "Changelog records still to restore before the restoring tasks can run.",
             registry=registry,
         )
+
+    def watch_rocksdb_memory(self, memory: RocksDBMemory | None) -> None:
+        """Serve the shared RocksDB budget's use, read at scrape time (metrics kept only)."""
+        if memory is None or self._registry is None:
+            return
+        for name, what, read in (
+            ("usage", "held now, memtables included", memory.usage_bytes),
+            ("capacity", "the budget (rocksdb_memory_bytes)", lambda: memory.capacity_bytes),
+        ):
+            gauge = prometheus_client.Gauge(
+                f"streamtable_rocksdb_memory_{name}_bytes",
+                f"Shared RocksDB block cache of all stores here: {what}.",
+                registry=self._registry,
+            )
+            gauge.set_function(read)
 
     @property
     def recording(self) -> bool:

@@ -26,6 +26,7 @@ from streamtable.state._kv import (
     SerdeStore,
     decode_entries,
 )
+from streamtable.state._memory import RocksDBMemory
 from streamtable.state._metered import MeteredStore, record_cache
 from streamtable.state._views import (
     ReadOnlyKeyValueStore,
@@ -51,6 +52,7 @@ __all__ = [
     "ReadOnlyWindowStore",
     "ReadableStore",
     "RocksDBBytesStore",
+    "RocksDBMemory",
     "SegmentedWindowBytesStore",
     "SerdeStore",
     "WindowScan",

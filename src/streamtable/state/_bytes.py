@@ -14,9 +14,12 @@ import shutil
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+if TYPE_CHECKING:
+    from streamtable.state._memory import RocksDBMemory
 
 _TS = struct.Struct(">q")
 TIMESTAMP_SIZE = _TS.size
@@ -113,10 +116,13 @@ class RocksDBBytesStore:
     a store without a checkpoint is wiped and restored from scratch).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory: RocksDBMemory | None = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        if memory is not None:
+            memory.apply(options)
+        self._memory = memory  # the shared cache must outlive the DB
         self._path = path
         self._db = Rdict(str(path), options=options)
         write_options = WriteOptions()
@@ -188,12 +194,14 @@ class RocksDBBytesStore:
         shutil.rmtree(self._path, ignore_errors=True)
 
 
-def open_engine(persistent: bool, directory: Path | None = None) -> BytesStore:
-    """The storage engine of one store: RocksDB under ``directory`` when ``persistent``, else
-    in memory. The runtime (tasks, standbys, global stores) and the test driver open every
-    engine here."""
+def open_engine(
+    persistent: bool, directory: Path | None = None, memory: RocksDBMemory | None = None
+) -> BytesStore:
+    """The storage engine of one store: RocksDB under ``directory`` when ``persistent`` (drawing
+    on the instance's shared ``memory`` budget when given), else in memory. The runtime (tasks,
+    standbys, global stores) and the test driver open every engine here."""
     if not persistent:
         return MemoryBytesStore()
     if directory is None:
         raise ValueError("a persistent (RocksDB) store needs a directory")
-    return RocksDBBytesStore(directory)
+    return RocksDBBytesStore(directory, memory)
