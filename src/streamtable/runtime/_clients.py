@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamtable.errors import ConfigError, StreamTableError
@@ -289,6 +289,19 @@ def transient(exc: KafkaException) -> bool:
         and not error.fatal()
         and (error.code() in _TRANSIENT or error.retriable())
     )
+
+
+def committed_offsets(
+    consumer: Consumer, tps: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    """``consumer.committed(tps)``, raising the first partition's own error: librdkafka puts
+    per-partition errors in the result with offset -1001, which must not read as "nothing
+    committed" (that would start the partition over from the beginning)."""
+    found: list[TopicPartition] = consumer.committed(tps, timeout=timeout)
+    for tp in found:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    return found
 
 
 class ShutdownRequested(StreamTableError):

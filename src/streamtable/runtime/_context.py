@@ -86,7 +86,7 @@ class ThreadClients:
         return _clients.cut_off(self.consumer, self.settings)
 
     def committed_offsets(self, tps: list[TopicPartition]) -> list[TopicPartition]:
-        return self.consumer.committed(tps, timeout=10)
+        return _clients.committed_offsets(self.consumer, tps, 10)
 
     def look_at_group_consumer(self, every_s: float) -> bool:
         """Whether the group consumer may be looked at now (then not again for ``every_s``)."""

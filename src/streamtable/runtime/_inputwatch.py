@@ -13,9 +13,15 @@ broker (under ``read_committed``, the last stable offset). A fetching consumer's
 past every record before that end, transaction markers and aborted records included (librdkafka
 moves it past the markers it does not hand over), so records waiting there mean it does not
 fetch. The first time, the partition is resumed and sought to where it stands, which a fetching
-partition does not notice, and named in a warning. If the seek fails (librdkafka: its fetcher is
-not running), or at the next look it still stands there with records waiting, the group consumer
-is to be replaced (:attr:`InputWatch.stuck` says why).
+partition does not notice, and named in a warning. Where it stands is the consumer's position,
+else the task's next offset, else the offset the group has committed, read then: never a guess.
+(A partition without a position whose task knew of no offset used to be sought to its start;
+under exactly-once that processed again what committed transactions had already written: chaos
+seed 225904, a dead-letter record there twice. Its consumer had no position because an open
+transaction held the committed offsets back, which the broker ends in time.)
+If the seek fails (librdkafka: its fetcher is not running), or at the next look it still stands
+there with records waiting, the group consumer is to be replaced (:attr:`InputWatch.stuck` says
+why).
 """
 
 from __future__ import annotations
@@ -80,6 +86,21 @@ class InputWatch:
         self._seen.clear()
         self.stuck = None
 
+    @staticmethod
+    def _committed(consumer: Consumer, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp`` (below zero: none), or None while it cannot
+        be read: under ``read_committed`` the broker holds it back while a transaction that
+        sent offsets for it is open, which is also why the consumer has no position yet."""
+        try:
+            found = consumer.committed([tp], timeout=1.0)
+        except KafkaException as exc:
+            log.debug("committed offset of %s[%d] not readable: %s", tp.topic, tp.partition, exc)
+            return None
+        if not found or found[0].error is not None:
+            return None
+        offset: int = found[0].offset
+        return offset
+
     def _look(
         self,
         consumer: Consumer,
@@ -95,8 +116,14 @@ class InputWatch:
         except KafkaException as exc:
             log.debug("end offset of %s[%d] not readable: %s", topic, task.partition, exc)
             return False
+        at = entry.at
+        if at < 0:
+            known = self._committed(consumer, tp)
+            if known is None:
+                return False  # an open transaction holds it, or no answer: no verdict
+            at = known  # below zero (nothing committed): where the reset starts, ``low``
         entry.looked = now
-        at = max(entry.at, low)
+        at = max(at, low)
         if end <= at:
             return True  # nothing waits on it
         where = (

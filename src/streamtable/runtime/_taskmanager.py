@@ -127,7 +127,7 @@ class TaskManager:
             wanted = [TopicPartition(t, task.partition) for t in sorted(topics)]
             try:
                 found = _clients.retry_transient(
-                    lambda: consumer.committed(wanted, timeout=10),
+                    lambda: _clients.committed_offsets(consumer, wanted, 10),
                     f"committed offsets of task {task.task_id} (an open transaction may hold them)",
                     stop=self._ctx.stop,
                     deadline_s=self._config.task_timeout_s,
@@ -169,7 +169,7 @@ class TaskManager:
         window: dict[str, int] = {}
         tps = [TopicPartition(t, task.partition) for t in task.topics]
         found: list[TopicPartition] = _clients.retry_transient(
-            lambda: consumer.committed(tps, timeout=30),
+            lambda: _clients.committed_offsets(consumer, tps, 30),
             f"committed offsets of {task}",
             stop=self._ctx.stop,
             deadline_s=self._config.task_timeout_s,
@@ -321,7 +321,9 @@ class TaskManager:
             return
         consumer = self._clients.consumer
         try:
-            found = consumer.committed([TopicPartition(t, p) for t, p in pending], timeout=1)
+            found = _clients.committed_offsets(
+                consumer, [TopicPartition(t, p) for t, p in pending], 1
+            )
         except KafkaException as exc:
             self._restart_waits(exc)
             return

@@ -33,6 +33,15 @@ class Consumer:
         self.positions = {0: 20, 1: 20}
         self.calls: list[str] = []
         self.answering = True
+        self.group_committed: int | None = 35  # None: held back by an open transaction
+
+    def committed(self, tps: list[TopicPartition], timeout: float = 10) -> list[TopicPartition]:
+        self.calls.append("committed")
+        if self.group_committed is None:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets")
+            )
+        return [TopicPartition(tp.topic, tp.partition, self.group_committed) for tp in tps]
 
     def get_watermark_offsets(
         self, tp: TopicPartition, timeout: float = 10, cached: bool = False
@@ -71,10 +80,15 @@ def tasks() -> list[Any]:
     ]
 
 
-def watch(consumer: Consumer, seconds: float, watcher: InputWatch | None = None) -> InputWatch:
-    """A gauges pass every 5 s for ``seconds`` (a fake clock)."""
+def watch(
+    consumer: Consumer, seconds: float, watcher: InputWatch | None = None, knowing: bool = True
+) -> InputWatch:
+    """A gauges pass every 5 s for ``seconds`` (a fake clock); ``knowing``: the tasks know
+    their committed offsets (else they were just created, and know none)."""
     watcher = watcher or InputWatch()
     running = tasks()
+    for task in running if not knowing else ():
+        task.committed = {}
     now = 1000.0
     while now <= 1000.0 + seconds:
         inputs = [
@@ -146,6 +160,35 @@ def test_a_partition_without_a_position_stands_at_its_tasks_next_offset() -> Non
     consumer.positions = {0: -1001, 1: -1001}
     watch(consumer, STUCK_INPUT_S)
     assert consumer.calls == ["resume events[0]", "seek events[0]@20"]
+
+
+def test_without_any_known_offset_it_stands_at_the_groups_committed_offset() -> None:
+    """No position, and a task created just now (after a restart): the group's committed
+    offset, read then, is where it stands, never the start of the partition (chaos seed
+    225904: sought to 0 under exactly-once, a dead-letter record written twice)."""
+    consumer = Consumer()
+    consumer.positions = {0: -1001, 1: -1001}
+    watch(consumer, STUCK_INPUT_S, knowing=False)
+    assert "seek events[0]@35" in consumer.calls
+    assert not any(c.startswith("seek") and c != "seek events[0]@35" for c in consumer.calls)
+
+
+def test_no_verdict_while_an_open_transaction_holds_the_committed_offsets() -> None:
+    consumer = Consumer()
+    consumer.positions = {0: -1001, 1: -1001}
+    consumer.group_committed = None
+    watcher = watch(consumer, 4 * STUCK_INPUT_S, knowing=False)
+    assert not [c for c in consumer.calls if c.startswith(("seek", "resume"))]
+    assert watcher.stuck is None
+
+
+def test_with_nothing_committed_it_stands_where_the_reset_starts() -> None:
+    consumer = Consumer()
+    consumer.positions = {0: -1001, 1: -1001}
+    consumer.group_committed = -1001
+    watch(consumer, STUCK_INPUT_S, knowing=False)
+    seeks = [c for c in consumer.calls if c.startswith("seek")]
+    assert seeks == ["seek events[0]@0", "seek events[1]@0"]
 
 
 class GroupConsumer(Consumer):
