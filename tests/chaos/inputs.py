@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from tests.chaos.kafka_io import read_topic
+from tests.chaos.kafka_io import Record, read_topic
 from tests.chaos.plan import Malformed
 from tests.chaos.topologies import Event
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MALFORMED_HEADER = "chaos-malformed"
 MESSAGE_TIMEOUT_MS = 120_000  # a record not acknowledged by then is a delivery error, not a hang
 FLUSH_TIMEOUT_S = 150.0
+READ_BACK_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -157,6 +158,20 @@ def produce(
     producer.finish()
 
 
+def _read(bootstrap: str, topic: str, count: Callable[[str], int]) -> list[Record]:
+    """``topic`` read to its end, asked again while the broker is not ready (just restarted:
+    not leader, transport errors) for up to :data:`READ_BACK_TIMEOUT_S`."""
+    deadline = time.monotonic() + READ_BACK_TIMEOUT_S
+    while True:
+        try:
+            return read_topic(bootstrap, topic, count(topic), read_committed=False)
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("chaos input: reading %s back: %s; again", topic, exc)
+            time.sleep(1.0)  # the broker is coming back: ask again
+
+
 def read_back(
     bootstrap: str, topics: dict[str, str], roles: list[str], count: Callable[[str], int]
 ) -> Produced:
@@ -165,7 +180,7 @@ def read_back(
     out = Produced(read_back=True)
     for role in roles:
         topic = topics[role]
-        for record in read_topic(bootstrap, topic, count(topic), read_committed=False):
+        for record in _read(bootstrap, topic, count):
             kind = record.headers.get(MALFORMED_HEADER)
             if kind is not None:
                 out.malformed[(topic, record.partition, record.offset)] = kind.decode()

@@ -93,8 +93,8 @@ class SeedRun:
                 self._new_instance().start()
             self._live_phase()
             self._recover_all()
-            self._read_back(admin, details)
             dumps, lag = self._converge(admin)
+            self._read_back(admin, details)  # the broker answers again by now
             details["lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items() if n}
             details["instances"] = {
                 name: {k: v for k, v in d.items() if k != "store"} for name, d in dumps.items()

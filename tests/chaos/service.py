@@ -252,8 +252,8 @@ class ServiceRun(SeedRun):
                     self._new_instance().start()
                 self._live_phase()
                 self._recover_all()
-                self._read_back(admin, details)
                 lag = self._converge_service(admin)
+                self._read_back(admin, details)  # the broker answers again by now
                 details["lag"] = {f"{t}[{p}]": n for (t, p), n in lag.items() if n}
                 if self.converged:
                     self._verify(details)
