@@ -3,7 +3,8 @@
 As Kafka Streams' ``TimeWindows``, ``TimeWindow`` and ``Windowed``: a window is
 ``[start_ms, end_ms)`` (end exclusive); tumbling windows follow each other, hopping windows
 (``advance_by``) overlap, and each window accepts records until its end plus the grace period
-has passed in stream time.
+has passed in stream time. :class:`JoinWindows` bound how far apart two records of a
+stream-stream join may be.
 
 Example::
 

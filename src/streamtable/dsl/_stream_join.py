@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from streamtable.dsl._graph import Graph
 from streamtable.errors import TopologyError
 from streamtable.processors.stream_stream_join import (
     JoinWindowRecorder,
@@ -140,6 +141,94 @@ def join_stream(
     return stream_stream_join(this, other, joiner, windows, joined, kind=kind)
 
 
+@dataclass(frozen=True)
+class _JoinNames:
+    """The names of a join's nodes and stores (``unjoined``: left and outer joins only)."""
+
+    this_windowed: str
+    other_windowed: str
+    this_join: str
+    other_join: str
+    merge: str
+    this_store: str
+    other_store: str
+    unjoined: str | None
+
+
+def _names(g: Graph, options: StreamJoined, left_outer: bool, right_outer: bool) -> _JoinNames:
+    """Kafka Streams' names, in the order it draws them (see the module docstring)."""
+    base, store_base = options.name, options.store_name
+
+    def named(suffix: str, prefix: str) -> str:
+        return g.new_name(prefix, None if base is None else f"{base}{suffix}")
+
+    this_windowed = named("-this-windowed", "KSTREAM-WINDOWED")
+    other_windowed = named("-other-windowed", "KSTREAM-WINDOWED")
+    this_suffix = "-outer-this-join" if right_outer else "-this-join"
+    other_suffix = "-outer-other-join" if left_outer else "-other-join"
+    this_generated = g.new_name("KSTREAM-OUTERTHIS" if right_outer else "KSTREAM-JOINTHIS")
+    other_generated = g.new_name("KSTREAM-OUTEROTHER" if left_outer else "KSTREAM-JOINOTHER")
+    this_join = this_generated if base is None else named(this_suffix, "")
+    other_join = other_generated if base is None else named(other_suffix, "")
+    merge = named("-merge", "KSTREAM-MERGE")
+    this_store = f"{store_base}{this_suffix}" if store_base else this_generated
+    other_store = f"{store_base}{other_suffix}" if store_base else other_generated
+    unjoined = None
+    if left_outer:
+        shared = "-outer-shared-join" if right_outer else "-left-shared-join"
+        number = this_generated.rsplit("-", 1)[1]
+        unjoined = f"{store_base}{shared}" if store_base else f"KSTREAM-OUTERSHARED-{number}"
+        unjoined = f"{unjoined}-store"
+    return _JoinNames(
+        this_windowed,
+        other_windowed,
+        this_join,
+        other_join,
+        merge,
+        f"{this_store}-store",
+        f"{other_store}-store",
+        unjoined,
+    )
+
+
+def _add_stores(
+    g: Graph,
+    names: _JoinNames,
+    windows: JoinWindows,
+    logged: bool,
+    serdes: tuple[Serde[Any], Serde[Any], Serde[Any]],
+) -> int:
+    """Both sides' window stores and the store of unjoined records; returns the window size
+    the window stores' keys are written with."""
+    key_serde, this_serde, other_serde = serdes
+    size = max(1, windows.size_ms)  # the stores' windowed keys need an end after the start
+    for store, serde in ((names.this_store, this_serde), (names.other_store, other_serde)):
+        g.add_store(
+            StoreSpec(
+                store,
+                key_serde,
+                ValueListSerde(serde),
+                logged=logged,
+                cached=False,
+                store_type="window",
+                retention_ms=windows.retention_ms,
+                window_size_ms=size,
+            )
+        )
+    if names.unjoined is not None:
+        unjoined_values = SidedValueListSerde(this_serde, other_serde)
+        g.add_store(
+            StoreSpec(
+                names.unjoined,
+                TimestampedKeyAndSideSerde(key_serde),
+                unjoined_values,
+                logged=logged,
+                cached=False,
+            )
+        )
+    return size
+
+
 def stream_stream_join(
     this: KStream,
     other: KStream,
@@ -158,76 +247,24 @@ def stream_stream_join(
     right = other._co_partitioned(None if base is None else f"{base}-right")
     g.copartition_groups.append(tuple(sorted({*left._topics, *right._topics})))
     key_serde = options.key_serde or left.key_serde
-    this_serde = options.value_serde or left.value_serde
-    other_serde = options.other_value_serde or right.value_serde
-
-    def named(suffix: str, prefix: str) -> str:
-        return g.new_name(prefix, None if base is None else f"{base}{suffix}")
-
-    this_windowed = named("-this-windowed", "KSTREAM-WINDOWED")
-    other_windowed = named("-other-windowed", "KSTREAM-WINDOWED")
-    this_suffix = "-outer-this-join" if right_outer else "-this-join"
-    other_suffix = "-outer-other-join" if left_outer else "-other-join"
-    this_generated = g.new_name("KSTREAM-OUTERTHIS" if right_outer else "KSTREAM-JOINTHIS")
-    other_generated = g.new_name("KSTREAM-OUTEROTHER" if left_outer else "KSTREAM-JOINOTHER")
-    this_join = this_generated if base is None else named(this_suffix, "")
-    other_join = other_generated if base is None else named(other_suffix, "")
-    merge = named("-merge", "KSTREAM-MERGE")
-
-    store_base = options.store_name
-    this_store = f"{store_base}{this_suffix}" if store_base else this_generated
-    other_store = f"{store_base}{other_suffix}" if store_base else other_generated
-    this_store, other_store = f"{this_store}-store", f"{other_store}-store"
-    size = max(1, windows.size_ms)  # the stores' windowed keys need an end after the start
-    for store, serde in ((this_store, this_serde), (other_store, other_serde)):
-        g.add_store(
-            StoreSpec(
-                store,
-                key_serde,
-                ValueListSerde(serde),
-                logged=options.logging_enabled,
-                cached=False,
-                store_type="window",
-                retention_ms=windows.retention_ms,
-                window_size_ms=size,
-            )
-        )
-    unjoined: str | None = None
-    if left_outer:
-        shared = "-outer-shared-join" if right_outer else "-left-shared-join"
-        number = this_generated.rsplit("-", 1)[1]
-        unjoined = f"{store_base}{shared}" if store_base else f"KSTREAM-OUTERSHARED-{number}"
-        unjoined = f"{unjoined}-store"
-        g.add_store(
-            StoreSpec(
-                unjoined,
-                TimestampedKeyAndSideSerde(key_serde),
-                SidedValueListSerde(this_serde, other_serde),
-                logged=options.logging_enabled,
-                cached=False,
-            )
-        )
-    g.add_processor(
-        ProcessorSpec(
-            this_windowed,
-            (left._node,),
-            partial(JoinWindowRecorder, this_windowed, this_store, size),
-            (this_store,),
-        )
+    serdes = (
+        key_serde,
+        options.value_serde or left.value_serde,
+        options.other_value_serde or right.value_serde,
     )
-    g.add_processor(
-        ProcessorSpec(
-            other_windowed,
-            (right._node,),
-            partial(JoinWindowRecorder, other_windowed, other_store, size),
-            (other_store,),
-        )
-    )
+    names = _names(g, options, left_outer, right_outer)
+    size = _add_stores(g, names, windows, options.logging_enabled, serdes)
+    for windowed, parent, store in (
+        (names.this_windowed, left._node, names.this_store),
+        (names.other_windowed, right._node, names.other_store),
+    ):
+        record = partial(JoinWindowRecorder, windowed, store, size)
+        g.add_processor(ProcessorSpec(windowed, (parent,), record, (store,)))
     trackers = TimeTrackers()
-    shared_stores = () if unjoined is None else (unjoined,)
+    shared = () if names.unjoined is None else (names.unjoined,)
     for name, parent, is_left, outer, store in (
-        (this_join, this_windowed, True, left_outer, other_store),
-        (other_join, other_windowed, False, right_outer, this_store),
+        (names.this_join, names.this_windowed, True, left_outer, names.other_store),
+        (names.other_join, names.other_windowed, False, right_outer, names.this_store),
     ):
         side = partial(
             StreamJoinSide,
@@ -237,11 +274,13 @@ def stream_stream_join(
             joiner=joiner,
             outer=outer,
             other_store=store,
-            unjoined_store=unjoined,
+            unjoined_store=names.unjoined,
             trackers=trackers,
         )
-        g.add_processor(ProcessorSpec(name, (parent,), side, (store, *shared_stores)))
-    g.add_processor(ProcessorSpec(merge, (this_join, other_join), partial(PassThrough, merge)))
+        g.add_processor(ProcessorSpec(name, (parent,), side, (store, *shared)))
+    merge = names.merge
+    sides = (names.this_join, names.other_join)
+    g.add_processor(ProcessorSpec(merge, sides, partial(PassThrough, merge)))
     from streamtable.dsl._stream import KStream
 
     return KStream(g, merge, key_serde, DEFAULT, False, (*left._topics, *right._topics))

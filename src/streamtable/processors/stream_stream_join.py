@@ -68,6 +68,13 @@ class TimeTrackers:
         return tracker
 
 
+def _long(value: int) -> int:
+    """``value`` wrapped to a signed 64-bit integer, as Java computes it: with ``min_time``
+    unknown (a new task over restored stores), Kafka Streams' "may anything have closed?" sum
+    overflows and it scans the store; so do we."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
 def _segments(store: Any) -> Any:
     """The time-segmented layer under a window store's stack (it counts expired writes)."""
     while not isinstance(store, SerdeStore):
@@ -180,7 +187,7 @@ class StreamJoinSide(Node):
         Mirrors Kafka Streams' scan, including how it leaves ``min_time``."""
         tracker = self.tracker
         grace = self.windows.grace_ms
-        if tracker.min_time + self.after + grace >= tracker.stream_time:
+        if _long(tracker.min_time + self.after + grace) >= tracker.stream_time:
             return  # nothing waiting can have closed yet
         tracker.min_time = 2**63 - 1
         emitted: list[Any] = []
