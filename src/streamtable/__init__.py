@@ -23,6 +23,7 @@ from streamtable.dsl import (
     KGroupedTable,
     KStream,
     KTable,
+    StreamJoined,
     StreamsBuilder,
     TimeWindowedKStream,
 )
@@ -40,13 +41,14 @@ from streamtable.runtime import AppState, StateRestoreListener, StreamsApp, Stre
 from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
-from streamtable.windowing import TimeWindows, Window, Windowed
+from streamtable.windowing import JoinWindows, TimeWindows, Window, Windowed
 
 __all__ = [
     "AppState",
     "ConfigError",
     "CoPartitioningError",
     "GlobalKTable",
+    "JoinWindows",
     "KGroupedStream",
     "KGroupedTable",
     "KStream",
@@ -62,6 +64,7 @@ __all__ = [
     "StoreNotReady",
     "StreamTableError",
     "StateRestoreListener",
+    "StreamJoined",
     "StreamsApp",
     "StreamsBuilder",
     "StreamsConfig",

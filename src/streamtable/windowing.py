@@ -3,7 +3,8 @@
 As Kafka Streams' ``TimeWindows``, ``TimeWindow`` and ``Windowed``: a window is
 ``[start_ms, end_ms)`` (end exclusive); tumbling windows follow each other, hopping windows
 (``advance_by``) overlap, and each window accepts records until its end plus the grace period
-has passed in stream time.
+has passed in stream time. :class:`JoinWindows` bound how far apart two records of a
+stream-stream join may be.
 
 Example::
 
@@ -109,4 +110,75 @@ class TimeWindows:
     @property
     def default_retention_ms(self) -> int:
         """How long a window store keeps a window by default: size + grace."""
+        return self.size_ms + self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class JoinWindows:
+    """How far apart in time two records of a stream-stream join may be, as Kafka Streams'
+    ``JoinWindows``: a record at ``t`` of this stream joins records of the other stream with
+    timestamps in ``[t - before, t + after]``; ``grace`` keeps the window open for out-of-order
+    records after that (in stream time). Left and outer joins emit a record that found no
+    partner only once its window has closed.
+
+    Build with :meth:`of_time_difference_and_grace` or
+    :meth:`of_time_difference_without_grace`, then :meth:`before` / :meth:`after` for
+    asymmetric windows; the fields are milliseconds. ``before`` or ``after`` may be negative
+    (a window wholly after, or before, the record), their sum may not.
+
+    Example::
+
+        >>> from datetime import timedelta
+        >>> w = JoinWindows.of_time_difference_and_grace(timedelta(seconds=5), timedelta(seconds=1))
+        >>> (w.before_ms, w.after_ms, w.grace_ms, w.size_ms)
+        (5000, 5000, 1000, 10000)
+    """
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        if self.before_ms + self.after_ms < 0:
+            raise ValueError(
+                "the join window (before + after) must not be negative "
+                f"(before: {self.before_ms} ms, after: {self.after_ms} ms)"
+            )
+        if self.grace_ms < 0:
+            raise ValueError(f"grace must not be negative (grace: got {self.grace_ms} ms)")
+
+    @staticmethod
+    def of_time_difference_and_grace(time_difference: timedelta, grace: timedelta) -> JoinWindows:
+        """Records join when at most ``time_difference`` apart; out-of-order records are
+        accepted until ``grace`` after their window ends."""
+        diff = duration_ms(time_difference, "time_difference")
+        return JoinWindows(diff, diff, duration_ms(grace, "grace"))
+
+    @staticmethod
+    def of_time_difference_without_grace(time_difference: timedelta) -> JoinWindows:
+        """Records join when at most ``time_difference`` apart; no grace period."""
+        diff = duration_ms(time_difference, "time_difference")
+        return JoinWindows(diff, diff, 0)
+
+    def before(self, time_difference: timedelta) -> JoinWindows:
+        """These windows with ``before``: how much earlier the other record may be."""
+        return JoinWindows(
+            duration_ms(time_difference, "time_difference"), self.after_ms, self.grace_ms
+        )
+
+    def after(self, time_difference: timedelta) -> JoinWindows:
+        """These windows with ``after``: how much later the other record may be."""
+        return JoinWindows(
+            self.before_ms, duration_ms(time_difference, "time_difference"), self.grace_ms
+        )
+
+    @property
+    def size_ms(self) -> int:
+        """``before + after``, as Kafka Streams' ``JoinWindows.size()``."""
+        return self.before_ms + self.after_ms
+
+    @property
+    def retention_ms(self) -> int:
+        """How long the join's window stores keep a record: ``size + grace``, as Kafka
+        Streams."""
         return self.size_ms + self.grace_ms

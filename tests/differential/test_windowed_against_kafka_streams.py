@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import streamtable as st
 from streamtable.serde import BYTES, JSON, STRING, TimeWindowedSerde
+from tests.differential.compare import JavaRunner, first_difference, java_results
 from tests.streamtable.topologies import WINDOW_SHAPES, WINDOWED_TOPOLOGIES
 
 pytestmark = pytest.mark.integration
@@ -32,8 +32,6 @@ CASES_PER_TOPOLOGY = 60
 SEED = 20261201
 CLIENTS = ("c0", "c1", "c2")
 LATEST = 2**63 - 1
-
-JavaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def _next_timestamp(rng: random.Random, stream_time: int) -> int:
@@ -97,21 +95,6 @@ def run_python(
     return {"outputs": outputs, "stores": stores, "dropped_records": dropped}
 
 
-def _first_difference(ours: dict[str, Any], java: dict[str, Any]) -> dict[str, Any]:
-    for part in ("outputs", "stores", "dropped_records"):
-        if ours[part] != java[part]:
-            if part != "outputs":
-                return {"part": part, "python": ours[part], "java": java[part]}
-            pairs = zip(ours[part], java[part], strict=False)
-            at = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
-            if at is None:
-                at = min(len(ours[part]), len(java[part]))
-            python_at = ours[part][at] if at < len(ours[part]) else None
-            java_at = java[part][at] if at < len(java[part]) else None
-            return {"part": part, "index": at, "python": python_at, "java": java_at}
-    return {}
-
-
 def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
     rng = random.Random(SEED)
     return [
@@ -128,13 +111,9 @@ def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
 
 
 def _java_results(java_runner: JavaRunner, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    results = {r["case"]: r for r in java_runner(cases)}
+    results = java_results(java_runner, cases)
     for case in cases:
-        java = results[case["case"]]
-        assert "fatal" not in java, java
-        errors = [o for o in java["outputs"] if "error" in o]
-        assert not errors, f"{case['case']}: the Java runner rejected an input: {errors[0]}"
-        assert "error" not in java["stores"]["win-store"], java["stores"]
+        assert "error" not in results[case["case"]]["stores"]["win-store"], results[case["case"]]
     return results
 
 
@@ -159,7 +138,7 @@ def test_windowed_aggregations_agree_with_kafka_streams(java_runner: JavaRunner)
         java = results[case["case"]]
         ours = run_python(case["topology"], case["records"], cache_max_bytes=0)
         if ours != {k: java[k] for k in ours}:
-            mismatches.append((case, _first_difference(ours, java)))
+            mismatches.append((case, first_difference(ours, java)))
     _fail_on(mismatches, len(cases))
 
 
@@ -188,7 +167,7 @@ def test_with_record_caches_outputs_agree_and_java_reads_add_only_expired_window
         retention = shape.retention_ms or shape.size_ms + shape.grace_ms
         java = {**java, "stores": {"win-store": _live(java["stores"]["win-store"], retention)}}
         if ours != {k: java[k] for k in ours}:
-            mismatches.append((case, _first_difference(ours, java)))
+            mismatches.append((case, first_difference(ours, java)))
     _fail_on(mismatches, len(cases))
 
 

@@ -218,3 +218,64 @@ def windowed(name: str) -> st.Topology:
 WINDOWED_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     name: partial(windowed, name) for name in WINDOW_SHAPES
 }
+
+
+@dataclass(frozen=True)
+class StreamJoinShape:
+    """A stream-stream join reference topology: the join (``join``, ``left``, ``outer``), its
+    windows in milliseconds, and whether the left stream is re-keyed (repartitioned) first."""
+
+    op: str
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+    rekey_left: bool
+
+    def windows(self) -> st.JoinWindows:
+        ms = timedelta(milliseconds=1)
+        windows = st.JoinWindows.of_time_difference_and_grace(
+            self.before_ms * ms, self.grace_ms * ms
+        )
+        return windows.before(self.before_ms * ms).after(self.after_ms * ms)
+
+
+STREAM_JOIN_SHAPES: dict[str, StreamJoinShape] = {
+    "ssj_inner": StreamJoinShape("join", 5_000, 5_000, 2_000, False),
+    "ssj_left": StreamJoinShape("left", 5_000, 5_000, 2_000, False),
+    "ssj_outer": StreamJoinShape("outer", 5_000, 5_000, 2_000, False),
+    "ssj_inner_asym": StreamJoinShape("join", 1_000, 4_000, 1_500, False),
+    "ssj_left_asym": StreamJoinShape("left", 1_000, 4_000, 1_500, False),
+    "ssj_outer_asym": StreamJoinShape("outer", 4_000, 0, 3_000, False),
+    "ssj_left_rekeyed": StreamJoinShape("left", 3_000, 3_000, 1_000, True),
+    "ssj_outer_rekeyed": StreamJoinShape("outer", 3_000, 3_000, 1_000, True),
+}
+"""The stream-stream joins of bench/reference's StreamJoinTopologies.java, same names."""
+
+
+def _pair(left: Any, right: Any) -> dict[str, Any]:
+    return {"l": left, "r": right}
+
+
+def stream_join(name: str) -> st.Topology:
+    """``left`` joined with ``right`` (both: string keys, JSON values) in the windows of
+    ``STREAM_JOIN_SHAPES[name]``, ``{"l": left value, "r": right value}`` to ``ssj-out``."""
+    shape = STREAM_JOIN_SHAPES[name]
+    b = st.StreamsBuilder()
+    left = b.stream("left", key_serde=STRING, value_serde=JSON)
+    right = b.stream("right", key_serde=STRING, value_serde=JSON)
+    if shape.rekey_left:
+        left = left.select_key(lambda k, v: k if v is None else v["to"], key_serde=STRING)
+    windows = shape.windows()
+    if shape.op == "join":
+        joined = left.join(right, _pair, windows)
+    elif shape.op == "left":
+        joined = left.left_join(right, _pair, windows)
+    else:
+        joined = left.outer_join(right, _pair, windows)
+    joined.to("ssj-out", value_serde=JSON)
+    return b.build()
+
+
+STREAM_JOIN_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    name: partial(stream_join, name) for name in STREAM_JOIN_SHAPES
+}

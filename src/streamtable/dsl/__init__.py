@@ -5,7 +5,9 @@ DSL objects only describe; ``StreamsBuilder.build()`` turns the description into
 """
 
 from streamtable.dsl._builder import StreamsBuilder
-from streamtable.dsl._stream import GlobalKTable, KGroupedStream, KStream
+from streamtable.dsl._grouped_stream import KGroupedStream
+from streamtable.dsl._stream import GlobalKTable, KStream
+from streamtable.dsl._stream_join import StreamJoined
 from streamtable.dsl._table import KGroupedTable, KTable
 from streamtable.dsl._windowed import TimeWindowedKStream
 
@@ -15,6 +17,7 @@ __all__ = [
     "KGroupedTable",
     "KStream",
     "KTable",
+    "StreamJoined",
     "StreamsBuilder",
     "TimeWindowedKStream",
 ]

@@ -1,4 +1,5 @@
-"""KStream, KGroupedStream and GlobalKTable."""
+"""KStream and GlobalKTable (KGroupedStream: ``_grouped_stream``; stream-stream joins:
+``_stream_join``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from functools import partial
 from typing import Any, overload
 
 from streamtable.dsl._graph import Graph
+from streamtable.dsl._grouped_stream import KGroupedStream
+from streamtable.dsl._stream_join import StreamJoined, join_stream, stream_stream_join
 from streamtable.dsl._table import KTable
-from streamtable.dsl._windowed import TimeWindowedKStream
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec, Processor
 from streamtable.processors.fk_join import ResultTable
-from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.processors.stream_filter import StreamFilter
 from streamtable.processors.stream_map import StreamFlatMap, StreamMap, StreamMapValues, StreamPeek
 from streamtable.processors.stream_table_join import StreamTableJoin
@@ -26,7 +27,7 @@ from streamtable.topology._nodes import (
     SourceSpec,
     StoreSpec,
 )
-from streamtable.windowing import TimeWindows
+from streamtable.windowing import JoinWindows
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,22 @@ class KStream:
         /,
     ) -> KStream: ...
 
-    def join(self, other: KTable | GlobalKTable, *args: Callable[..., Any]) -> KStream:
-        """Inner join with a KTable, ``join(table, joiner(value, table_value))``, or with a
-        GlobalKTable, ``join(global_table, key_selector(key, value), joiner(value, row))``."""
-        return self._join(other, args, left=False)
+    @overload
+    def join(
+        self,
+        other: KStream,
+        joiner: Callable[[Any, Any], Any],
+        join_windows: JoinWindows,
+        /,
+        stream_joined: StreamJoined | None = None,
+    ) -> KStream: ...
+
+    def join(self, other: Any, *args: Any, stream_joined: StreamJoined | None = None) -> KStream:
+        """Inner join with a KTable, ``join(table, joiner(value, table_value))``; with a
+        GlobalKTable, ``join(global_table, key_selector(key, value), joiner(value, row))``; or
+        with a KStream within time windows, ``join(other_stream, joiner(value, other_value),
+        st.JoinWindows...)`` (see ``streamtable.processors.stream_stream_join``)."""
+        return self._join(other, args, "join", stream_joined)
 
     @overload
     def left_join(self, other: KTable, joiner: Callable[[Any, Any], Any], /) -> KStream: ...
@@ -283,13 +296,46 @@ class KStream:
         /,
     ) -> KStream: ...
 
-    def left_join(self, other: KTable | GlobalKTable, *args: Callable[..., Any]) -> KStream:
-        """Like :meth:`join`, but every record yields a result (``None`` for a missing row)."""
-        return self._join(other, args, left=True)
+    @overload
+    def left_join(
+        self,
+        other: KStream,
+        joiner: Callable[[Any, Any], Any],
+        join_windows: JoinWindows,
+        /,
+        stream_joined: StreamJoined | None = None,
+    ) -> KStream: ...
+
+    def left_join(
+        self, other: Any, *args: Any, stream_joined: StreamJoined | None = None
+    ) -> KStream:
+        """Like :meth:`join`, but every record yields a result (``None`` for a missing row;
+        with a KStream, once the record's window has closed without a partner)."""
+        return self._join(other, args, "left_join", stream_joined)
+
+    def outer_join(
+        self,
+        other: KStream,
+        joiner: Callable[[Any, Any], Any],
+        join_windows: JoinWindows,
+        stream_joined: StreamJoined | None = None,
+    ) -> KStream:
+        """Like a windowed :meth:`left_join`, and records of ``other`` without a partner
+        yield ``joiner(None, other_value)`` too."""
+        return stream_stream_join(
+            self, other, joiner, join_windows, stream_joined, kind="outer_join"
+        )
 
     def _join(
-        self, other: KTable | GlobalKTable, args: tuple[Callable[..., Any], ...], left: bool
+        self, other: Any, args: tuple[Any, ...], kind: str, joined: StreamJoined | None
     ) -> KStream:
+        if not isinstance(other, KTable | GlobalKTable):
+            return join_stream(self, other, args, joined, kind)
+        if joined is not None:
+            raise TypeError(
+                f"stream_joined is for joins of two KStreams, not of a {type(other).__name__}"
+            )
+        left = kind == "left_join"
         g = self._graph
         if other._graph is not g:
             raise TopologyError("cannot join objects from different StreamsBuilders")
@@ -315,66 +361,4 @@ class KStream:
             lambda n: StreamTableJoin(n, table_getter, joiner, left),
             value_serde=DEFAULT,
             stores=(table_getter.store,),
-        )
-
-
-@dataclass(frozen=True)
-class KGroupedStream:
-    """A stream grouped by key, waiting for ``count``, ``reduce`` or ``aggregate``, or for
-    time windows (:meth:`windowed_by`)."""
-
-    _stream: KStream
-    _name: str | None
-
-    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
-        """Aggregate per key and time window: ``windowed_by(st.TimeWindows.of_size_...(...))``."""
-        if not isinstance(windows, TimeWindows):
-            raise TypeError(
-                "windowed_by takes st.TimeWindows (tumbling or hopping; sliding and session "
-                f"windows are not built yet), got {type(windows).__name__}"
-            )
-        return TimeWindowedKStream(self._stream, windows)
-
-    def count(self, *, store: str | None = None) -> KTable:
-        """Records per key."""
-        return self._aggregate(lambda k, v, agg: agg + 1, lambda: 0, store, DEFAULT)
-
-    def reduce(self, reducer: Callable[[Any, Any], Any], *, store: str | None = None) -> KTable:
-        """``reducer(agg, value)``; the first value of a key is taken as is."""
-        return self._aggregate(reducer, None, store, self._stream.value_serde)
-
-    def aggregate(
-        self,
-        initializer: Callable[[], Any],
-        adder: Callable[[Any, Any, Any], Any],
-        *,
-        store: str | None = None,
-        value_serde: Serde[Any] | None = None,
-    ) -> KTable:
-        """``adder(key, value, agg)`` from ``initializer()``."""
-        return self._aggregate(adder, initializer, store, value_serde or DEFAULT)
-
-    def _aggregate(
-        self,
-        adder: Callable[..., Any],
-        initializer: Callable[[], Any] | None,
-        store: str | None,
-        agg_serde: Serde[Any],
-    ) -> KTable:
-        g = self._stream._graph
-        name = g.new_name("KSTREAM-AGGREGATE")
-        store = store or f"{name}-STATE-STORE"
-        stream = self._stream._co_partitioned(name=store)
-        g.add_store(StoreSpec(store, stream.key_serde, agg_serde))
-        g.add_processor(
-            ProcessorSpec(
-                name,
-                (stream._node,),
-                partial(StreamAggregate, name, initializer, adder, store),
-                (store,),
-            )
-        )
-        g.old_value_parents[name] = ()
-        return KTable(
-            g, name, stream.key_serde, agg_serde, GetterSpec(store), stream._topics, store
         )

@@ -136,8 +136,13 @@ public final class DifferentialRunner {
             return fatal(id, "cache_max_bytes must be an integer");
         }
         Long cacheMaxBytes = cache == null || cache.isNull() ? null : cache.asLong();
+        JsonNode config = c.get("config");
+        if (config != null && !config.isNull() && !config.isObject()) {
+            return fatal(id, "config must be an object");
+        }
         try {
-            return runCase(id, spec, records == null ? NODES.arrayNode() : records, keys, cacheMaxBytes);
+            return runCase(id, spec, records == null ? NODES.arrayNode() : records, keys, cacheMaxBytes,
+                    config == null || config.isNull() ? NODES.objectNode() : config);
         } catch (Exception | Error e) {
             e.printStackTrace();
             return fatal(id, describe(e));
@@ -165,7 +170,7 @@ public final class DifferentialRunner {
     }
 
     private ObjectNode runCase(JsonNode id, Topologies.Spec spec, JsonNode records, List<String> fetchKeys,
-                               Long cacheMaxBytes) throws IOException {
+                               Long cacheMaxBytes, JsonNode config) throws IOException {
         int n = caseNumber++;
         Files.createDirectories(STATE_BASE);
         Path stateDir = Files.createTempDirectory(STATE_BASE, "streamtable-diff-");
@@ -178,6 +183,9 @@ public final class DifferentialRunner {
         if (cacheMaxBytes != null) {
             props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, cacheMaxBytes);
         }
+        // Extra configs, e.g. the internal "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__".
+        config.fields().forEachRemaining(e -> props.put(e.getKey(),
+                e.getValue().isIntegralNumber() ? (Object) e.getValue().asLong() : e.getValue().asText()));
         // A fresh Topology per case: a Topology is rewritten by the driver for its application id.
         Topology topology = Topologies.build(spec.name(), props);
 

@@ -111,6 +111,9 @@ public final class Topologies {
                 List.of(WindowedTopologies.INPUT), List.of(WindowedTopologies.OUTPUT),
                 List.of(WindowedTopologies.STORE), shape.op().equals("count")
                         ? Set.of(WindowedTopologies.STORE) : Set.of(), shape.sizeMs())));
+        StreamJoinTopologies.SHAPES.keySet().forEach(name -> add(new Spec(name,
+                List.of(StreamJoinTopologies.LEFT, StreamJoinTopologies.RIGHT),
+                List.of(StreamJoinTopologies.OUTPUT), List.of(), Set.of())));
     }
 
     private static void add(Spec spec) {
@@ -156,7 +159,13 @@ public final class Topologies {
             case "win_tumbling_count", "win_hopping_count", "win_tumbling_reduce", "win_hopping_reduce",
                  "win_tumbling_aggregate", "win_hopping_aggregate" -> WindowedTopologies.build(
                     builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
-            default -> throw new IllegalArgumentException("unknown topology " + name);
+            default -> {
+                if (!StreamJoinTopologies.SHAPES.containsKey(name)) {
+                    throw new IllegalArgumentException("unknown topology " + name);
+                }
+                StreamJoinTopologies.build(builder, name, t.of(StreamJoinTopologies.LEFT),
+                        t.of(StreamJoinTopologies.RIGHT), t.of(StreamJoinTopologies.OUTPUT));
+            }
         }
         return props == null ? builder.build() : builder.build(props);
     }

@@ -1,0 +1,81 @@
+"""KGroupedStream: a stream grouped by key, waiting for an aggregation or time windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from streamtable.dsl._table import KTable
+from streamtable.dsl._windowed import TimeWindowedKStream
+from streamtable.processors import GetterSpec
+from streamtable.processors.stream_aggregate import StreamAggregate
+from streamtable.serde import DEFAULT, Serde
+from streamtable.topology._nodes import ProcessorSpec, StoreSpec
+from streamtable.windowing import TimeWindows
+
+if TYPE_CHECKING:
+    from streamtable.dsl._stream import KStream
+
+
+@dataclass(frozen=True)
+class KGroupedStream:
+    """A stream grouped by key, waiting for ``count``, ``reduce`` or ``aggregate``, or for
+    time windows (:meth:`windowed_by`)."""
+
+    _stream: KStream
+    _name: str | None
+
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
+        """Aggregate per key and time window: ``windowed_by(st.TimeWindows.of_size_...(...))``."""
+        if not isinstance(windows, TimeWindows):
+            raise TypeError(
+                "windowed_by takes st.TimeWindows (tumbling or hopping; sliding and session "
+                f"windows are not built yet), got {type(windows).__name__}"
+            )
+        return TimeWindowedKStream(self._stream, windows)
+
+    def count(self, *, store: str | None = None) -> KTable:
+        """Records per key."""
+        return self._aggregate(lambda k, v, agg: agg + 1, lambda: 0, store, DEFAULT)
+
+    def reduce(self, reducer: Callable[[Any, Any], Any], *, store: str | None = None) -> KTable:
+        """``reducer(agg, value)``; the first value of a key is taken as is."""
+        return self._aggregate(reducer, None, store, self._stream.value_serde)
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        adder: Callable[[Any, Any, Any], Any],
+        *,
+        store: str | None = None,
+        value_serde: Serde[Any] | None = None,
+    ) -> KTable:
+        """``adder(key, value, agg)`` from ``initializer()``."""
+        return self._aggregate(adder, initializer, store, value_serde or DEFAULT)
+
+    def _aggregate(
+        self,
+        adder: Callable[..., Any],
+        initializer: Callable[[], Any] | None,
+        store: str | None,
+        agg_serde: Serde[Any],
+    ) -> KTable:
+        g = self._stream._graph
+        name = g.new_name("KSTREAM-AGGREGATE")
+        store = store or f"{name}-STATE-STORE"
+        stream = self._stream._co_partitioned(name=store)
+        g.add_store(StoreSpec(store, stream.key_serde, agg_serde))
+        g.add_processor(
+            ProcessorSpec(
+                name,
+                (stream._node,),
+                partial(StreamAggregate, name, initializer, adder, store),
+                (store,),
+            )
+        )
+        g.old_value_parents[name] = ()
+        return KTable(
+            g, name, stream.key_serde, agg_serde, GetterSpec(store), stream._topics, store
+        )
