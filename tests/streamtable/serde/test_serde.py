@@ -57,10 +57,11 @@ def test_bad_input_raises_serialization_error() -> None:
 def test_exported_names_are_exactly_the_public_api() -> None:
     runtime = {"AppState", "StateRestoreListener", "StreamsApp", "StreamsConfig"}
     assert set(st.__all__) - runtime == {
-        "ConfigError", "CoPartitioningError", "GlobalKTable", "KGroupedStream", "KGroupedTable",
+        "BufferConfig", "ConfigError", "CoPartitioningError", "EmitStrategy", "GlobalKTable",
+        "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
         "ReadOnlyKeyValueStore", "ReadOnlyWindowStore", "Record", "SerializationError",
-        "StoreNotFound", "StoreNotReady", "StreamTableError", "StreamsBuilder",
+        "StoreNotFound", "StoreNotReady", "StreamTableError", "StreamsBuilder", "Suppressed",
         "TimeWindowedKStream", "TimeWindows", "Topology", "TopologyError", "TopologyTestDriver",
         "Window", "Windowed", "errors", "serde",
     }  # fmt: skip
