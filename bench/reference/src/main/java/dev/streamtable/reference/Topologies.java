@@ -153,10 +153,13 @@ public final class Topologies {
                     streamTableJoin(builder, t, name.equals("stream_table_left_join"));
             case "stream_global_join", "stream_global_left_join" ->
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
-            case "win_tumbling_count", "win_hopping_count", "win_tumbling_reduce", "win_hopping_reduce",
-                 "win_tumbling_aggregate", "win_hopping_aggregate" -> WindowedTopologies.build(
-                    builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
-            default -> throw new IllegalArgumentException("unknown topology " + name);
+            default -> {
+                if (!WindowedTopologies.SHAPES.containsKey(name)) {
+                    throw new IllegalArgumentException("unknown topology " + name);
+                }
+                WindowedTopologies.build(
+                        builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
+            }
         }
         return props == null ? builder.build() : builder.build(props);
     }
