@@ -39,14 +39,17 @@ from streamtable.errors import (
 from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
 from streamtable.runtime import AppState, StateRestoreListener, StreamsApp, StreamsConfig
 from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
+from streamtable.suppression import BufferConfig, EmitStrategy, Suppressed
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
 from streamtable.windowing import JoinWindows, TimeWindows, Window, Windowed
 
 __all__ = [
     "AppState",
+    "BufferConfig",
     "ConfigError",
     "CoPartitioningError",
+    "EmitStrategy",
     "GlobalKTable",
     "JoinWindows",
     "KGroupedStream",
@@ -68,6 +71,7 @@ __all__ = [
     "StreamsApp",
     "StreamsBuilder",
     "StreamsConfig",
+    "Suppressed",
     "TimeWindowedKStream",
     "TimeWindows",
     "Topology",

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ import pytest
 import streamtable as st
 from streamtable.serde import BYTES, JSON, STRING, TimeWindowedSerde
 from tests.differential.compare import JavaRunner, first_difference, java_results
-from tests.streamtable.topologies import WINDOW_SHAPES, WINDOWED_TOPOLOGIES
+from tests.streamtable.topologies import ALL_WINDOW_SHAPES, WINDOWED_TOPOLOGIES, windowed
 
 pytestmark = pytest.mark.integration
 
@@ -72,12 +74,10 @@ def run_python(
     topology: str, records: list[dict[str, Any]], cache_max_bytes: int | None = None
 ) -> dict[str, Any]:
     """What the Java runner prints for a case, from our TopologyTestDriver."""
-    key_serde = TimeWindowedSerde(STRING, WINDOW_SHAPES[topology].size_ms)
+    key_serde = TimeWindowedSerde(STRING, ALL_WINDOW_SHAPES[topology].size_ms)
     config = {} if cache_max_bytes is None else {"cache_max_bytes": cache_max_bytes}
     outputs = []
-    with st.TopologyTestDriver(
-        WINDOWED_TOPOLOGIES[topology](), config=config, start_time=0
-    ) as driver:
+    with st.TopologyTestDriver(windowed(topology), config=config, start_time=0) as driver:
         source = driver.input_topic("trades")
         reader = driver.output_topic("win-out", key_serde=BYTES, value_serde=JSON)
         for i, rec in enumerate(records):
@@ -95,8 +95,13 @@ def run_python(
     return {"outputs": outputs, "stores": stores, "dropped_records": dropped}
 
 
-def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
-    rng = random.Random(SEED)
+def _cases(
+    cache_max_bytes: int | None,
+    topologies: Iterable[str] = WINDOWED_TOPOLOGIES,
+    per_topology: int = CASES_PER_TOPOLOGY,
+    seed: int = SEED,
+) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
     return [
         {
             "case": f"{name}-{i}",
@@ -105,8 +110,8 @@ def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
             "fetch_keys": CLIENTS,
             "cache_max_bytes": cache_max_bytes,
         }
-        for name in WINDOWED_TOPOLOGIES
-        for i in range(CASES_PER_TOPOLOGY)
+        for name in topologies
+        for i in range(per_topology)
     ]
 
 
@@ -120,12 +125,12 @@ def _java_results(java_runner: JavaRunner, cases: list[dict[str, Any]]) -> dict[
 def _fail_on(mismatches: list[tuple[dict[str, Any], dict[str, Any]]], total: int) -> None:
     if not mismatches:
         return
-    per_topology = dict.fromkeys(WINDOWED_TOPOLOGIES, 0)
-    for case, _ in mismatches:
-        per_topology[case["topology"]] += 1
+    per_topology = Counter(case["topology"] for case, _ in mismatches)
     case, first = mismatches[0]
     detail = json.dumps({"case": case, "first difference": first}, indent=1)
-    pytest.fail(f"{len(mismatches)}/{total} cases differ {per_topology}; first:\n{detail[:6000]}")
+    pytest.fail(
+        f"{len(mismatches)}/{total} cases differ {dict(per_topology)}; first:\n{detail[:6000]}"
+    )
 
 
 def test_windowed_aggregations_agree_with_kafka_streams(java_runner: JavaRunner) -> None:
@@ -163,7 +168,7 @@ def test_with_record_caches_outputs_agree_and_java_reads_add_only_expired_window
     for case in cases:
         java = results[case["case"]]
         ours = run_python(case["topology"], case["records"])
-        shape = WINDOW_SHAPES[case["topology"]]
+        shape = ALL_WINDOW_SHAPES[case["topology"]]
         retention = shape.retention_ms or shape.size_ms + shape.grace_ms
         java = {**java, "stores": {"win-store": _live(java["stores"]["win-store"], retention)}}
         if ours != {k: java[k] for k in ours}:

@@ -3,6 +3,7 @@ reference in bench/reference)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -147,13 +148,19 @@ TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
 @dataclass(frozen=True)
 class WindowShape:
     """A windowed reference topology: windows and store retention in milliseconds (retention 0:
-    the default, size + grace), and the operation: ``count``, ``reduce`` or ``aggregate``."""
+    the default, size + grace), the operation: ``count``, ``reduce`` or ``aggregate``, and how
+    results are emitted: ``update`` (every update), ``final``
+    (``emit_strategy(EmitStrategy.on_window_close())``), ``suppress``
+    (``suppress(until_window_closes(unbounded()))``) or ``limit`` (``suppress(until_time_limit(5
+    s, ...))``: unbounded for tumbling windows, at most 3 records emitted early for hopping
+    ones)."""
 
     size_ms: int
     advance_ms: int
     grace_ms: int
     retention_ms: int
     op: str
+    emit: str = "update"
 
     def windows(self) -> st.TimeWindows:
         ms = timedelta(milliseconds=1)
@@ -171,23 +178,54 @@ WINDOW_SHAPES: dict[str, WindowShape] = {
 }
 """The windowed topologies of bench/reference's WindowedTopologies.java, with the same names."""
 
+EMIT_SHAPES: dict[str, WindowShape] = {
+    f"{name}_{emit}": dataclasses.replace(shape, emit=emit)
+    for emit in ("final", "suppress", "limit")
+    for name, shape in WINDOW_SHAPES.items()
+}
+"""The same with their results emitted once per window or held back by ``suppress``
+(``<name>_final``, ``<name>_suppress``, ``<name>_limit``)."""
+
+ALL_WINDOW_SHAPES = {**WINDOW_SHAPES, **EMIT_SHAPES}
+
 
 def _totals(key: Any, trade: Any, agg: dict[str, int]) -> dict[str, int]:
     return {"count": agg["count"] + 1, "total": agg["total"] + trade["amount"]}
 
 
+def _held_back(table: st.KTable, shape: WindowShape) -> st.KTable:
+    """``table`` as the shape's ``emit`` says (``final`` is the aggregation's own)."""
+    if shape.emit == "suppress":
+        return table.suppress(st.Suppressed.until_window_closes(st.BufferConfig.unbounded()))
+    if shape.emit == "limit":
+        tumbling = shape.advance_ms == shape.size_ms
+        config = (
+            st.BufferConfig.unbounded()
+            if tumbling
+            else st.BufferConfig.max_records(3).emit_early_when_full()
+        )
+        return table.suppress(st.Suppressed.until_time_limit(timedelta(seconds=5), config))
+    return table
+
+
 def windowed(name: str) -> st.Topology:
     """``trades`` (key: a string, value: ``{"client", "amount"}``) counted per key, or its
     amounts summed (reduce) or counted and totalled (aggregate) per client, in the windows of
-    ``WINDOW_SHAPES[name]``, stored in ``win-store`` and written to ``win-out``."""
-    shape = WINDOW_SHAPES[name]
+    ``ALL_WINDOW_SHAPES[name]``, stored in ``win-store`` and written to ``win-out``."""
+    shape = ALL_WINDOW_SHAPES[name]
     b = st.StreamsBuilder()
     trades = b.stream("trades", key_serde=STRING, value_serde=JSON)
     retention = timedelta(milliseconds=shape.retention_ms) if shape.retention_ms else None
+    strategy = (
+        st.EmitStrategy.on_window_close()
+        if shape.emit == "final"
+        else st.EmitStrategy.on_window_update()
+    )
     if shape.op == "count":
         table = (
             trades.group_by_key()
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .count(store="win-store", retention=retention)
         )
     elif shape.op == "reduce":
@@ -197,12 +235,14 @@ def windowed(name: str) -> st.Topology:
         table = (
             amounts.group_by_key()
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .reduce(lambda agg, v: agg + v, store="win-store", retention=retention)
         )
     else:
         table = (
             trades.group_by(lambda k, v: v["client"], key_serde=STRING)
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .aggregate(
                 lambda: {"count": 0, "total": 0},
                 _totals,
@@ -211,12 +251,16 @@ def windowed(name: str) -> st.Topology:
                 retention=retention,
             )
         )
-    table.to_stream().to("win-out", value_serde=JSON)
+    _held_back(table, shape).to_stream().to("win-out", value_serde=JSON)
     return b.build()
 
 
 WINDOWED_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     name: partial(windowed, name) for name in WINDOW_SHAPES
+}
+
+EMIT_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    name: partial(windowed, name) for name in EMIT_SHAPES
 }
 
 

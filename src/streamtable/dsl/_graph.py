@@ -29,6 +29,8 @@ class Graph:
     # node -> table nodes that must send old values if this node must
     old_value_parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     old_value_demands: set[str] = field(default_factory=set)
+    # windowed aggregation node -> its windows' grace (ms), for suppress(until_window_closes)
+    window_grace: dict[str, int] = field(default_factory=dict)
     counter: int = 0
     names: set[str] = field(default_factory=set)
     source_topics: set[str] = field(default_factory=set)

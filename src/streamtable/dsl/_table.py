@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamtable.dsl._fk_join import FkJoinWiring
 from streamtable.dsl._graph import Graph
+from streamtable.dsl._suppress import suppress
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec
 from streamtable.processors import fk_join as fk
@@ -25,6 +26,7 @@ from streamtable.processors.table_map_values import TableMapValues
 from streamtable.processors.table_reduce import TableReduce
 from streamtable.processors.table_to_stream import TableToStream
 from streamtable.serde import DEFAULT, Serde
+from streamtable.suppression import Suppressed
 from streamtable.topology._nodes import (
     ChangeSerde,
     InternalTopicSpec,
@@ -130,6 +132,11 @@ class KTable:
         name = g.new_name("KTABLE-TOSTREAM")
         g.add_processor(ProcessorSpec(name, (self._node,), partial(TableToStream, name)))
         return KStream(g, name, self.key_serde, self.value_serde, False, self._topics)
+
+    def suppress(self, suppressed: Suppressed) -> KTable:
+        """Hold changes back: ``st.Suppressed.until_window_closes(buffer_config)`` (a windowed
+        table's final results) or ``st.Suppressed.until_time_limit(limit, buffer_config)``."""
+        return suppress(self, suppressed)
 
     # -- re-grouping -----------------------------------------------------------------------
     def group_by(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,12 +13,16 @@ from streamtable.dsl._table import KTable
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec
 from streamtable.processors.window_aggregate import TimeWindowAggregate
-from streamtable.serde import DEFAULT, Serde, TimeWindowedSerde
+from streamtable.processors.window_emit_final import TimeWindowAggregateFinal, emit_store_name
+from streamtable.serde import DEFAULT, STRING, Serde, TimeWindowedSerde
+from streamtable.suppression import EmitStrategy
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
 from streamtable.windowing import TimeWindows, duration_ms
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
+
+_ON_UPDATE = EmitStrategy.on_window_update()
 
 
 def _count_adder(key: Any, value: Any, agg: int) -> int:
@@ -37,11 +42,24 @@ class TimeWindowedKStream:
     every record of a window that has not closed, and materialized in a window store that keeps
     each window for ``retention`` after its start (default: window size + grace, the least
     allowed), in stream time. Read it with ``app.window_store(name)`` or the test driver's
-    ``window_store(name)``.
+    ``window_store(name)``. With :meth:`emit_strategy` ``(EmitStrategy.on_window_close())``
+    each window is emitted once instead, when it closes (see
+    ``streamtable.processors.window_emit_final``).
     """
 
     _stream: KStream
     _windows: TimeWindows
+    _emit: EmitStrategy = _ON_UPDATE
+
+    def emit_strategy(self, strategy: EmitStrategy) -> TimeWindowedKStream:
+        """The same windowed stream, emitting as ``strategy`` says:
+        ``EmitStrategy.on_window_update()`` (the default) or ``EmitStrategy.on_window_close()``."""
+        if not isinstance(strategy, EmitStrategy):
+            raise TypeError(
+                "emit_strategy takes st.EmitStrategy.on_window_update() or "
+                f"st.EmitStrategy.on_window_close(), got {type(strategy).__name__}"
+            )
+        return dataclasses.replace(self, _emit=strategy)
 
     def count(self, *, store: str | None = None, retention: timedelta | None = None) -> KTable:
         """Records per key and window."""
@@ -97,18 +115,30 @@ class TimeWindowedKStream:
         retention_ms = self._retention_ms(store, retention)
         stream = self._stream._co_partitioned(name=store)
         size = windows.size_ms
+        final = self._emit.on_close
         g.add_store(
             StoreSpec(
                 store,
                 stream.key_serde,
                 agg_serde,
                 store_type="window",
-                retention_ms=retention_ms,
+                # Kafka Streams' emit-final store (time-ordered) keeps a window until it starts
+                # retention + 1 ms before its latest one: 1 ms more than its other window stores.
+                retention_ms=retention_ms + 1 if final else retention_ms,
                 window_size_ms=size,
+                cached=not final,  # emit-final forwards from the store, not the cache
             )
         )
-        make = partial(TimeWindowAggregate, name, windows, initializer, adder, store)
-        g.add_processor(ProcessorSpec(name, (stream._node,), make, (store,)))
+        if final:
+            emit_store = emit_store_name(store)
+            g.add_store(StoreSpec(emit_store, STRING, DEFAULT, cached=False))
+            stores: tuple[str, ...] = (store, emit_store)
+        else:
+            stores = (store,)
+        kind = TimeWindowAggregateFinal if final else TimeWindowAggregate
+        make = partial(kind, name, windows, initializer, adder, store)
+        g.add_processor(ProcessorSpec(name, (stream._node,), make, stores))
+        g.window_grace[name] = windows.grace_ms
         g.old_value_parents[name] = ()
         key_serde = TimeWindowedSerde(stream.key_serde, size)
         return KTable(g, name, key_serde, agg_serde, GetterSpec(store), stream._topics, store)

@@ -58,6 +58,10 @@ class TaskContext(Protocol):
 
     def internal_topic(self, suffix: str) -> str: ...
 
+    def wall_clock_ms(self) -> int:
+        """The clock of wall-clock punctuators, in epoch milliseconds."""
+        ...
+
     def input_offsets(self) -> dict[str, tuple[int, int]] | None: ...
 
     def group_offsets(self, topic: str) -> dict[int, tuple[int, int]] | None: ...
@@ -170,20 +174,26 @@ class GetterSpec:
         store = ctx.store(self.store)
         if forwarded and (cache := record_cache(store)) is not None:
             store = cache.inner
-        get = store.get_with_timestamp
-        steps = self.steps
-        if not steps:
-            return get  # type: ignore[no-any-return]
+        return with_steps(store.get_with_timestamp, self.steps)
 
-        def getter(key: Any) -> tuple[Any, int] | None:
-            found = get(key)
-            if found is None:
+
+Lookup = Callable[[Any], "tuple[Any, int] | None"]
+
+
+def with_steps(get: Lookup, steps: tuple[ValueStep, ...]) -> Lookup:
+    """``get`` followed by a getter's stateless steps (a step's None is "no row")."""
+    if not steps:
+        return get
+
+    def getter(key: Any) -> tuple[Any, int] | None:
+        found = get(key)
+        if found is None:
+            return None
+        value, ts = found
+        for step in steps:
+            value = step(key, value)
+            if value is None:
                 return None
-            value, ts = found
-            for step in steps:
-                value = step(key, value)
-                if value is None:
-                    return None
-            return value, ts
+        return value, ts
 
-        return getter
+    return getter

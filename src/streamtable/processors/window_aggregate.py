@@ -69,7 +69,11 @@ class TimeWindowAggregate(StreamAggregate):
             agg = value if old_agg is None else self.adder(old_agg, value)
         else:
             agg = self.adder(windowed.key, value, old_agg)
-        self.materializer.put_and_forward(windowed, agg, old_agg, new_ts)
+        self._write(windowed, agg, old_agg, new_ts)
+
+    def _write(self, windowed: Windowed, agg: Any, old_agg: Any, timestamp: int) -> None:
+        """Store the window's new aggregate and emit the update."""
+        self.materializer.put_and_forward(windowed, agg, old_agg, timestamp)
 
     def _drop_late(self, start: int, timestamp: int, close_time: int) -> None:
         self.dropped_records["late"] += 1

@@ -166,6 +166,9 @@ class TaskCore:
     def internal_topic(self, suffix: str) -> str:
         return f"{self.application_id}-{suffix}"
 
+    def wall_clock_ms(self) -> int:
+        return self._wall_clock_ms()
+
     def partitions_of(self, topic: str) -> int:
         return self.collector.partitions_of(topic)
 

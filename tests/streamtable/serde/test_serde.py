@@ -57,11 +57,12 @@ def test_bad_input_raises_serialization_error() -> None:
 def test_exported_names_are_exactly_the_public_api() -> None:
     runtime = {"AppState", "StateRestoreListener", "StreamsApp", "StreamsConfig"}
     assert set(st.__all__) - runtime == {
-        "ConfigError", "CoPartitioningError", "GlobalKTable", "JoinWindows", "KGroupedStream",
-        "KGroupedTable",
+        "BufferConfig", "ConfigError", "CoPartitioningError", "EmitStrategy", "GlobalKTable",
+        "JoinWindows", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
         "ReadOnlyKeyValueStore", "ReadOnlyWindowStore", "Record", "SerializationError",
         "StoreNotFound", "StoreNotReady", "StreamJoined", "StreamTableError", "StreamsBuilder",
+        "Suppressed",
         "TimeWindowedKStream", "TimeWindows", "Topology", "TopologyError", "TopologyTestDriver",
         "Window", "Windowed", "errors", "serde",
     }  # fmt: skip

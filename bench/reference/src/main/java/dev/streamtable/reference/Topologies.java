@@ -156,15 +156,16 @@ public final class Topologies {
                     streamTableJoin(builder, t, name.equals("stream_table_left_join"));
             case "stream_global_join", "stream_global_left_join" ->
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
-            case "win_tumbling_count", "win_hopping_count", "win_tumbling_reduce", "win_hopping_reduce",
-                 "win_tumbling_aggregate", "win_hopping_aggregate" -> WindowedTopologies.build(
-                    builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
             default -> {
-                if (!StreamJoinTopologies.SHAPES.containsKey(name)) {
+                if (WindowedTopologies.SHAPES.containsKey(name)) {
+                    WindowedTopologies.build(builder, name, t.of(WindowedTopologies.INPUT),
+                            t.of(WindowedTopologies.OUTPUT));
+                } else if (StreamJoinTopologies.SHAPES.containsKey(name)) {
+                    StreamJoinTopologies.build(builder, name, t.of(StreamJoinTopologies.LEFT),
+                            t.of(StreamJoinTopologies.RIGHT), t.of(StreamJoinTopologies.OUTPUT));
+                } else {
                     throw new IllegalArgumentException("unknown topology " + name);
                 }
-                StreamJoinTopologies.build(builder, name, t.of(StreamJoinTopologies.LEFT),
-                        t.of(StreamJoinTopologies.RIGHT), t.of(StreamJoinTopologies.OUTPUT));
             }
         }
         return props == null ? builder.build() : builder.build(props);

@@ -11,11 +11,14 @@ import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.Suppressed.BufferConfig;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
@@ -37,14 +40,28 @@ final class WindowedTopologies {
     private static final Serde<String> KEY = Serdes.String();
     private static final Serde<JsonNode> JSON = new JsonSerde();
 
+    /** The time limit of the {@code _limit} variants' {@code suppress(untilTimeLimit(...))}. */
+    static final long TIME_LIMIT_MS = 5_000;
+
+    /** The record bound of the hopping {@code _limit} variants' buffers (emit early when full). */
+    static final long LIMIT_MAX_RECORDS = 3;
+
     /**
      * One windowed topology: the windows (milliseconds), the store's retention (0: Kafka Streams'
-     * default, size + grace) and the operation ("count", "reduce" or "aggregate").
+     * default, size + grace), the operation ("count", "reduce" or "aggregate") and how results are
+     * emitted ("update": every update; "final": {@code emitStrategy(onWindowClose())};
+     * "suppress": {@code suppress(untilWindowCloses(unbounded()))}; "limit":
+     * {@code suppress(untilTimeLimit(5 s, ...))}, unbounded for tumbling windows, at most 3 records
+     * emitted early when full for hopping ones).
      */
-    record Shape(long sizeMs, long advanceMs, long graceMs, long retentionMs, String op) {
+    record Shape(long sizeMs, long advanceMs, long graceMs, long retentionMs, String op, String emit) {
         TimeWindows windows() {
             return TimeWindows.ofSizeAndGrace(Duration.ofMillis(sizeMs), Duration.ofMillis(graceMs))
                     .advanceBy(Duration.ofMillis(advanceMs));
+        }
+
+        Shape emitting(String how) {
+            return new Shape(sizeMs, advanceMs, graceMs, retentionMs, op, how);
         }
     }
 
@@ -52,12 +69,17 @@ final class WindowedTopologies {
     static final Map<String, Shape> SHAPES = new LinkedHashMap<>();
 
     static {
-        SHAPES.put("win_tumbling_count", new Shape(10_000, 10_000, 3_000, 0, "count"));
-        SHAPES.put("win_hopping_count", new Shape(10_000, 4_000, 2_000, 0, "count"));
-        SHAPES.put("win_tumbling_reduce", new Shape(10_000, 10_000, 3_000, 0, "reduce"));
-        SHAPES.put("win_hopping_reduce", new Shape(10_000, 4_000, 2_000, 0, "reduce"));
-        SHAPES.put("win_tumbling_aggregate", new Shape(10_000, 10_000, 3_000, 150_000, "aggregate"));
-        SHAPES.put("win_hopping_aggregate", new Shape(10_000, 4_000, 2_000, 0, "aggregate"));
+        Map<String, Shape> base = new LinkedHashMap<>();
+        base.put("win_tumbling_count", new Shape(10_000, 10_000, 3_000, 0, "count", "update"));
+        base.put("win_hopping_count", new Shape(10_000, 4_000, 2_000, 0, "count", "update"));
+        base.put("win_tumbling_reduce", new Shape(10_000, 10_000, 3_000, 0, "reduce", "update"));
+        base.put("win_hopping_reduce", new Shape(10_000, 4_000, 2_000, 0, "reduce", "update"));
+        base.put("win_tumbling_aggregate", new Shape(10_000, 10_000, 3_000, 150_000, "aggregate", "update"));
+        base.put("win_hopping_aggregate", new Shape(10_000, 4_000, 2_000, 0, "aggregate", "update"));
+        SHAPES.putAll(base);
+        for (String how : new String[] {"final", "suppress", "limit"}) {
+            base.forEach((name, shape) -> SHAPES.put(name + "_" + how, shape.emitting(how)));
+        }
     }
 
     private WindowedTopologies() {
@@ -76,6 +98,14 @@ final class WindowedTopologies {
             case "aggregate" -> aggregate(trades, s);
             default -> throw new IllegalArgumentException("unknown windowed operation " + s.op());
         };
+        result = switch (s.emit()) {
+            case "update", "final" -> result;
+            case "suppress" -> result.suppress(Suppressed.untilWindowCloses(BufferConfig.unbounded()));
+            case "limit" -> result.suppress(Suppressed.untilTimeLimit(Duration.ofMillis(TIME_LIMIT_MS),
+                    s.advanceMs() == s.sizeMs() ? BufferConfig.unbounded()
+                            : BufferConfig.maxRecords(LIMIT_MAX_RECORDS).emitEarlyWhenFull()));
+            default -> throw new IllegalArgumentException("unknown emit " + s.emit());
+        };
         result.toStream().to(output,
                 Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, s.sizeMs()), JSON));
     }
@@ -86,6 +116,10 @@ final class WindowedTopologies {
                         .withKeySerde(KEY)
                         .withValueSerde(values);
         return s.retentionMs() > 0 ? m.withRetention(Duration.ofMillis(s.retentionMs())) : m;
+    }
+
+    private static EmitStrategy strategy(Shape s) {
+        return s.emit().equals("final") ? EmitStrategy.onWindowClose() : EmitStrategy.onWindowUpdate();
     }
 
     private static long amount(JsonNode v) {
@@ -100,6 +134,7 @@ final class WindowedTopologies {
     private static KTable<Windowed<String>, JsonNode> count(KStream<String, JsonNode> trades, Shape s) {
         return trades.groupByKey(Grouped.with(KEY, JSON))
                 .windowedBy(s.windows())
+                .emitStrategy(strategy(s))
                 .count(store(s, Serdes.Long()))
                 .mapValues(n -> n == null ? null : (JsonNode) LongNode.valueOf(n));
     }
@@ -109,6 +144,7 @@ final class WindowedTopologies {
         return trades.map((k, v) -> KeyValue.pair(Topologies.text(v, "client"), (JsonNode) LongNode.valueOf(amount(v))))
                 .groupByKey(Grouped.with(KEY, JSON))
                 .windowedBy(s.windows())
+                .emitStrategy(strategy(s))
                 .reduce((agg, v) -> LongNode.valueOf(agg.asLong() + v.asLong()), store(s, JSON));
     }
 
@@ -116,6 +152,7 @@ final class WindowedTopologies {
     private static KTable<Windowed<String>, JsonNode> aggregate(KStream<String, JsonNode> trades, Shape s) {
         return trades.groupBy((k, v) -> Topologies.text(v, "client"), Grouped.with(KEY, JSON))
                 .windowedBy(s.windows())
+                .emitStrategy(strategy(s))
                 .aggregate(
                         () -> Topologies.totals(0, 0),
                         (k, v, agg) -> Topologies.totals(agg.get("count").asLong() + 1,

@@ -1,0 +1,102 @@
+"""Time-windowed aggregations that emit final results: ``EmitStrategy.on_window_close()``.
+
+As Kafka Streams' ``KStreamWindowAggregate`` with ``ON_WINDOW_CLOSE`` (KIP-825): each record
+updates its open windows in the store (late ones are dropped and counted as with the default
+strategy) and nothing is forwarded then; when the close time (stream time - grace) has moved
+past the end of windows not emitted yet, those windows are read from the store and forwarded
+once each, earliest window start first, then by key bytes, with their aggregate's timestamp
+(the latest record of the window). Only windows with data are emitted.
+
+Every closed window is emitted, even when the record that closes it also moves the store's
+stream time past the window's retention: closed windows are emitted before the record's own
+windows are written. Kafka Streams writes first; its record cache (on by default) still returns
+such a window, so it emits it too, but with the cache off (``statestore.cache.max.bytes=0``) or
+once the cache has evicted it, its store has expired the window and it is never emitted
+(``tests/differential/test_emit_final_against_kafka_streams.py`` shows both).
+
+The close time up to which windows were emitted is kept in a changelogged key-value store
+(``<store>-emit-final``; Kafka Streams keeps it in its commit metadata), so a restart neither
+emits a window again nor skips one.
+
+Kafka Streams checks for closed windows at most once per second of wall-clock time (its internal
+``__emit.interval.ms.kstreams.windowed.aggregation__``); this checks after every record, so the
+same windows are emitted, possibly a record earlier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamtable.processors._api import TaskContext
+from streamtable.processors.window_aggregate import TimeWindowAggregate
+from streamtable.serde._windowed import window_start_of
+from streamtable.state._bytes import TIMESTAMP_SIZE, stored_timestamp
+from streamtable.windowing import Windowed
+
+_LAST_EMIT = "last-emit-close-time"
+
+
+def emit_store_name(store: str) -> str:
+    """The key-value store where the aggregation of window store ``store`` keeps the close
+    time up to which it has emitted."""
+    return f"{store}-emit-final"
+
+
+class TimeWindowAggregateFinal(TimeWindowAggregate):
+    """:class:`TimeWindowAggregate` that forwards each window once, when it closes."""
+
+    def init(self, ctx: TaskContext) -> None:
+        super().init(ctx)
+        self.emit_store = ctx.store(emit_store_name(self.store_name))
+        self.last_emit_close_time = -1
+        self._loaded = False
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        if key is None or value is None:
+            super().process(key, value, timestamp)
+            return
+        if not self._loaded:
+            # Read at the first record, not in init: the runtime restores stores after that.
+            found = self.emit_store.get(_LAST_EMIT)
+            self.last_emit_close_time = -1 if found is None else found
+            self._loaded = True
+        # Emitted before the record's windows are written: a jump in stream time then cannot
+        # expire a closed window from the store before it is emitted (see the module docstring).
+        self._emit_closed(max(self.observed_stream_time, timestamp) - self.windows.grace_ms)
+        super().process(key, value, timestamp)
+
+    def _write(self, windowed: Windowed, agg: Any, old_agg: Any, timestamp: int) -> None:
+        self.store.put(windowed, agg, timestamp)  # emitted when the window closes
+
+    def _emit_closed(self, close_time: int) -> None:
+        last = self.last_emit_close_time
+        if last != -1 and last >= close_time:
+            return
+        size = self.windows.size_ms
+        upper = close_time - size  # the latest start of a closed window
+        if upper < 0:
+            return
+        lower = 0 if last == -1 else max(0, last - size) + 1
+        if last != -1:
+            starts = self.windows.window_starts
+            if list(starts(upper)) == list(starts(lower - 1)):
+                return  # no window closed since the last emit
+        for windowed, agg, ts in self._windows_starting_in(lower, upper):
+            self.forward(windowed, (agg, None), ts)
+        self.last_emit_close_time = close_time
+        self.emit_store.put(_LAST_EMIT, close_time, close_time)
+
+    def _windows_starting_in(self, lower: int, upper: int) -> list[tuple[Windowed, Any, int]]:
+        """The store's live windows starting in ``[lower, upper]``: start, then key bytes."""
+        store = self.store
+        found = [
+            (window_start_of(kb), kb, payload)
+            for kb, payload in store.raw_entries(None, None)
+            if lower <= window_start_of(kb) <= upper
+        ]
+        found.sort(key=lambda entry: (entry[0], entry[1][:-8]))
+        decode_key, decode_value = store.key_serde.deserialize, store.value_serde.deserialize
+        return [
+            (decode_key(kb), decode_value(payload[TIMESTAMP_SIZE:]), stored_timestamp(payload))
+            for _, kb, payload in found
+        ]
