@@ -241,6 +241,11 @@ class TableSuppress(Node):
         close = now - self.wait_ms
         if now - self._advanced_at < idle or close <= self.wall_closed_through:
             return
+        if not self._entries:
+            # Nothing held back: nothing to close. (Closing anyway made an idle start, before
+            # the first record, close every window of the past, and a backlog read afterwards
+            # was dropped as late in full.)
+            return
         self.wall_closed_through = close
         self.store.put(_WALL_CLOSE_KEY, _ID.pack(close), now)
         self._emit_through(close)

@@ -139,6 +139,20 @@ def test_an_idle_partition_closes_its_windows_on_the_wall_clock() -> None:
         assert [r[:3] for r in out.read_records()] == [(w("c", 40_000), 1, 40_000)]
 
 
+def test_an_idle_start_closes_nothing_and_a_backlog_read_afterwards_is_not_late() -> None:
+    """Before the first record (an app starting on a backlog it has yet to fetch) nothing is
+    held back, so nothing closes: the backlog's old windows are not dropped as late."""
+    with st.TopologyTestDriver(idle_closing(), start_time=0) as driver:
+        driver.advance_wall_clock(100)  # idle for 100 s with nothing buffered
+        assert pipe(driver, [("a", 1_000), ("b", 11_000)]) == []
+        assert driver.dropped_records() == {}
+        driver.advance_wall_clock(35)  # now they are held back: idle 35 s closes them
+        assert [r[:3] for r in driver.output_topic("out").read_records()] == [
+            (w("a", 0), 1, 1_000),
+            (w("b", 10_000), 1, 11_000),
+        ]
+
+
 def test_the_wall_clock_close_survives_a_restart() -> None:
     first = st.TopologyTestDriver(idle_closing(), start_time=0)
     pipe(first, [("a", 1_000)])
