@@ -1,7 +1,8 @@
 """A benchmark child process, so that its RSS and CPU are its own.
 
 ``python -m bench.runner streamtable --bootstrap B --application-id A --input T --output O
-[--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]`` runs the seed
+[--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]
+[--rocksdb-memory-bytes N|none]`` runs the seed
 topology with :class:`streamtable.StreamsApp` and speaks BenchApp's protocol on stdout
 (``STATE <state>`` on every change; ``RESTORE_START`` when it starts restoring its first
 changelog partition, told by a :class:`streamtable.StateRestoreListener`; and
@@ -64,6 +65,9 @@ def run_streamtable(args: argparse.Namespace) -> int:
         settings["commit_interval_ms"] = args.commit_interval_ms
     if args.cache_max_bytes is not None:
         settings["cache_max_bytes"] = args.cache_max_bytes
+    if args.rocksdb_memory_bytes is not None:  # "none": RocksDB's per-store defaults
+        memory = args.rocksdb_memory_bytes
+        settings["rocksdb_memory_bytes"] = None if memory == "none" else int(memory)
     app = st.StreamsApp(seed_topology(args.input, args.output), st.StreamsConfig(**settings))
 
     def on_state(old: st.AppState, new: st.AppState) -> None:
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--commit-interval-ms", type=int)
     parser.add_argument("--cache-max-bytes", type=int)
+    parser.add_argument("--rocksdb-memory-bytes", help="bytes, or none (per-store defaults)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     return run_streamtable(args) if args.mode == "streamtable" else run_raw(args)
