@@ -37,9 +37,10 @@ class MemoryConfig:
     implementation: str  # "streamtable" or "kstreams"
     rocksdb_memory_bytes: int | None
 
-    def impl(self, ctx: Ctx) -> Impl:
+    def impl(self, kstreams: Impl) -> Impl:
+        """How to start this configuration (``kstreams``: the run's Kafka Streams)."""
         if self.implementation == "kstreams":
-            return ctx.kstreams
+            return kstreams
         memory = "none" if self.rocksdb_memory_bytes is None else str(self.rocksdb_memory_bytes)
         return Impl("streamtable", extra_flags=("--rocksdb-memory-bytes", memory))
 
@@ -91,7 +92,7 @@ def _run(ctx: Ctx, config: MemoryConfig, partitions: int) -> MemoryRun:
     label = f"w7-{config.name}-p{partitions}"
     state_dir = STATE_ROOT / f"{ctx.run_id}-{label}"
     try:
-        run, _ = run_w1(ctx, config.impl(ctx), "at_least_once", label)
+        run, _ = run_w1(ctx, config.impl(ctx.kstreams), "at_least_once", label)
         size = round(disk_bytes(state_dir) / 1024 / 1024, 1)
     except Exception as exc:  # reported as this run's failure; the others still run
         log(f"W7 {label} failed: {exc!r}")
