@@ -65,9 +65,8 @@ def run_streamtable(args: argparse.Namespace) -> int:
         settings["commit_interval_ms"] = args.commit_interval_ms
     if args.cache_max_bytes is not None:
         settings["cache_max_bytes"] = args.cache_max_bytes
-    if args.rocksdb_memory_bytes is not None:  # "none": RocksDB's per-store defaults
-        memory = args.rocksdb_memory_bytes
-        settings["rocksdb_memory_bytes"] = None if memory == "none" else int(memory)
+    if "rocksdb_memory_bytes" in vars(args):  # given (None: RocksDB's per-store defaults)
+        settings["rocksdb_memory_bytes"] = args.rocksdb_memory_bytes
     app = st.StreamsApp(seed_topology(args.input, args.output), st.StreamsConfig(**settings))
 
     def on_state(old: st.AppState, new: st.AppState) -> None:
@@ -142,7 +141,12 @@ def run_raw(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def memory_bytes(raw: str) -> int | None:
+    """``--rocksdb-memory-bytes``: a number of bytes, or ``none``."""
+    return None if raw.strip().lower() == "none" else int(raw)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.runner")
     parser.add_argument("mode", choices=["streamtable", "raw"])
     parser.add_argument("--bootstrap", required=True)
@@ -155,8 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--commit-interval-ms", type=int)
     parser.add_argument("--cache-max-bytes", type=int)
-    parser.add_argument("--rocksdb-memory-bytes", help="bytes, or none (per-store defaults)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--rocksdb-memory-bytes",
+        type=memory_bytes,
+        default=argparse.SUPPRESS,
+        help="bytes, or none (RocksDB's per-store defaults); default: streamtable's",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     return run_streamtable(args) if args.mode == "streamtable" else run_raw(args)
 

@@ -20,6 +20,7 @@ from bench.results import (
     MemoryRun,
     W1Run,
 )
+from bench.runner import build_parser
 from bench.settings import Settings, skipped
 from bench.summary import summarize
 
@@ -154,3 +155,13 @@ def test_w7_is_skippable_and_the_state_size_is_counted(tmp_path: Path) -> None:
     (tmp_path / "a" / "b" / "f").write_bytes(b"x" * 100)
     (tmp_path / "g").write_bytes(b"y" * 5)
     assert disk_bytes(tmp_path) == 105
+
+
+def test_the_runner_takes_a_budget_or_none() -> None:
+    base = ["streamtable", "--bootstrap", "b", "--input", "i"]
+    parse = build_parser().parse_args
+    assert parse([*base, "--rocksdb-memory-bytes", "1048576"]).rocksdb_memory_bytes == 1048576
+    assert parse([*base, "--rocksdb-memory-bytes", "none"]).rocksdb_memory_bytes is None
+    assert "rocksdb_memory_bytes" not in vars(parse(base))  # streamtable's default then
+    with pytest.raises(SystemExit):
+        parse([*base, "--rocksdb-memory-bytes", "lots"])
