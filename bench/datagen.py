@@ -104,6 +104,9 @@ def produce(bootstrap: str, topic: str, s: DataSettings) -> int:
             "linger.ms": 20,
             "batch.size": 1_000_000,
             "queue.buffering.max.messages": 1_000_000,
+            # retries (a new topic's leaders are still being elected) must not reorder a key's
+            # records: the oracle replays them in the generated order
+            "enable.idempotence": True,
         }
     )
     count = 0

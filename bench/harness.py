@@ -71,7 +71,8 @@ def broker() -> Iterator[tuple[str, int | None]]:
     env = {
         **os.environ,
         "KAFKA_LOCAL_PORT": str(env_int("BENCH_KAFKA_PORT", 19192)),
-        "KAFKA_LOCAL_HOME": str(REPO / ".cache" / "bench-kafka"),
+        "KAFKA_LOCAL_HOME": os.environ.get("BENCH_KAFKA_HOME")
+        or str(REPO / ".cache" / "bench-kafka"),
     }
     was_running = (
         subprocess.run([str(KAFKA_LOCAL), "status"], env=env, capture_output=True).returncode == 0
@@ -290,6 +291,7 @@ class Impl:
 
     key: str  # "streamtable" or "kstreams"
     java_classpath: str = ""
+    extra_flags: tuple[str, ...] = ()  # appended to every run's flags (W7's memory budget)
 
     def argv(
         self,
@@ -311,6 +313,7 @@ class Impl:
             "--guarantee", guarantee,
             "--commit-interval-ms", str(commit_ms),
             "--cache-max-bytes", str(cache_bytes),
+            *self.extra_flags,
         ]  # fmt: skip
         if self.key == "streamtable":
             return [PY, "-m", "bench.runner", "streamtable", *flags]

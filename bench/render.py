@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from bench.render_memory import memory_markdown
 from bench.render_peers import fmt, peers_markdown
 from bench.results import BenchResults, HolderReads, W3Summary, W5Summary
 from bench.summary import ratio
@@ -26,6 +27,7 @@ def render_markdown(results: BenchResults, stamp: str, wall_s: float) -> str:
         *other_ratios(results),
         *extras_markdown(results),
         *peers_markdown(results),
+        *memory_markdown(results),
         *machine(results),
         *settings(results),
     ]

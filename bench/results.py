@@ -152,11 +152,43 @@ class DigestResult(Model):
     reads_during_digest: HolderReads | None = None  # the same
 
 
+class MemoryRun(Model):
+    """W7: one W1 at_least_once run over an input of ``partitions`` partitions; ``run`` is
+    ``None`` and ``error`` says why when it failed. ``rocksdb_memory_bytes`` is streamtable's
+    budget (``None``: RocksDB's per-store defaults; Kafka Streams: its defaults)."""
+
+    config: str  # "budget", "unbounded" or "kstreams" (bench/memory.py's CONFIGS)
+    implementation: str
+    rocksdb_memory_bytes: int | None
+    partitions: int
+    run: W1Run | None = None
+    state_dir_mb: Num | None = None  # the state directory's size on disk when done
+    error: str | None = None
+
+
+class MemoryResult(Model):
+    """W7 (bench/memory.py): the same records at each partition count, in each configuration."""
+
+    records: int
+    partitions: list[int]
+    runs: list[MemoryRun]
+
+    def find(self, config: str, partitions: int) -> MemoryRun | None:
+        return next(
+            (r for r in self.runs if (r.config, r.partitions) == (config, partitions)), None
+        )
+
+    def peak_rss_mb(self, config: str, partitions: int) -> Num | None:
+        found = self.find(config, partitions)
+        return None if found is None or found.run is None else found.run.peak_rss_mb
+
+
 class Extras(Model):
-    """W3 and W5 as measured; ``None`` when ``BENCH_SKIP`` left them out."""
+    """W3, W5 and W7 as measured; ``None`` when ``BENCH_SKIP`` left them out."""
 
     w3: QueriesResult | Failure | None = None
     w5: DigestResult | Failure | None = None
+    w7: MemoryResult | Failure | None = None  # not measured before W7 existed (issue #13)
 
 
 # -- the Python peers: once per run, on W1's input ----------------------------------------------

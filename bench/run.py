@@ -5,7 +5,8 @@ Writes ``bench/results/<UTC timestamp>.json``, ``bench/results/latest.json`` and
 ``.cache/bench-logs/<UTC timestamp>/``. See bench/RESULTS.md for the definitions.
 
 The parts: ``harness`` (the broker, child processes, offsets), one module per workload (``seed``:
-W1 and W4, ``restore``: W2, ``raw``: the raw consumer, ``queries``: W3, ``digest``: W5),
+W1 and W4, ``restore``: W2, ``raw``: the raw consumer, ``queries``: W3, ``digest``: W5,
+``memory``: W7),
 ``results`` (the typed JSON), ``summary`` (medians and ratios) and ``render`` (RESULTS.md).
 
 Environment: ``BENCH_RECORDS`` (input records, default 1,000,000), ``BENCH_REPEATS`` (runs per
@@ -15,8 +16,9 @@ about 6-7 minutes on the 2-core development machine, two would not fit in 10 min
 run, default 600),
 ``BENCH_COMMIT_MS_ALOS`` / ``BENCH_COMMIT_MS_EOS`` (1000 / 100), ``BENCH_CACHE_BYTES`` (10 MiB),
 ``KAFKA_BOOTSTRAP_SERVERS`` (use that cluster instead of starting kafka-local on port
-``BENCH_KAFKA_PORT``, default 19192, home ``.cache/bench-kafka``), ``BENCH_SKIP`` (workloads to
-leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and W4), ``w2``, ``w3``, ``w5``,
+``BENCH_KAFKA_PORT``, default 19192, home ``BENCH_KAFKA_HOME``, default ``.cache/bench-kafka``),
+``BENCH_SKIP`` (workloads to leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and
+W4), ``w2``, ``w3``, ``w5``, ``w7`` (memory at 6 and 48 partitions: six more W1-sized runs),
 ``peers``), ``BENCH_PEERS`` (the Python peers to run on W1's input once, after the repeats,
 comma-separated: ``quixstreams``, ``bytewax``, ``pathway``, ``faust``; default all; each in its
 virtualenv under ``.cache/bench-venvs/``, created on first use; see bench/peer_run.py),
@@ -50,6 +52,7 @@ from bench.harness import (
     log,
     machine,
 )
+from bench.memory import run_w7
 from bench.peer_run import run_peers
 from bench.queries import run_w3
 from bench.raw import run_raw
@@ -72,7 +75,7 @@ def main() -> int:
         f"records={settings.data.records:,} repeats={settings.repeats} "
         f"skip={','.join(sorted(settings.skip)) or '-'}; child logs in {logs}"
     )
-    classpath = build_reference() if settings.runs("w1") else ""
+    classpath = build_reference() if settings.runs("w1") or settings.runs("w7") else ""
     mach = machine()
     with broker() as (bootstrap, broker_pid):
         offsets = Offsets(bootstrap)
@@ -115,7 +118,7 @@ def build_reference() -> str:
 
 
 def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
-    """The input, then every repeat of W1 (with W2), then the peers, W3 and W5 once each."""
+    """The input, then every repeat of W1 (with W2), then the peers, W3, W5 and W7 once each."""
     settings = ctx.settings
     runs: list[Repeat] = []
     peers = None
@@ -129,13 +132,15 @@ def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
             runs = [run_repeat(ctx, rep) for rep in range(settings.repeats)]
         if settings.runs("peers"):
             peers = run_peers(ctx)
-    # W3 and W5 once (streamtable only, no ratio to take): after the rest, on their own topics,
-    # so they change nothing W1/W2 measure.
+    # W3, W5 and W7 once: after the rest, on their own topics, so they change nothing W1/W2
+    # measure.
     extras = Extras()
     if settings.runs("w3"):
         extras = extras.model_copy(update={"w3": guarded("W3", lambda: run_w3(ctx))})
     if settings.runs("w5"):
         extras = extras.model_copy(update={"w5": guarded("W5", lambda: run_w5(ctx))})
+    if settings.runs("w7"):
+        extras = extras.model_copy(update={"w7": guarded("W7", lambda: run_w7(ctx))})
     return runs, extras, peers
 
 

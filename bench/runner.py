@@ -1,7 +1,8 @@
 """A benchmark child process, so that its RSS and CPU are its own.
 
 ``python -m bench.runner streamtable --bootstrap B --application-id A --input T --output O
-[--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]`` runs the seed
+[--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]
+[--rocksdb-memory-bytes N|none]`` runs the seed
 topology with :class:`streamtable.StreamsApp` and speaks BenchApp's protocol on stdout
 (``STATE <state>`` on every change; ``RESTORE_START`` when it starts restoring its first
 changelog partition, told by a :class:`streamtable.StateRestoreListener`; and
@@ -64,6 +65,8 @@ def run_streamtable(args: argparse.Namespace) -> int:
         settings["commit_interval_ms"] = args.commit_interval_ms
     if args.cache_max_bytes is not None:
         settings["cache_max_bytes"] = args.cache_max_bytes
+    if "rocksdb_memory_bytes" in vars(args):  # given (None: RocksDB's per-store defaults)
+        settings["rocksdb_memory_bytes"] = args.rocksdb_memory_bytes
     app = st.StreamsApp(seed_topology(args.input, args.output), st.StreamsConfig(**settings))
 
     def on_state(old: st.AppState, new: st.AppState) -> None:
@@ -138,7 +141,12 @@ def run_raw(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def memory_bytes(raw: str) -> int | None:
+    """``--rocksdb-memory-bytes``: a number of bytes, or ``none``."""
+    return None if raw.strip().lower() == "none" else int(raw)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.runner")
     parser.add_argument("mode", choices=["streamtable", "raw"])
     parser.add_argument("--bootstrap", required=True)
@@ -151,7 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--commit-interval-ms", type=int)
     parser.add_argument("--cache-max-bytes", type=int)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--rocksdb-memory-bytes",
+        type=memory_bytes,
+        default=argparse.SUPPRESS,
+        help="bytes, or none (RocksDB's per-store defaults); default: streamtable's",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     return run_streamtable(args) if args.mode == "streamtable" else run_raw(args)
 
