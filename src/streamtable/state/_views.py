@@ -105,7 +105,7 @@ def starting_in(entries: Iterable[RawEntry], starts: tuple[int, int] | None) -> 
     return (entry for entry in entries if first <= window_start_of(entry[0]) <= last)
 
 
-def _ms(value: int | datetime, name: str) -> int:
+def to_ms(value: int | datetime, name: str) -> int:
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -163,7 +163,7 @@ class ReadOnlyWindowStore:
     ) -> Iterator[tuple[int, Any]]:
         """``(window start ms, value)`` of ``key``'s windows starting in
         ``[time_from, time_to]``."""
-        lo, hi = max(0, _ms(time_from, "time_from")), _ms(time_to, "time_to")
+        lo, hi = max(0, to_ms(time_from, "time_from")), to_ms(time_to, "time_to")
         kb = self._key_serde.inner.serialize(key)
         if hi < lo:
             return iter(())
@@ -182,7 +182,7 @@ class ReadOnlyWindowStore:
         self, time_from: int | datetime, time_to: int | datetime
     ) -> Iterator[tuple[Windowed, Any]]:
         """``(Windowed, value)`` of every window starting in ``[time_from, time_to]``."""
-        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        starts = (to_ms(time_from, "time_from"), to_ms(time_to, "time_to"))
         return self._decoded(self._scan(None, None, None, starts=starts))
 
     def raw_fetch_all(
@@ -197,7 +197,7 @@ class ReadOnlyWindowStore:
         record cache's pending entry is ``Decoded((Windowed, value))``), strictly after the
         windowed key bytes ``after``, the first ``limit`` of them: what the query server pages
         by, decoding with :func:`~streamtable.state.decode_entries` as it chooses."""
-        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        starts = (to_ms(time_from, "time_from"), to_ms(time_to, "time_to"))
         lo = None if after is None else after + b"\x00"  # the least bytes after ``after``
         return self._scan(lo, None, None, starts=starts, limit=limit)
 

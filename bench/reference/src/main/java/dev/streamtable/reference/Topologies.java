@@ -80,7 +80,15 @@ public final class Topologies {
         public boolean windowed() {
             return windowSizeMs > 0;
         }
+
+        /** Session-windowed (windowSizeMs is {@link #SESSION}): keys and stores read as sessions. */
+        public boolean session() {
+            return windowSizeMs == SESSION;
+        }
     }
+
+    /** The {@code windowSizeMs} of a session-windowed topology's spec. */
+    public static final long SESSION = -1;
 
     private static final Map<String, Spec> SPECS = new LinkedHashMap<>();
 
@@ -111,6 +119,10 @@ public final class Topologies {
                 List.of(WindowedTopologies.INPUT), List.of(WindowedTopologies.OUTPUT),
                 List.of(WindowedTopologies.STORE), shape.op().equals("count")
                         ? Set.of(WindowedTopologies.STORE) : Set.of(), shape.sizeMs())));
+        SessionTopologies.SHAPES.forEach((name, shape) -> add(new Spec(name,
+                List.of(SessionTopologies.INPUT), List.of(SessionTopologies.OUTPUT),
+                List.of(SessionTopologies.STORE), shape.op().equals("count")
+                        ? Set.of(SessionTopologies.STORE) : Set.of(), SESSION)));
         StreamJoinTopologies.SHAPES.keySet().forEach(name -> add(new Spec(name,
                 List.of(StreamJoinTopologies.LEFT, StreamJoinTopologies.RIGHT),
                 List.of(StreamJoinTopologies.OUTPUT), List.of(), Set.of())));
@@ -160,11 +172,14 @@ public final class Topologies {
                  "win_tumbling_aggregate", "win_hopping_aggregate" -> WindowedTopologies.build(
                     builder, name, t.of(WindowedTopologies.INPUT), t.of(WindowedTopologies.OUTPUT));
             default -> {
-                if (!StreamJoinTopologies.SHAPES.containsKey(name)) {
+                if (SessionTopologies.SHAPES.containsKey(name)) {
+                    SessionTopologies.build(builder, name, t.of(SessionTopologies.INPUT), t.of(SessionTopologies.OUTPUT));
+                } else if (StreamJoinTopologies.SHAPES.containsKey(name)) {
+                    StreamJoinTopologies.build(builder, name, t.of(StreamJoinTopologies.LEFT),
+                            t.of(StreamJoinTopologies.RIGHT), t.of(StreamJoinTopologies.OUTPUT));
+                } else {
                     throw new IllegalArgumentException("unknown topology " + name);
                 }
-                StreamJoinTopologies.build(builder, name, t.of(StreamJoinTopologies.LEFT),
-                        t.of(StreamJoinTopologies.RIGHT), t.of(StreamJoinTopologies.OUTPUT));
             }
         }
         return props == null ? builder.build() : builder.build(props);
