@@ -9,12 +9,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from streamtable.dsl._table import KTable
-from streamtable.errors import TopologyError
+from streamtable.dsl._windowed import store_retention_ms
 from streamtable.processors import GetterSpec
 from streamtable.processors.session_aggregate import SessionWindowAggregate
 from streamtable.serde import DEFAULT, Serde, SessionWindowedSerde
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
-from streamtable.windowing import SessionWindows, duration_ms
+from streamtable.windowing import SessionWindows
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -115,17 +115,10 @@ class SessionWindowedKStream:
         )
 
     def _retention_ms(self, store: str, retention: timedelta | None) -> int:
-        windows = self._windows
-        if retention is None:
-            return windows.default_retention_ms
-        retention_ms = duration_ms(retention, "retention")
-        if retention_ms < windows.default_retention_ms:
-            raise TopologyError(
-                f"store {store!r}: the retention of a session store must be no smaller than "
-                f"the inactivity gap plus the grace period (gap={windows.gap_ms} ms, "
-                f"grace={windows.grace_ms} ms, retention: got {retention_ms} ms)"
-            )
-        return retention_ms
+        w = self._windows
+        parts = {"gap": w.gap_ms, "grace": w.grace_ms}
+        least = "the inactivity gap plus the grace period"
+        return store_retention_ms(store, retention, "session", least, parts)
 
     def _aggregate(
         self,

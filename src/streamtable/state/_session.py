@@ -22,7 +22,7 @@ from streamtable.serde._windowed import (
     window_start_of,
 )
 from streamtable.state._kv import RawEntry, decode_entries
-from streamtable.state._views import WindowScan, to_ms
+from streamtable.state._views import WindowScan, scan_of, to_ms
 from streamtable.windowing import Windowed
 
 LATEST = 2**63 - 1
@@ -72,18 +72,7 @@ class ReadOnlySessionStore:
     def over(cls, store: Any) -> ReadOnlySessionStore:
         """A view of one session store's stack (its top layer, whatever it is)."""
 
-        def scan(
-            lo: bytes | None,
-            hi: bytes | None,
-            key: bytes | None,
-            /,
-            *,
-            starts: tuple[int, int] | None = None,
-            limit: int | None = None,
-        ) -> Iterator[RawEntry]:
-            return islice(store.raw_entries(lo, hi), limit)
-
-        return cls(store.name, store.key_serde, store.value_serde, scan)
+        return cls(store.name, store.key_serde, store.value_serde, scan_of(store))
 
     @property
     def name(self) -> str:

@@ -105,6 +105,23 @@ def starting_in(entries: Iterable[RawEntry], starts: tuple[int, int] | None) -> 
     return (entry for entry in entries if first <= window_start_of(entry[0]) <= last)
 
 
+def scan_of(store: Any) -> WindowScan:
+    """The :class:`WindowScan` of one window or session store's stack (its top layer)."""
+
+    def scan(
+        lo: bytes | None,
+        hi: bytes | None,
+        key: bytes | None,
+        /,
+        *,
+        starts: tuple[int, int] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RawEntry]:
+        return islice(starting_in(store.raw_entries(lo, hi), starts), limit)
+
+    return scan
+
+
 def to_ms(value: int | datetime, name: str) -> int:
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
@@ -141,18 +158,7 @@ class ReadOnlyWindowStore:
     def over(cls, store: Any) -> ReadOnlyWindowStore:
         """A view of one window store's stack (its top layer, whatever it is)."""
 
-        def scan(
-            lo: bytes | None,
-            hi: bytes | None,
-            key: bytes | None,
-            /,
-            *,
-            starts: tuple[int, int] | None = None,
-            limit: int | None = None,
-        ) -> Iterator[RawEntry]:
-            return islice(starting_in(store.raw_entries(lo, hi), starts), limit)
-
-        return cls(store.name, store.key_serde, store.value_serde, scan)
+        return cls(store.name, store.key_serde, store.value_serde, scan_of(store))
 
     @property
     def name(self) -> str:
