@@ -23,6 +23,7 @@ from streamtable.dsl import (
     KGroupedTable,
     KStream,
     KTable,
+    SessionWindowedKStream,
     StreamJoined,
     StreamsBuilder,
     TimeWindowedKStream,
@@ -38,11 +39,18 @@ from streamtable.errors import (
 )
 from streamtable.processors import Processor, ProcessorContext, PunctuationType, Record
 from streamtable.runtime import AppState, StateRestoreListener, StreamsApp, StreamsConfig
-from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
+from streamtable.state import ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore
 from streamtable.suppression import BufferConfig, EmitStrategy, Suppressed
 from streamtable.testing import TopologyTestDriver
 from streamtable.topology import Topology
-from streamtable.windowing import JoinWindows, TimeWindows, Window, Windowed
+from streamtable.windowing import (
+    JoinWindows,
+    SessionWindow,
+    SessionWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 __all__ = [
     "AppState",
@@ -60,9 +68,13 @@ __all__ = [
     "ProcessorContext",
     "PunctuationType",
     "ReadOnlyKeyValueStore",
+    "ReadOnlySessionStore",
     "ReadOnlyWindowStore",
     "Record",
     "SerializationError",
+    "SessionWindow",
+    "SessionWindowedKStream",
+    "SessionWindows",
     "StoreNotFound",
     "StoreNotReady",
     "StreamTableError",

@@ -46,9 +46,30 @@ class Window:
             )
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class SessionWindow(Window):
+    """A session ``[start_ms, end_ms]``: both ends inclusive (the timestamps of its first and
+    last records), so ``start_ms == end_ms`` for a session of one record, as Kafka Streams'
+    ``SessionWindow``."""
+
+    def __post_init__(self) -> None:
+        if self.start_ms < 0:
+            raise ValueError(f"a session's start_ms must not be negative (got {self.start_ms})")
+        if self.end_ms < self.start_ms:
+            raise ValueError(
+                f"a session's end_ms must not be before its start_ms (got [{self.start_ms}, "
+                f"{self.end_ms}])"
+            )
+
+    def merged(self, other: Window) -> SessionWindow:
+        """The session spanning both."""
+        return SessionWindow(min(self.start_ms, other.start_ms), max(self.end_ms, other.end_ms))
+
+
 @dataclass(frozen=True, slots=True)
 class Windowed:
-    """The key of a windowed aggregation's result: the record key and its window."""
+    """The key of a windowed aggregation's result: the record key and its window (a
+    :class:`Window`, or a :class:`SessionWindow` for session windows)."""
 
     key: Any
     window: Window
@@ -182,3 +203,52 @@ class JoinWindows:
         """How long the join's window stores keep a record: ``size + grace``, as Kafka
         Streams."""
         return self.size_ms + self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWindows:
+    """Sessions of activity per key, as Kafka Streams' ``SessionWindows``: a record joins (and
+    merges) every session of its key that ends at most ``gap`` before it or starts at most
+    ``gap`` after it; a session closes when its end plus ``gap`` plus the grace period is
+    behind stream time, and a record that would only land in closed sessions is dropped as
+    late. Build with :meth:`of_inactivity_gap_with_no_grace` or
+    :meth:`of_inactivity_gap_and_grace`; the fields are milliseconds.
+
+    Example::
+
+        >>> from datetime import timedelta
+        >>> gap, grace = timedelta(minutes=5), timedelta(seconds=30)
+        >>> w = SessionWindows.of_inactivity_gap_and_grace(gap, grace)
+        >>> (w.gap_ms, w.grace_ms, w.default_retention_ms)
+        (300000, 30000, 330000)
+    """
+
+    gap_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        if self.gap_ms <= 0:
+            raise ValueError(f"the inactivity gap must be > 0 ms (gap: got {self.gap_ms} ms)")
+        if self.grace_ms < 0:
+            raise ValueError(f"grace must not be negative (grace: got {self.grace_ms} ms)")
+
+    @staticmethod
+    def of_inactivity_gap_with_no_grace(inactivity_gap: timedelta) -> SessionWindows:
+        """Sessions that end after ``inactivity_gap`` without records; no grace period."""
+        return SessionWindows(duration_ms(inactivity_gap, "inactivity_gap"), 0)
+
+    @staticmethod
+    def of_inactivity_gap_and_grace(
+        inactivity_gap: timedelta, after_window_end: timedelta
+    ) -> SessionWindows:
+        """Sessions that end after ``inactivity_gap`` without records and accept out-of-order
+        records for ``after_window_end`` more (in stream time)."""
+        return SessionWindows(
+            duration_ms(inactivity_gap, "inactivity_gap"),
+            duration_ms(after_window_end, "after_window_end"),
+        )
+
+    @property
+    def default_retention_ms(self) -> int:
+        """How long a session store keeps a session by default: gap + grace."""
+        return self.gap_ms + self.grace_ms

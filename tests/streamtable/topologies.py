@@ -323,3 +323,95 @@ def stream_join(name: str) -> st.Topology:
 STREAM_JOIN_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     name: partial(stream_join, name) for name in STREAM_JOIN_SHAPES
 }
+
+
+@dataclass(frozen=True)
+class SessionShape:
+    """A session-windowed reference topology: gap, grace and store retention in milliseconds
+    (grace 0: ``of_inactivity_gap_with_no_grace``; retention 0: the default, gap + grace), and
+    the operation: ``count``, ``reduce`` or ``aggregate``."""
+
+    gap_ms: int
+    grace_ms: int
+    retention_ms: int
+    op: str
+
+    def windows(self) -> st.SessionWindows:
+        gap = timedelta(milliseconds=self.gap_ms)
+        if self.grace_ms == 0:
+            return st.SessionWindows.of_inactivity_gap_with_no_grace(gap)
+        grace = timedelta(milliseconds=self.grace_ms)
+        return st.SessionWindows.of_inactivity_gap_and_grace(gap, grace)
+
+
+SESSION_SHAPES: dict[str, SessionShape] = {
+    "ses_count": SessionShape(5_000, 2_000, 0, "count"),
+    "ses_count_no_grace": SessionShape(3_000, 0, 0, "count"),
+    "ses_reduce": SessionShape(5_000, 3_000, 0, "reduce"),
+    "ses_reduce_no_grace": SessionShape(4_000, 0, 0, "reduce"),
+    "ses_aggregate": SessionShape(4_000, 1_000, 0, "aggregate"),
+    "ses_aggregate_retained": SessionShape(4_000, 2_000, 60_000, "aggregate"),
+}
+"""The session topologies of bench/reference's SessionTopologies.java, with the same names."""
+
+
+def _amounts(key: Any, trade: Any, agg: dict[str, Any]) -> dict[str, Any]:
+    amount = trade["amount"]
+    return {
+        "count": agg["count"] + 1,
+        "total": agg["total"] + amount,
+        "amounts": [*agg["amounts"], amount],
+    }
+
+
+def _merge_amounts(key: Any, one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "count": one["count"] + two["count"],
+        "total": one["total"] + two["total"],
+        "amounts": one["amounts"] + two["amounts"],
+    }
+
+
+def sessioned(name: str) -> st.Topology:
+    """``trades`` counted per key, or its amounts summed (reduce) or counted, totalled and
+    listed in order (aggregate, whose merger concatenates) per client, in the sessions of
+    ``SESSION_SHAPES[name]``, stored in ``ses-store`` and written to ``ses-out``."""
+    shape = SESSION_SHAPES[name]
+    b = st.StreamsBuilder()
+    trades = b.stream("trades", key_serde=STRING, value_serde=JSON)
+    retention = timedelta(milliseconds=shape.retention_ms) if shape.retention_ms else None
+    if shape.op == "count":
+        table = (
+            trades.group_by_key()
+            .windowed_by(shape.windows())
+            .count(store="ses-store", retention=retention)
+        )
+    elif shape.op == "reduce":
+        amounts = trades.map(
+            lambda k, v: (v["client"], v["amount"]), key_serde=STRING, value_serde=JSON
+        )
+        table = (
+            amounts.group_by_key()
+            .windowed_by(shape.windows())
+            .reduce(lambda agg, v: agg + v, store="ses-store", retention=retention)
+        )
+    else:
+        table = (
+            trades.group_by(lambda k, v: v["client"], key_serde=STRING)
+            .windowed_by(shape.windows())
+            .aggregate(
+                lambda: {"count": 0, "total": 0, "amounts": []},
+                _amounts,
+                _merge_amounts,
+                store="ses-store",
+                value_serde=JSON,
+                retention=retention,
+            )
+        )
+    table.to_stream().to("ses-out", value_serde=JSON)
+    return b.build()
+
+
+SESSION_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    name: partial(sessioned, name) for name in SESSION_SHAPES
+}

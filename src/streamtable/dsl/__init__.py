@@ -1,11 +1,12 @@
 """The DSL: StreamsBuilder, KTable, KGroupedTable, KStream, KGroupedStream, TimeWindowedKStream,
-GlobalKTable.
+SessionWindowedKStream, GlobalKTable.
 
 DSL objects only describe; ``StreamsBuilder.build()`` turns the description into a Topology.
 """
 
 from streamtable.dsl._builder import StreamsBuilder
 from streamtable.dsl._grouped_stream import KGroupedStream
+from streamtable.dsl._session import SessionWindowedKStream
 from streamtable.dsl._stream import GlobalKTable, KStream
 from streamtable.dsl._stream_join import StreamJoined
 from streamtable.dsl._table import KGroupedTable, KTable
@@ -17,6 +18,7 @@ __all__ = [
     "KGroupedTable",
     "KStream",
     "KTable",
+    "SessionWindowedKStream",
     "StreamJoined",
     "StreamsBuilder",
     "TimeWindowedKStream",

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+from streamtable.dsl._session import SessionWindowedKStream
 from streamtable.dsl._table import KTable
 from streamtable.dsl._windowed import TimeWindowedKStream
 from streamtable.processors import GetterSpec
 from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.serde import DEFAULT, Serde
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
-from streamtable.windowing import TimeWindows
+from streamtable.windowing import SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -22,19 +23,30 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class KGroupedStream:
     """A stream grouped by key, waiting for ``count``, ``reduce`` or ``aggregate``, or for
-    time windows (:meth:`windowed_by`)."""
+    time or session windows (:meth:`windowed_by`)."""
 
     _stream: KStream
     _name: str | None
 
-    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
-        """Aggregate per key and time window: ``windowed_by(st.TimeWindows.of_size_...(...))``."""
-        if not isinstance(windows, TimeWindows):
-            raise TypeError(
-                "windowed_by takes st.TimeWindows (tumbling or hopping; sliding and session "
-                f"windows are not built yet), got {type(windows).__name__}"
-            )
-        return TimeWindowedKStream(self._stream, windows)
+    @overload
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream: ...
+
+    @overload
+    def windowed_by(self, windows: SessionWindows) -> SessionWindowedKStream: ...
+
+    def windowed_by(
+        self, windows: TimeWindows | SessionWindows
+    ) -> TimeWindowedKStream | SessionWindowedKStream:
+        """Aggregate per key and time window (``st.TimeWindows.of_size_...(...)``) or per key
+        and session (``st.SessionWindows.of_inactivity_gap_...(...)``)."""
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedKStream(self._stream, windows)
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedKStream(self._stream, windows)
+        raise TypeError(
+            "windowed_by takes st.TimeWindows (tumbling or hopping) or st.SessionWindows "
+            f"(sliding windows are not built yet), got {type(windows).__name__}"
+        )
 
     def count(self, *, store: str | None = None) -> KTable:
         """Records per key."""

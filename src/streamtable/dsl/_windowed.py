@@ -33,6 +33,25 @@ def _zero() -> int:
     return 0
 
 
+def store_retention_ms(
+    store: str, retention: timedelta | None, kind: str, least: str, parts: dict[str, int]
+) -> int:
+    """A window or session store's retention in ms: the sum of ``parts`` (e.g. size and
+    grace) when not given, else ``retention``, which may not be smaller (``least`` names
+    that sum in the error)."""
+    least_ms = sum(parts.values())
+    if retention is None:
+        return least_ms
+    retention_ms = duration_ms(retention, "retention")
+    if retention_ms < least_ms:
+        given = ", ".join(f"{name}={ms} ms" for name, ms in parts.items())
+        raise TopologyError(
+            f"store {store!r}: the retention of a {kind} store must be no smaller than "
+            f"{least} ({given}, retention: got {retention_ms} ms)"
+        )
+    return retention_ms
+
+
 @dataclass(frozen=True)
 class TimeWindowedKStream:
     """A grouped stream in time windows, waiting for ``count``, ``reduce`` or ``aggregate``.
@@ -88,17 +107,10 @@ class TimeWindowedKStream:
         return self._aggregate(adder, initializer, store, value_serde or DEFAULT, retention)
 
     def _retention_ms(self, store: str, retention: timedelta | None) -> int:
-        windows = self._windows
-        if retention is None:
-            return windows.default_retention_ms
-        retention_ms = duration_ms(retention, "retention")
-        if retention_ms < windows.default_retention_ms:
-            raise TopologyError(
-                f"store {store!r}: the retention of a window store must be no smaller than its "
-                f"window size plus the grace period (size={windows.size_ms} ms, "
-                f"grace={windows.grace_ms} ms, retention: got {retention_ms} ms)"
-            )
-        return retention_ms
+        w = self._windows
+        parts = {"size": w.size_ms, "grace": w.grace_ms}
+        least = "its window size plus the grace period"
+        return store_retention_ms(store, retention, "window", least, parts)
 
     def _aggregate(
         self,

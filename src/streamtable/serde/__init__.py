@@ -29,7 +29,8 @@ share with ``key_prefix(text) -> bytes``. Every built-in serde has ``parse_key``
 
 ``TimeWindowedSerde(inner, window_size_ms)`` writes the :class:`~streamtable.Windowed` keys of
 windowed aggregations as Kafka Streams does: the inner key's bytes, then the window start as an
-8-byte big-endian integer.
+8-byte big-endian integer; ``SessionWindowedSerde(inner)`` writes session-windowed keys: the
+inner key's bytes, the session end, then its start (8 bytes each).
 
 Example::
 
@@ -64,7 +65,7 @@ from streamtable.serde._context import (
     serialize_with,
     uses_context,
 )
-from streamtable.serde._windowed import TimeWindowedSerde
+from streamtable.serde._windowed import SessionWindowedSerde, TimeWindowedSerde
 
 __all__ = [
     "BYTES",
@@ -90,5 +91,6 @@ __all__ = [
     "LongSerde",
     "Serde",
     "StringSerde",
+    "SessionWindowedSerde",
     "TimeWindowedSerde",
 ]

@@ -4,9 +4,10 @@
 
 A window store puts :class:`SegmentedWindowBytesStore` (time segments, retention) between the
 engine and the changelogging layer; its serde layer's keys are :class:`~streamtable.Windowed`.
+A session store does the same, segmented by session end.
 
 Processors write through the stack; readers only ever get a :class:`ReadOnlyKeyValueStore` or a
-:class:`ReadOnlyWindowStore`.
+:class:`ReadOnlyWindowStore` or a :class:`ReadOnlySessionStore`.
 """
 
 from streamtable.state._bytes import (
@@ -28,6 +29,7 @@ from streamtable.state._kv import (
 )
 from streamtable.state._memory import RocksDBMemory
 from streamtable.state._metered import MeteredStore, record_cache
+from streamtable.state._session import ReadOnlySessionStore
 from streamtable.state._views import (
     ReadOnlyKeyValueStore,
     ReadOnlyWindowStore,
@@ -49,6 +51,7 @@ __all__ = [
     "MeteredStore",
     "RawEntry",
     "ReadOnlyKeyValueStore",
+    "ReadOnlySessionStore",
     "ReadOnlyWindowStore",
     "ReadableStore",
     "RocksDBBytesStore",

@@ -105,7 +105,24 @@ def starting_in(entries: Iterable[RawEntry], starts: tuple[int, int] | None) -> 
     return (entry for entry in entries if first <= window_start_of(entry[0]) <= last)
 
 
-def _ms(value: int | datetime, name: str) -> int:
+def scan_of(store: Any) -> WindowScan:
+    """The :class:`WindowScan` of one window or session store's stack (its top layer)."""
+
+    def scan(
+        lo: bytes | None,
+        hi: bytes | None,
+        key: bytes | None,
+        /,
+        *,
+        starts: tuple[int, int] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RawEntry]:
+        return islice(starting_in(store.raw_entries(lo, hi), starts), limit)
+
+    return scan
+
+
+def to_ms(value: int | datetime, name: str) -> int:
     if isinstance(value, datetime):
         return int(value.timestamp() * 1000)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -141,18 +158,7 @@ class ReadOnlyWindowStore:
     def over(cls, store: Any) -> ReadOnlyWindowStore:
         """A view of one window store's stack (its top layer, whatever it is)."""
 
-        def scan(
-            lo: bytes | None,
-            hi: bytes | None,
-            key: bytes | None,
-            /,
-            *,
-            starts: tuple[int, int] | None = None,
-            limit: int | None = None,
-        ) -> Iterator[RawEntry]:
-            return islice(starting_in(store.raw_entries(lo, hi), starts), limit)
-
-        return cls(store.name, store.key_serde, store.value_serde, scan)
+        return cls(store.name, store.key_serde, store.value_serde, scan_of(store))
 
     @property
     def name(self) -> str:
@@ -163,7 +169,7 @@ class ReadOnlyWindowStore:
     ) -> Iterator[tuple[int, Any]]:
         """``(window start ms, value)`` of ``key``'s windows starting in
         ``[time_from, time_to]``."""
-        lo, hi = max(0, _ms(time_from, "time_from")), _ms(time_to, "time_to")
+        lo, hi = max(0, to_ms(time_from, "time_from")), to_ms(time_to, "time_to")
         kb = self._key_serde.inner.serialize(key)
         if hi < lo:
             return iter(())
@@ -182,7 +188,7 @@ class ReadOnlyWindowStore:
         self, time_from: int | datetime, time_to: int | datetime
     ) -> Iterator[tuple[Windowed, Any]]:
         """``(Windowed, value)`` of every window starting in ``[time_from, time_to]``."""
-        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        starts = (to_ms(time_from, "time_from"), to_ms(time_to, "time_to"))
         return self._decoded(self._scan(None, None, None, starts=starts))
 
     def raw_fetch_all(
@@ -197,7 +203,7 @@ class ReadOnlyWindowStore:
         record cache's pending entry is ``Decoded((Windowed, value))``), strictly after the
         windowed key bytes ``after``, the first ``limit`` of them: what the query server pages
         by, decoding with :func:`~streamtable.state.decode_entries` as it chooses."""
-        starts = (_ms(time_from, "time_from"), _ms(time_to, "time_to"))
+        starts = (to_ms(time_from, "time_from"), to_ms(time_to, "time_to"))
         lo = None if after is None else after + b"\x00"  # the least bytes after ``after``
         return self._scan(lo, None, None, starts=starts, limit=limit)
 

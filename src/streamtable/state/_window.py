@@ -14,6 +14,10 @@ Ordering the engine by key first instead would make expiry a scan of the whole s
 time-ordered index would double every write. rocksdict gives one ``Rdict`` per store, so
 prefixes are simpler than a database per segment.
 
+A session store uses the same layer with its keys' session end as their time (``time_of``:
+:func:`~streamtable.serde._windowed.session_end_of`), as Kafka Streams segments session
+stores by session end: a session expires once it ended ``retention`` before stream time.
+
 Stream time here is the store's own, as in Kafka Streams: the latest window start written
 (restores included). A window whose start is not after ``stream time - retention`` is expired:
 reads never return it (exactly, as Kafka Streams' ``getActualFrom``), writes to a segment wholly
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 
 from streamtable.serde._windowed import window_start_of
@@ -50,12 +54,19 @@ def segment_interval_ms(retention_ms: int) -> int:
 
 class SegmentedWindowBytesStore:
     """A :class:`~streamtable.state.BytesStore` of windowed keys over ``engine``; see the module
-    docstring. Reads return windowed keys (without the segment prefix), in key-bytes order."""
+    docstring. Reads return windowed keys (without the segment prefix), in key-bytes order.
+    ``time_of`` reads a key's time (window start; a session store's session end)."""
 
-    def __init__(self, engine: BytesStore, retention_ms: int) -> None:
+    def __init__(
+        self,
+        engine: BytesStore,
+        retention_ms: int,
+        time_of: Callable[[bytes], int] = window_start_of,
+    ) -> None:
         if retention_ms <= 0:
             raise ValueError(f"retention_ms must be > 0 (got {retention_ms})")
         self.engine = engine
+        self.time_of = time_of
         self.retention_ms = retention_ms
         self.segment_interval_ms = segment_interval_ms(retention_ms)
         stored = engine.get(_STREAM_TIME_KEY)
@@ -74,12 +85,12 @@ class SegmentedWindowBytesStore:
         return self._segment(max(0, self.stream_time - self.retention_ms))
 
     def live_from_ms(self) -> int:
-        """The earliest window start that is not expired."""
+        """The earliest window start (session end) that is not expired."""
         return max(0, self.stream_time - self.retention_ms + 1)
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
-        start = window_start_of(key)
+        start = self.time_of(key)
         if start < self.live_from_ms():
             return None
         return self.engine.get(_ID.pack(self._segment(start)) + key)
@@ -93,8 +104,9 @@ class SegmentedWindowBytesStore:
         if self.stream_time < 0:
             return iter(())
         live_from = self.live_from_ms()
+        time_of = self.time_of
         parts = [
-            self._segment_range(segment, lo, hi, live_from)
+            self._segment_range(segment, lo, hi, live_from, time_of)
             for segment in range(self._first_live_segment(), self._segment(self.stream_time) + 1)
         ]
         if len(parts) == 1:
@@ -102,13 +114,18 @@ class SegmentedWindowBytesStore:
         return heapq.merge(*parts, key=itemgetter(0))
 
     def _segment_range(
-        self, segment: int, lo: bytes | None, hi: bytes | None, live_from: int
+        self,
+        segment: int,
+        lo: bytes | None,
+        hi: bytes | None,
+        live_from: int,
+        time_of: Callable[[bytes], int],
     ) -> Iterator[tuple[bytes, bytes]]:
         prefix = _ID.pack(segment)
         upper = prefix + hi if hi is not None else _ID.pack(segment + 1)
         for key, value in self.engine.range(prefix + (lo or b""), upper):
             windowed = key[_ID.size :]
-            if window_start_of(windowed) >= live_from:
+            if time_of(windowed) >= live_from:
                 yield windowed, value
 
     def approximate_num_entries(self) -> int:
@@ -119,9 +136,10 @@ class SegmentedWindowBytesStore:
         self.write_batch([(key, value, timestamp)])
 
     def write_batch(self, items: Iterable[Write]) -> None:
-        """Stream time moves to the latest window start of the batch first; then the writes
+        """Stream time moves to the latest time (window start) of the batch first; then the writes
         to live segments go to the engine in one batch, and expired segments are deleted."""
-        writes = [(key, value, ts, window_start_of(key)) for key, value, ts in items]
+        time_of = self.time_of
+        writes = [(key, value, ts, time_of(key)) for key, value, ts in items]
         if not writes:
             return
         self.stream_time = max(self.stream_time, max(w[3] for w in writes))

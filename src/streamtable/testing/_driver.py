@@ -12,7 +12,8 @@ Example::
         assert driver.key_value_store("us-share-holders").get("c1") == frozenset({"1"})
 
 Windowed aggregations run on the stream time of the piped records' timestamps; read their
-stores with :meth:`TopologyTestDriver.window_store`.
+stores with :meth:`TopologyTestDriver.window_store` (session-windowed ones with
+:meth:`TopologyTestDriver.session_store`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Any
 
 from streamtable.errors import StoreNotFound, TopologyError
 from streamtable.serde import Serde, bind, deserialize_with, serialize_with
-from streamtable.state import CacheBudget, ReadOnlyKeyValueStore, ReadOnlyWindowStore, open_engine
+from streamtable.state import (
+    CacheBudget,
+    ReadOnlyKeyValueStore,
+    ReadOnlySessionStore,
+    ReadOnlyWindowStore,
+    open_engine,
+)
 from streamtable.topology import SourceSpec, TaskCore, TaskHooks, Topology, build_store
 
 Headers = list[tuple[str, bytes | None]] | None
@@ -253,6 +260,11 @@ class TopologyTestDriver:
     def window_store(self, name: str) -> ReadOnlyWindowStore:
         """A read-only view of a window store (``windowed_by(...).count(store=name)``...)."""
         return ReadOnlyWindowStore.over(self._store_of_type(name, "window", "key_value_store"))
+
+    def session_store(self, name: str) -> ReadOnlySessionStore:
+        """A read-only view of a session store (``windowed_by(SessionWindows...).count(store=
+        name)``...)."""
+        return ReadOnlySessionStore.over(self._store_of_type(name, "session", "key_value_store"))
 
     def _store_of_type(self, name: str, store_type: str, other_reader: str) -> Any:
         store = self._stores.get(name)

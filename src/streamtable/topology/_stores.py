@@ -5,7 +5,9 @@ for the driver and the runtime alike.
 
 A window store has its time segments between the engine and the changelogging layer
 (:class:`~streamtable.state.SegmentedWindowBytesStore`) and serializes its
-:class:`~streamtable.Windowed` keys with a :class:`~streamtable.serde.TimeWindowedSerde`.
+:class:`~streamtable.Windowed` keys with a :class:`~streamtable.serde.TimeWindowedSerde`; a
+session store has them too, by session end, and a
+:class:`~streamtable.serde.SessionWindowedSerde`.
 
 The engine comes from :func:`~streamtable.state.open_engine`; the layers above it are added only
 where they do something (no changelog, no cache, no meter: no layer, no call).
@@ -16,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamtable.errors import TopologyError
-from streamtable.serde import TimeWindowedSerde
+from streamtable.serde import SessionWindowedSerde, TimeWindowedSerde
+from streamtable.serde._windowed import session_end_of
 from streamtable.state import (
     BytesStore,
     CacheBudget,
@@ -47,7 +50,7 @@ def build_store(
     logged. The serde store is wrapped in a record cache when the spec is cached and ``budget``
     allows any bytes, and the result in a :class:`MeteredStore` when ``metered``. The serde
     store is what restores write through (:meth:`SerdeStore.restore_batch`: to the engine,
-    or a window store's segments, not logged), flush and close.
+    or a window or session store's segments, not logged), flush and close.
     """
     key_serde = spec.key_serde
     if spec.store_type == "window":
@@ -55,11 +58,12 @@ def build_store(
         assert spec.window_size_ms is not None
         engine = SegmentedWindowBytesStore(engine, spec.retention_ms)
         key_serde = TimeWindowedSerde(key_serde, spec.window_size_ms)
+    elif spec.store_type == "session":
+        assert spec.retention_ms is not None  # a session store's spec checks it
+        engine = SegmentedWindowBytesStore(engine, spec.retention_ms, session_end_of)
+        key_serde = SessionWindowedSerde(key_serde)
     elif spec.store_type != "key_value":
-        raise TopologyError(
-            f"store {spec.name!r}: {spec.store_type} stores cannot be built yet "
-            "(key-value and window stores only)"
-        )
+        raise TopologyError(f"store {spec.name!r}: unknown store type {spec.store_type!r}")
     topic = spec.changelog_topic(application_id)
     inner: BytesStore = engine
     if changelog is not None and topic is not None and spec.source_topic is None:

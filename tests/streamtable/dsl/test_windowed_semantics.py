@@ -157,7 +157,7 @@ def test_retention_below_size_plus_grace_is_refused() -> None:
     with pytest.raises(TypeError, match=r"retention must be a datetime\.timedelta"):
         windowed.count(store="c", retention=70_000)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"windowed_by takes st\.TimeWindows"):
-        trades.windowed_by(MINUTE)  # type: ignore[arg-type]
+        trades.windowed_by(MINUTE)  # type: ignore[call-overload]
 
 
 def test_changes_flow_downstream_and_out_with_the_windowed_key_layout() -> None:

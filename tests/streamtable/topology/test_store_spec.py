@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from streamtable.errors import TopologyError
-from streamtable.serde import JSON, STRING
-from streamtable.state import open_engine
+from streamtable.serde import JSON, STRING, SessionWindowedSerde
+from streamtable.serde._windowed import session_end_of
+from streamtable.state import SegmentedWindowBytesStore, open_engine
 from streamtable.topology import StoreSpec, build_store
 
 pytestmark = pytest.mark.unit
@@ -56,7 +57,9 @@ def test_only_window_stores_take_a_window_size() -> None:
         StoreSpec("s", STRING, JSON, window_size_ms=1000)
 
 
-def test_session_stores_are_not_built_yet() -> None:
+def test_session_stores_are_segmented_by_session_end_with_session_keys() -> None:
     spec = StoreSpec("w", STRING, JSON, store_type="session", retention_ms=1000)
-    with pytest.raises(TopologyError, match="session stores cannot be built yet"):
-        build_store(spec, open_engine(False), "app", 0, None, None)
+    store, _ = build_store(spec, open_engine(False), "app", 0, None, None)
+    assert isinstance(store.key_serde, SessionWindowedSerde)
+    assert isinstance(store.inner, SegmentedWindowBytesStore)
+    assert store.inner.time_of is session_end_of

@@ -224,6 +224,8 @@ public final class DifferentialRunner {
                 boolean longValues = spec.longStores().contains(store);
                 stores.set(store, spec.windowed()
                         ? WindowedDumps.windowStore(driver, store, longValues, fetchKeys)
+                        : spec.session()
+                        ? SessionTopologies.sessionStore(driver, store, longValues, fetchKeys)
                         : dumpStore(driver, store, longValues));
             }
             dropped = WindowedDumps.droppedRecords(driver);
@@ -259,6 +261,8 @@ public final class DifferentialRunner {
                     o.set("key", NullNode.getInstance());
                 } else if (spec.windowed()) {
                     o.set("key", WindowedDumps.windowedKey(e.getKey(), r.key(), spec.windowSizeMs()));
+                } else if (spec.session()) {
+                    o.set("key", SessionTopologies.sessionKey(e.getKey(), r.key()));
                 } else {
                     o.set("key", TextNode.valueOf(strings.deserialize(e.getKey(), r.key())));
                 }

@@ -80,7 +80,15 @@ public final class Topologies {
         public boolean windowed() {
             return windowSizeMs > 0;
         }
+
+        /** Session-windowed (windowSizeMs is {@link #SESSION}): keys and stores read as sessions. */
+        public boolean session() {
+            return windowSizeMs == SESSION;
+        }
     }
+
+    /** The {@code windowSizeMs} of a session-windowed topology's spec. */
+    public static final long SESSION = -1;
 
     private static final Map<String, Spec> SPECS = new LinkedHashMap<>();
 
@@ -111,6 +119,10 @@ public final class Topologies {
                 List.of(WindowedTopologies.INPUT), List.of(WindowedTopologies.OUTPUT),
                 List.of(WindowedTopologies.STORE), shape.op().equals("count")
                         ? Set.of(WindowedTopologies.STORE) : Set.of(), shape.sizeMs())));
+        SessionTopologies.SHAPES.forEach((name, shape) -> add(new Spec(name,
+                List.of(SessionTopologies.INPUT), List.of(SessionTopologies.OUTPUT),
+                List.of(SessionTopologies.STORE), shape.op().equals("count")
+                        ? Set.of(SessionTopologies.STORE) : Set.of(), SESSION)));
         StreamJoinTopologies.SHAPES.keySet().forEach(name -> add(new Spec(name,
                 List.of(StreamJoinTopologies.LEFT, StreamJoinTopologies.RIGHT),
                 List.of(StreamJoinTopologies.OUTPUT), List.of(), Set.of())));
@@ -157,7 +169,10 @@ public final class Topologies {
             case "stream_global_join", "stream_global_left_join" ->
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
             default -> {
-                if (WindowedTopologies.SHAPES.containsKey(name)) {
+                if (SessionTopologies.SHAPES.containsKey(name)) {
+                    SessionTopologies.build(builder, name, t.of(SessionTopologies.INPUT),
+                            t.of(SessionTopologies.OUTPUT));
+                } else if (WindowedTopologies.SHAPES.containsKey(name)) {
                     WindowedTopologies.build(builder, name, t.of(WindowedTopologies.INPUT),
                             t.of(WindowedTopologies.OUTPUT));
                 } else if (StreamJoinTopologies.SHAPES.containsKey(name)) {
