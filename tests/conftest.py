@@ -115,3 +115,12 @@ def new_topic(kafka_admin: AdminClient) -> Iterator[TopicFactory]:
 
     yield make
     delete_topics(kafka_admin, created)
+
+
+@pytest.fixture
+def app_id(kafka_admin: AdminClient) -> Iterator[str]:
+    """A fresh application id; the topics it prefixes (internal ones) are deleted afterwards."""
+    name = unique_name("app")
+    yield name
+    topics = [t for t in kafka_admin.list_topics(timeout=30).topics if t.startswith(name)]
+    delete_topics(kafka_admin, topics)

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.errors import CoPartitioningError, StateDirLocked, StoreNotReady
 from streamtable.runtime import _context
 from tests.support.kafka import (
     TopicFactory,
-    delete_topics,
     first_record,
     header,
     unique_name,
@@ -65,14 +62,6 @@ def converge(app: st.StreamsApp, expected: dict[str, frozenset[str]]) -> None:
             f"(store {'not ready' if last[0] is None else f'has {len(got)} keys'}, "
             f"app {app.state.name}, tasks {tasks})"
         ) from None
-
-
-@pytest.fixture
-def app_id(kafka_admin: AdminClient) -> Iterator[str]:
-    name = unique_name("app")
-    yield name
-    topics = [t for t in kafka_admin.list_topics(timeout=30).topics if t.startswith(name)]
-    delete_topics(kafka_admin, topics)
 
 
 def make_app(

@@ -6,18 +6,17 @@ that restores the buffer from its changelog (fresh state dir) writes none of the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 import streamtable as st
 from streamtable.serde import JSON, STRING
-from tests.support.kafka import TopicFactory, delete_topics, unique_name, wait_until
+from tests.support.kafka import TopicFactory, unique_name, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +71,6 @@ class Finals:
 
     def close(self) -> None:
         self._consumer.close()
-
-
-@pytest.fixture
-def app_id(kafka_admin: AdminClient) -> Iterator[str]:
-    name = unique_name("suppress")
-    yield name
-    topics = [t for t in kafka_admin.list_topics(timeout=30).topics if t.startswith(name)]
-    delete_topics(kafka_admin, topics)
 
 
 def start(app_id: str, bootstrap: str, state_dir: Path, guarantee: str, t: st.Topology) -> Any:

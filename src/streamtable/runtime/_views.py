@@ -2,7 +2,8 @@
 
 ``get`` routes by partition (murmur2 of the serialized key, as the producer placed it);
 ``all``/``range``/``prefix_scan`` merge the tasks' stores in the order of serialized key bytes.
-A window store's view (``StreamsApp.window_store``) reads through :meth:`window_entries`.
+Window and session stores' views (``StreamsApp.window_store``, ``session_store``: made by
+:func:`window_reader` and :func:`session_reader`) read through :meth:`window_entries`.
 Each call checks the app is RUNNING (else :class:`StoreNotReady`) and reads under the app's
 lock, materializing the entries' bytes, so a rebalance never closes a store under a reader;
 entries are decoded after the merge, and with a limit only those kept.
@@ -17,9 +18,15 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any
 
-from streamtable.serde import Serde
-from streamtable.state import RawEntry, decode_entries, starting_in
-from streamtable.topology import partition_for
+from streamtable.serde import Serde, SessionWindowedSerde, TimeWindowedSerde
+from streamtable.state import (
+    RawEntry,
+    ReadOnlySessionStore,
+    ReadOnlyWindowStore,
+    decode_entries,
+    starting_in,
+)
+from streamtable.topology import StoreSpec, partition_for
 
 StoreLookup = Callable[[], tuple[dict[int, Any], int]]  # partition -> store, partition count
 
@@ -154,3 +161,16 @@ class CompositeStoreView:
         with self._lock:
             stores, _ = self._stores()
             return sum(int(s.approximate_num_entries()) for s in stores.values())
+
+
+def window_reader(spec: StoreSpec, view: CompositeStoreView) -> ReadOnlyWindowStore:
+    """The read-only window store over ``view`` (``spec``: a window store's)."""
+    assert spec.window_size_ms is not None  # a window store's spec has it
+    key_serde = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+    return ReadOnlyWindowStore(spec.name, key_serde, spec.value_serde, view.window_entries)
+
+
+def session_reader(spec: StoreSpec, view: CompositeStoreView) -> ReadOnlySessionStore:
+    """The read-only session store over ``view`` (``spec``: a session store's)."""
+    key_serde = SessionWindowedSerde(spec.key_serde)
+    return ReadOnlySessionStore(spec.name, key_serde, spec.value_serde, view.window_entries)

@@ -35,7 +35,7 @@ from streamtable.runtime._restore import StateRestoreListener
 from streamtable.runtime._statedir import StateDirectory
 from streamtable.runtime._task import StreamTask
 from streamtable.runtime._thread import StreamThread
-from streamtable.runtime._views import CompositeStoreView
+from streamtable.runtime._views import CompositeStoreView, session_reader, window_reader
 from streamtable.runtime.config import StreamsConfig
 from streamtable.runtime.metrics import (
     DroppedRecordsCollector,
@@ -44,10 +44,10 @@ from streamtable.runtime.metrics import (
 )
 from streamtable.runtime.state import AppState, TaskState, check_app_transition
 from streamtable.runtime.topics import InternalTopicManager, TopicPlan
-from streamtable.serde import TimeWindowedSerde
 from streamtable.state import (
     MeteredStore,
     ReadOnlyKeyValueStore,
+    ReadOnlySessionStore,
     ReadOnlyWindowStore,
 )
 from streamtable.topology import Schedules, StoreSpec, Topology
@@ -263,33 +263,34 @@ class StreamsApp:
     # -- interactive queries ---------------------------------------------------------------
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
         """A read-only view of key-value store ``name`` across this instance's active tasks.
-
-        Raises :class:`StoreNotReady` unless the app is RUNNING. ``allow_stale=True`` opts in
-        to stale reads: the view also serves tasks that are still restoring (their values may
-        lag) and answers while the app is REBALANCING. A window store is read with
-        :meth:`window_store`.
-        """
-        spec = self._spec(name, "key_value", "window_store")
+        Raises :class:`StoreNotReady` unless the app is RUNNING; ``allow_stale=True`` also
+        serves tasks still restoring (values may lag) and answers while REBALANCING. Window
+        and session stores: :meth:`window_store`, :meth:`session_store`."""
+        spec = self._spec(name, "key_value")
         return ReadOnlyKeyValueStore(self._view(name, spec, allow_stale))
 
     def window_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyWindowStore:
         """A read-only view of window store ``name`` across this instance's active tasks
         (``fetch`` reads the task of the key's partition, ``fetch_all`` and ``all`` every
         task); ready and stale as :meth:`store`."""
-        spec = self._spec(name, "window", "store")
-        view: CompositeStoreView = self._view(name, spec, allow_stale)  # never a global one
-        assert spec.window_size_ms is not None  # a window store's spec has it
-        key_serde = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
-        return ReadOnlyWindowStore(name, key_serde, spec.value_serde, view.window_entries)
+        spec = self._spec(name, "window")
+        return window_reader(spec, self._view(name, spec, allow_stale))  # never a global one
 
-    def _spec(self, name: str, store_type: str, other_reader: str) -> StoreSpec:
+    def session_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlySessionStore:
+        """A read-only view of session store ``name`` across this instance's active tasks
+        (``fetch`` and ``find_sessions`` read the key's task, ``all`` every task); ready and
+        stale as :meth:`store`."""
+        spec = self._spec(name, "session")
+        return session_reader(spec, self._view(name, spec, allow_stale))
+
+    def _spec(self, name: str, store_type: str) -> StoreSpec:
         spec = self.topology.stores.get(name)
         if spec is None:
             raise StoreNotFound(name, list(self.topology.stores))
         if spec.store_type != store_type:
-            raise TopologyError(
-                f"store {name!r} is a {spec.store_type} store: read it with app.{other_reader}()"
-            )
+            reader = {"key_value": "store", "window": "window_store"}.get(spec.store_type)
+            raise TopologyError(f"store {name!r} is a {spec.store_type} store: read it with "
+                                f"app.{reader or 'session_store'}()")  # fmt: skip
         return spec
 
     def _view(self, name: str, spec: StoreSpec, allow_stale: bool) -> Any:
