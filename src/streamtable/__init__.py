@@ -18,6 +18,7 @@ Example::
 
 from streamtable import errors, serde
 from streamtable.dsl import (
+    CogroupedKStream,
     GlobalKTable,
     KGroupedStream,
     KGroupedTable,
@@ -60,6 +61,7 @@ __all__ = [
     "EmitStrategy",
     "GlobalKTable",
     "JoinWindows",
+    "CogroupedKStream",
     "KGroupedStream",
     "KGroupedTable",
     "KStream",

@@ -32,6 +32,8 @@ OUTPUTS = {
     "stream_table_left_join": ["stj-out"],
     "stream_global_join": ["sgj-out"],
     "stream_global_left_join": ["sgj-out"],
+    "cogroup": ["cog-out"],
+    "cogroup_rekeyed": ["cog-out"],
 }
 
 
@@ -75,6 +77,9 @@ def generate(topology: str, rng: random.Random) -> list[dict[str, Any]]:
         elif topology.startswith("fk_"):
             topic, key = "products", rng.choice(["x", "y", "z"])
             value = _maybe(rng, lambda: {"name": rng.choice("AB")})
+        elif topology.startswith("cogroup"):
+            topic, key = rng.choice(["buys", "sells"]), rng.choice([None, "k0", "k1", "k2"])
+            value = _maybe(rng, lambda: {"n": rng.randint(1, 9), "to": f"k{rng.randint(0, 2)}"})
         elif rng.random() < 0.5:
             topic, key = "events", rng.choice([None, "k0", "k1", "k2"])
             value = _maybe(rng, lambda: _event(rng), 0.1)

@@ -129,6 +129,35 @@ def stream_global_join(left: bool) -> st.Topology:
     return b.build()
 
 
+def _bought(key: Any, buy: Any, agg: Any) -> Any:
+    return {"b": agg["b"] + buy["n"], "s": agg["s"], "last": "b"}
+
+
+def _sold(key: Any, sell: Any, agg: Any) -> Any:
+    return {"b": agg["b"], "s": agg["s"] + sell["n"], "last": "s"}
+
+
+def cogroup(rekeyed: bool) -> st.Topology:
+    """``buys`` and ``sells`` (``{"n", "to"}``) cogrouped into ``cog-store``: the sums of each
+    and which came last; ``rekeyed``: buys are grouped by their ``to`` (repartitioned)."""
+    b = st.StreamsBuilder()
+    buys = b.stream("buys", key_serde=STRING, value_serde=JSON)
+    sells = b.stream("sells", key_serde=STRING, value_serde=JSON)
+    grouped = (
+        buys.group_by(lambda k, v: k if v is None else v["to"], key_serde=STRING)
+        if rekeyed
+        else buys.group_by_key()
+    )
+    (
+        grouped.cogroup(_bought)
+        .cogroup(sells.group_by_key(), _sold)
+        .aggregate(lambda: {"b": 0, "s": 0, "last": None}, store="cog-store", value_serde=JSON)
+        .to_stream()
+        .to("cog-out")
+    )
+    return b.build()
+
+
 TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     "seed": seed,
     "aggregate": aggregate,
@@ -142,6 +171,8 @@ TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     "stream_table_left_join": lambda: stream_table_join(True),
     "stream_global_join": lambda: stream_global_join(False),
     "stream_global_left_join": lambda: stream_global_join(True),
+    "cogroup": lambda: cogroup(False),
+    "cogroup_rekeyed": lambda: cogroup(True),
 }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, overload
 
+from streamtable.dsl._cogroup import CogroupedKStream, _check_aggregator
 from streamtable.dsl._session import SessionWindowedKStream
 from streamtable.dsl._table import KTable
 from streamtable.dsl._windowed import TimeWindowedKStream
@@ -47,6 +48,12 @@ class KGroupedStream:
             "windowed_by takes st.TimeWindows (tumbling or hopping) or st.SessionWindows "
             f"(sliding windows are not built yet), got {type(windows).__name__}"
         )
+
+    def cogroup(self, aggregator: Callable[[Any, Any, Any], Any]) -> CogroupedKStream:
+        """Start a cogroup: this stream aggregated with ``aggregator(key, value, agg)``,
+        joined by others with :meth:`CogroupedKStream.cogroup`, into one table."""
+        _check_aggregator(aggregator)
+        return CogroupedKStream(((self, aggregator),))
 
     def count(self, *, store: str | None = None) -> KTable:
         """Records per key."""

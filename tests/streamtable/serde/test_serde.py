@@ -57,7 +57,8 @@ def test_bad_input_raises_serialization_error() -> None:
 def test_exported_names_are_exactly_the_public_api() -> None:
     runtime = {"AppState", "StateRestoreListener", "StreamsApp", "StreamsConfig"}
     assert set(st.__all__) - runtime == {
-        "BufferConfig", "ConfigError", "CoPartitioningError", "EmitStrategy", "GlobalKTable",
+        "BufferConfig", "CogroupedKStream", "ConfigError", "CoPartitioningError", "EmitStrategy",
+        "GlobalKTable",
         "JoinWindows", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
         "ReadOnlyKeyValueStore", "ReadOnlySessionStore", "ReadOnlyWindowStore", "Record",

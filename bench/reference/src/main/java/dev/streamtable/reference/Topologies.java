@@ -123,6 +123,10 @@ public final class Topologies {
                 List.of(SessionTopologies.INPUT), List.of(SessionTopologies.OUTPUT),
                 List.of(SessionTopologies.STORE), shape.op().equals("count")
                         ? Set.of(SessionTopologies.STORE) : Set.of(), SESSION)));
+        for (String c : List.of("cogroup", "cogroup_rekeyed")) {
+            add(new Spec(c, List.of(CogroupTopologies.BUYS, CogroupTopologies.SELLS),
+                    List.of(CogroupTopologies.OUTPUT), List.of(CogroupTopologies.STORE), Set.of()));
+        }
         StreamJoinTopologies.SHAPES.keySet().forEach(name -> add(new Spec(name,
                 List.of(StreamJoinTopologies.LEFT, StreamJoinTopologies.RIGHT),
                 List.of(StreamJoinTopologies.OUTPUT), List.of(), Set.of())));
@@ -168,6 +172,7 @@ public final class Topologies {
                     streamTableJoin(builder, t, name.equals("stream_table_left_join"));
             case "stream_global_join", "stream_global_left_join" ->
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
+            case "cogroup", "cogroup_rekeyed" -> CogroupTopologies.build(builder, name.endsWith("rekeyed"));
             default -> {
                 if (SessionTopologies.SHAPES.containsKey(name)) {
                     SessionTopologies.build(builder, name, t.of(SessionTopologies.INPUT),
