@@ -3,7 +3,8 @@ our results and Kafka Streams' first differ."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 JavaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -34,3 +35,19 @@ def first_difference(ours: dict[str, Any], java: dict[str, Any]) -> dict[str, An
             java_at = java[part][at] if at < len(java[part]) else None
             return {"part": part, "index": at, "python": python_at, "java": java_at}
     return {}
+
+
+def trades(
+    rng: random.Random, next_timestamp: Callable[[random.Random, int], int], clients: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Up to 40 ``trades`` records keyed by a client, for another (or the same) client, their
+    times drawn by ``next_timestamp(rng, stream_time)`` from a random start: the windowed and
+    session tests' inputs."""
+    records = []
+    stream_time = rng.choice([0, 1_000, 9_500, 60_000])
+    for _ in range(rng.randint(1, 40)):
+        ts = next_timestamp(rng, stream_time)
+        stream_time = max(stream_time, ts)
+        value = {"client": rng.choice(clients), "amount": rng.randint(1, 100)}
+        records.append({"topic": "trades", "key": rng.choice(clients), "value": value, "ts": ts})
+    return records

@@ -21,7 +21,7 @@ import pytest
 
 import streamtable as st
 from streamtable.serde import BYTES, JSON, STRING, SessionWindowedSerde
-from tests.differential.compare import JavaRunner, first_difference, java_results
+from tests.differential.compare import JavaRunner, first_difference, java_results, trades
 from tests.streamtable.topologies import SESSION_SHAPES, SESSION_TOPOLOGIES
 
 pytestmark = pytest.mark.integration
@@ -50,14 +50,7 @@ def _next_timestamp(rng: random.Random, stream_time: int) -> int:
 
 def generate(rng: random.Random) -> list[dict[str, Any]]:
     """Trades keyed by a client, for another (or the same) client, over a few minutes."""
-    records = []
-    stream_time = rng.choice([0, 1_000, 9_500, 60_000])
-    for _ in range(rng.randint(1, 40)):
-        ts = _next_timestamp(rng, stream_time)
-        stream_time = max(stream_time, ts)
-        value = {"client": rng.choice(CLIENTS), "amount": rng.randint(1, 100)}
-        records.append({"topic": "trades", "key": rng.choice(CLIENTS), "value": value, "ts": ts})
-    return records
+    return trades(rng, _next_timestamp, CLIENTS)
 
 
 def _key(data: bytes) -> dict[str, Any]:
