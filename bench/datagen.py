@@ -9,7 +9,7 @@ configured ratios; a closed position that is picked again is reopened. Same sett
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -97,6 +97,14 @@ def create_topic(admin: AdminClient, topic: str, partitions: int) -> None:
 
 def produce(bootstrap: str, topic: str, s: DataSettings) -> int:
     """Produce ``generate(s)`` to ``topic`` (keys partitioned like Java's default); the count."""
+    return produce_records(bootstrap, topic, ((key, value, None) for key, value in generate(s)))
+
+
+def produce_records(
+    bootstrap: str, topic: str, records: Iterable[tuple[str, bytes | None, int | None]]
+) -> int:
+    """Produce ``(key, value, timestamp or None for now)`` records to ``topic`` in order, keys
+    partitioned like Java's default; the count."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -110,10 +118,10 @@ def produce(bootstrap: str, topic: str, s: DataSettings) -> int:
         }
     )
     count = 0
-    for key, value in generate(s):
+    for key, value, timestamp in records:
         while True:
             try:
-                producer.produce(topic, key=key.encode(), value=value)
+                producer.produce(topic, key=key.encode(), value=value, timestamp=timestamp or 0)
                 break
             except BufferError:
                 producer.poll(0.05)

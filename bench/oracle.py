@@ -13,7 +13,8 @@ end (the last value per key; a tombstone removes the client); :func:`verdict` co
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -53,6 +54,19 @@ def apply_output(holders: Holders, key: bytes | None, value: bytes | None) -> No
 
 def read_holders(bootstrap: str, topic: str, timeout_s: float = 120.0) -> Holders:
     """``topic`` read from the beginning to its end offsets: the last value of each key."""
+    holders: Holders = {}
+    read_topic(bootstrap, topic, lambda key, value: apply_output(holders, key, value), timeout_s)
+    return holders
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    apply: Callable[[bytes | None, bytes | None], None],
+    timeout_s: float = 120.0,
+) -> None:
+    """``apply(key, value)`` for every record of ``topic``, from the beginning to the end
+    offsets it has when the read starts, in each partition's order."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -61,7 +75,6 @@ def read_holders(bootstrap: str, topic: str, timeout_s: float = 120.0) -> Holder
             "enable.partition.eof": False,
         }
     )
-    holders: Holders = {}
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
         ends = {}
@@ -76,7 +89,7 @@ def read_holders(bootstrap: str, topic: str, timeout_s: float = 120.0) -> Holder
                 raise TimeoutError(f"{topic}: not read to its end within {timeout_s:.0f}s")
             for msg in consumer.consume(num_messages=10_000, timeout=1.0):
                 if msg.error() is None:
-                    apply_output(holders, msg.key(), msg.value())
+                    apply(msg.key(), msg.value())
             # The position, not the last record: under exactly-once a partition ends with a
             # transaction marker, which is never handed over but which the position passes.
             for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
@@ -84,10 +97,11 @@ def read_holders(bootstrap: str, topic: str, timeout_s: float = 120.0) -> Holder
                     del ends[tp.partition]
     finally:
         consumer.close()
-    return holders
 
 
-def verdict(expected: Holders, actual: Holders) -> str | None:
+def verdict(
+    expected: Mapping[Any, Any], actual: Mapping[Any, Any], what: str = "clients"
+) -> str | None:
     """``None`` when ``actual`` is ``expected``; else what differs, with an example."""
     missing = sorted(expected.keys() - actual.keys())
     extra = sorted(actual.keys() - expected.keys())
@@ -106,7 +120,7 @@ def verdict(expected: Holders, actual: Holders) -> str | None:
         if extra
         else f"{differ[0]} expected {expected[differ[0]]}, got {actual[differ[0]]}"
     )
-    return f"{' / '.join(parts)} of {len(expected):,} expected clients (e.g. {example[:300]})"
+    return f"{' / '.join(parts)} of {len(expected):,} expected {what} (e.g. {example[:300]})"
 
 
 def check(

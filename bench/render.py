@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bench.render_memory import memory_markdown
 from bench.render_peers import fmt, peers_markdown
+from bench.render_w6 import w6_markdown
 from bench.results import BenchResults, HolderReads, W3Summary, W5Summary
 from bench.summary import ratio
 
@@ -27,6 +28,7 @@ def render_markdown(results: BenchResults, stamp: str, wall_s: float) -> str:
         *other_ratios(results),
         *extras_markdown(results),
         *peers_markdown(results),
+        *w6_markdown(results),
         *memory_markdown(results),
         *machine(results),
         *settings(results),

@@ -15,21 +15,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from bench.datagen import DataSettings
-
-Num = int | float
-"""A measured figure: kept as measured (an int stays an int in the JSON)."""
+from bench.results_model import Model as Model
+from bench.results_model import Num as Num
+from bench.results_w6 import W6Result
 
 SKIPPED = "BENCH_SKIP"
 """The ``skipped`` value of a W3/W5 summary that ``BENCH_SKIP`` left out."""
-
-
-class Model(BaseModel):
-    """Frozen, and an unknown key is an error (a typo must not vanish from the results)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # -- one repeat's measurements --------------------------------------------------------------------
@@ -184,11 +176,12 @@ class MemoryResult(Model):
 
 
 class Extras(Model):
-    """W3, W5 and W7 as measured; ``None`` when ``BENCH_SKIP`` left them out."""
+    """W3, W5, W6 and W7 as measured; ``None`` when ``BENCH_SKIP`` left them out."""
 
     w3: QueriesResult | Failure | None = None
     w5: DigestResult | Failure | None = None
     w7: MemoryResult | Failure | None = None  # not measured before W7 existed (issue #13)
+    w6: W6Result | Failure | None = None  # not measured before W6 existed (issue #12)
 
 
 # -- the Python peers: once per run, on W1's input ----------------------------------------------

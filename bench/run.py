@@ -6,7 +6,7 @@ Writes ``bench/results/<UTC timestamp>.json``, ``bench/results/latest.json`` and
 
 The parts: ``harness`` (the broker, child processes, offsets), one module per workload (``seed``:
 W1 and W4, ``restore``: W2, ``raw``: the raw consumer, ``queries``: W3, ``digest``: W5,
-``memory``: W7),
+``w6``: W6, ``memory``: W7),
 ``results`` (the typed JSON), ``summary`` (medians and ratios) and ``render`` (RESULTS.md).
 
 Environment: ``BENCH_RECORDS`` (input records, default 1,000,000), ``BENCH_REPEATS`` (runs per
@@ -18,7 +18,9 @@ run, default 600),
 ``KAFKA_BOOTSTRAP_SERVERS`` (use that cluster instead of starting kafka-local on port
 ``BENCH_KAFKA_PORT``, default 19192, home ``BENCH_KAFKA_HOME``, default ``.cache/bench-kafka``),
 ``BENCH_SKIP`` (workloads to leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and
-W4), ``w2``, ``w3``, ``w5``, ``w7`` (memory at 6 and 48 partitions: six more W1-sized runs),
+W4), ``w2``, ``w3``, ``w5``, ``w6`` (windowed counts and sums: streamtable, Kafka Streams and
+Quix Streams; ``BENCH_W6_RECORDS``, default 1,000,000, ``BENCH_W6_CLIENTS``, 5,000), ``w7``
+(memory at 6 and 48 partitions: six more W1-sized runs),
 ``peers``), ``BENCH_PEERS`` (the Python peers to run on W1's input once, after the repeats,
 comma-separated: ``quixstreams``, ``bytewax``, ``pathway``, ``faust``; default all; each in its
 virtualenv under ``.cache/bench-venvs/``, created on first use; see bench/peer_run.py),
@@ -62,6 +64,7 @@ from bench.results import BenchResults, Extras, PeersResult, Repeat, W1Run
 from bench.seed import Restart, run_w1
 from bench.settings import Settings
 from bench.summary import summarize
+from bench.w6 import run_w6
 
 
 def main() -> int:
@@ -75,7 +78,8 @@ def main() -> int:
         f"records={settings.data.records:,} repeats={settings.repeats} "
         f"skip={','.join(sorted(settings.skip)) or '-'}; child logs in {logs}"
     )
-    classpath = build_reference() if settings.runs("w1") or settings.runs("w7") else ""
+    java = settings.runs("w1") or settings.runs("w6") or settings.runs("w7")
+    classpath = build_reference() if java else ""
     mach = machine()
     with broker() as (bootstrap, broker_pid):
         offsets = Offsets(bootstrap)
@@ -118,7 +122,7 @@ def build_reference() -> str:
 
 
 def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
-    """The input, then every repeat of W1 (with W2), then the peers, W3, W5 and W7 once each."""
+    """The input, then every repeat of W1 (with W2), then the peers, W3, W5, W6 and W7 once each."""
     settings = ctx.settings
     runs: list[Repeat] = []
     peers = None
@@ -132,13 +136,15 @@ def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
             runs = [run_repeat(ctx, rep) for rep in range(settings.repeats)]
         if settings.runs("peers"):
             peers = run_peers(ctx)
-    # W3, W5 and W7 once: after the rest, on their own topics, so they change nothing W1/W2
+    # W3, W5, W6 and W7 once: after the rest, on their own topics, so they change nothing W1/W2
     # measure.
     extras = Extras()
     if settings.runs("w3"):
         extras = extras.model_copy(update={"w3": guarded("W3", lambda: run_w3(ctx))})
     if settings.runs("w5"):
         extras = extras.model_copy(update={"w5": guarded("W5", lambda: run_w5(ctx))})
+    if settings.runs("w6"):
+        extras = extras.model_copy(update={"w6": guarded("W6", lambda: run_w6(ctx))})
     if settings.runs("w7"):
         extras = extras.model_copy(update={"w7": guarded("W7", lambda: run_w7(ctx))})
     return runs, extras, peers

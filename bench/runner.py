@@ -2,8 +2,9 @@
 
 ``python -m bench.runner streamtable --bootstrap B --application-id A --input T --output O
 [--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]
-[--rocksdb-memory-bytes N|none]`` runs the seed
-topology with :class:`streamtable.StreamsApp` and speaks BenchApp's protocol on stdout
+[--rocksdb-memory-bytes N|none] [--topology seed|w6]`` runs the seed topology (or W6's windowed
+counts and sums, bench/w6_topology.py) with :class:`streamtable.StreamsApp` and speaks BenchApp's
+protocol on stdout
 (``STATE <state>`` on every change; ``RESTORE_START`` when it starts restoring its first
 changelog partition, told by a :class:`streamtable.StateRestoreListener`; and
 ``RESTORED_TOTAL <n>`` when it reaches RUNNING) until SIGTERM, then closes and exits 0 (1 if
@@ -25,6 +26,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 import streamtable as st
+from bench.w6_topology import w6_topology
 from streamtable.serde import JSON, STRING
 
 US = frozenset({"NASDAQ", "NYSE"})
@@ -67,7 +69,8 @@ def run_streamtable(args: argparse.Namespace) -> int:
         settings["cache_max_bytes"] = args.cache_max_bytes
     if "rocksdb_memory_bytes" in vars(args):  # given (None: RocksDB's per-store defaults)
         settings["rocksdb_memory_bytes"] = args.rocksdb_memory_bytes
-    app = st.StreamsApp(seed_topology(args.input, args.output), st.StreamsConfig(**settings))
+    build = w6_topology if args.topology == "w6" else seed_topology
+    app = st.StreamsApp(build(args.input, args.output), st.StreamsConfig(**settings))
 
     def on_state(old: st.AppState, new: st.AppState) -> None:
         say(f"STATE {new.name}")
@@ -158,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--guarantee", default="at_least_once", choices=["at_least_once", "exactly_once_v2"]
     )
     parser.add_argument("--commit-interval-ms", type=int)
+    parser.add_argument("--topology", default="seed", choices=["seed", "w6"])
     parser.add_argument("--cache-max-bytes", type=int)
     parser.add_argument(
         "--rocksdb-memory-bytes",

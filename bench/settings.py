@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bench.datagen import DataSettings
 from bench.peer_env import PEERS, selected_peers
 
-WORKLOADS = ("w1", "w2", "w3", "w5", "w7", "peers")
+WORKLOADS = ("w1", "w2", "w3", "w5", "w6", "w7", "peers")
 
 
 def env_int(name: str, default: int) -> int:

@@ -26,7 +26,11 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * BenchApp --bootstrap HOST:PORT --application-id ID --input TOPIC --output TOPIC
  *          [--state-dir DIR] [--guarantee at_least_once|exactly_once_v2]
  *          [--commit-interval-ms N] [--cache-max-bytes N] [--threads N] [--describe true]
+ *          [--topology seed|w6]
  * </pre>
+ *
+ * {@code --topology w6} runs bench W6's windowed counts and sums ({@link W6Topology}) instead of
+ * the seed topology.
  *
  * stdout: {@code STATE <state>}, {@code RESTORE_START <store> <partition> <start> <end>},
  * {@code RESTORED <store> <partition> <records>}. SIGTERM/SIGINT: close(30s), exit 0.
@@ -36,7 +40,7 @@ public final class BenchApp {
 
     private static final List<String> REQUIRED = List.of("bootstrap", "application-id", "input", "output");
     private static final Set<String> KNOWN = Set.of("bootstrap", "application-id", "input", "output", "state-dir",
-            "guarantee", "commit-interval-ms", "cache-max-bytes", "threads", "describe");
+            "guarantee", "commit-interval-ms", "cache-max-bytes", "threads", "describe", "topology");
 
     private static final PrintStream OUT = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out),
             true, StandardCharsets.UTF_8);
@@ -49,7 +53,8 @@ public final class BenchApp {
         System.err.println("usage: java -cp ... dev.streamtable.reference.BenchApp"
                 + " --bootstrap HOST:PORT --application-id ID --input TOPIC --output TOPIC"
                 + " [--state-dir DIR] [--guarantee at_least_once|exactly_once_v2]"
-                + " [--commit-interval-ms N] [--cache-max-bytes N] [--threads N (default 1)] [--describe true]");
+                + " [--commit-interval-ms N] [--cache-max-bytes N] [--threads N (default 1)] [--describe true]"
+                + " [--topology seed|w6]");
         System.exit(2);
     }
 
@@ -130,8 +135,19 @@ public final class BenchApp {
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG,
                 flags.containsKey("threads") ? (int) number(flags, "threads", 1) : 1);
 
-        Topology topology = Topologies.build("seed", props,
-                Map.of("positions", flags.get("input"), "seed-out", flags.get("output")));
+        String shape = flags.getOrDefault("topology", "seed");
+        Topology topology;
+        if (shape.equals("w6")) {
+            org.apache.kafka.streams.StreamsBuilder builder = new org.apache.kafka.streams.StreamsBuilder();
+            W6Topology.build(builder, flags.get("input"), flags.get("output"));
+            topology = builder.build(props);
+        } else if (shape.equals("seed")) {
+            topology = Topologies.build("seed", props,
+                    Map.of("positions", flags.get("input"), "seed-out", flags.get("output")));
+        } else {
+            usage("--topology must be seed or w6");
+            return;
+        }
         if (Boolean.parseBoolean(flags.getOrDefault("describe", "false"))) {
             System.err.println(topology.describe());
         }
