@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka.admin import AdminClient
 
 from streamtable.runtime.topics import dlq_topic
-from streamtable.serde import TimeWindowedSerde
-from tests.chaos import windowed
+from streamtable.serde import SessionWindowedSerde, TimeWindowedSerde
+from tests.chaos import sessions, windowed
 from tests.chaos.cluster import Instance
 from tests.chaos.kafka_io import partition_count, read_topic
 from tests.chaos.topologies import TopologyKind
@@ -88,15 +88,22 @@ def _verify_windowed(
                           "stream_time_after_base": times}  # fmt: skip
     failures = verify_window_stores(run, dumps, want, exact=eos)
     if eos:
-        failures += windowed.compare_changelog(want, _window_changelog(run))
+        compare = sessions.compare_changelog if _sessions(run) else windowed.compare_changelog
+        failures += compare(want, _window_changelog(run))
     return failures
 
 
+def _sessions(run: SeedRun) -> bool:
+    return run.plan.windows is not None and run.plan.windows.sessions
+
+
 def expected_windows(run: SeedRun) -> windowed.Expected:
+    """The windows (or the sessions kind's sessions) the stores must show, or must not."""
     shape, base = run.plan.windows, run.base_ms
     assert shape is not None  # drawn for this kind
     assert base is not None  # chosen for this kind
-    return windowed.expected(run.produced.events, shape, run.plan.partitions, base)
+    oracle = sessions.expected if shape.sessions else windowed.expected
+    return oracle(run.produced.events, shape, run.plan.partitions, base)
 
 
 def verify_window_stores(
@@ -107,10 +114,13 @@ def verify_window_stores(
 
 
 def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
-    """The values of each window in the result store's changelog, read_committed, in order."""
+    """The values of each window (or session) in the result store's changelog, read_committed,
+    in order."""
     spec = run.kind.build(run.topics, run.plan.windows).stores["result"]
-    assert spec.window_size_ms is not None  # a window store's spec has it
-    keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+    keys: TimeWindowedSerde | SessionWindowedSerde = SessionWindowedSerde(spec.key_serde)
+    if not _sessions(run):
+        assert spec.window_size_ms is not None  # a window store's spec has it
+        keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
     topic = f"{run.app_id}-result-changelog"
     admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
     history: dict[str, list[Any]] = {}
@@ -118,7 +128,12 @@ def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
         assert r.key is not None
         w = keys.deserialize(r.key)
         value = None if r.value is None else spec.value_serde.deserialize(r.value)
-        history.setdefault(windowed.window_key(w.key, w.window.start_ms), []).append(value)
+        name = (
+            sessions.session_key(w.key, w.window.start_ms, w.window.end_ms)
+            if _sessions(run)
+            else windowed.window_key(w.key, w.window.start_ms)
+        )
+        history.setdefault(name, []).append(value)
     return history
 
 

@@ -36,6 +36,8 @@ CASES: list[tuple[int, str, str, int | None, list[str]]] = [
     (106, "global", "exactly_once_v2", 0, ["restart", "kill9"]),
     # Hopping windows (2 s by 1 s), a 40 s retention: restores of window stores under EOS.
     (107, "windowed", "exactly_once_v2", 0, ["kill9_wipe", "kill9"]),
+    # Session windows under at_least_once: merges, restores of session stores, expiry by end.
+    (108, "sessions", "at_least_once", 0, ["kill9_wipe", "restart"]),
 ]
 
 

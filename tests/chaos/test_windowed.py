@@ -115,6 +115,14 @@ def test_expected_expires_per_partition_stream_time() -> None:
     assert sorted(want.stream_time.values()) == [BASE + 5000, BASE + 9000]
 
 
+def pipe_timed(driver: st.TopologyTestDriver, events: list[Event]) -> None:
+    """``events`` into the driver's ``positions`` topic at their record times."""
+    source = driver.input_topic("positions")
+    for (_, key, value), ts in zip(events, record_times(events, BASE), strict=False):
+        payload = None if value is None else json.dumps(value).encode()
+        source.pipe_raw(key.encode(), payload, ts)
+
+
 @pytest.mark.parametrize("seed", [1, 3, 4])
 def test_expected_is_what_streamtable_counts_in_the_test_driver(seed: int) -> None:
     plan = draw(seed, kind="windowed", faults=[], size=Size(events=4000))
@@ -123,10 +131,7 @@ def test_expected_is_what_streamtable_counts_in_the_test_driver(seed: int) -> No
     events = [*plan.preload, *plan.live]
     topology = KINDS["windowed"].build({"positions": "positions"}, shape)
     with st.TopologyTestDriver(topology) as driver:
-        source = driver.input_topic("positions")
-        for (_, key, value), ts in zip(events, record_times(events, BASE), strict=False):
-            payload = None if value is None else json.dumps(value).encode()
-            source.pipe_raw(key.encode(), payload, ts)
+        pipe_timed(driver, events)
         found = {
             window_key(w.key, w.window.start_ms): n for w, n in driver.window_store("result").all()
         }

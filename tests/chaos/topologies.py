@@ -20,7 +20,9 @@ What each topology is checked against after the run:
   topic: every input record's result exactly once (EOS) or at least once (ALOS);
 - ``windowed``: the positions STREAM counted per position id in time windows (tumbling or
   hopping, drawn), in a window store with a short retention; its input carries explicit record
-  timestamps and its oracle and checks are in ``windowed.py``.
+  timestamps and its oracle and checks are in ``windowed.py``;
+- ``sessions``: the same stream counted per position id in session windows (the gap drawn), in
+  a session store with a short retention; the same record times, its oracle in ``sessions.py``.
 """
 
 from __future__ import annotations
@@ -143,18 +145,20 @@ def global_topology(t: dict[str, str]) -> st.Topology:
 
 @dataclass(frozen=True)
 class WindowShape:
-    """The ``windowed`` kind's windows and store, in milliseconds of record time.
+    """The ``windowed`` (or ``sessions``) kind's windows and store, in milliseconds of record
+    time.
 
     ``disorder_ms`` bounds how far a record's timestamp falls behind an earlier record's (the
     generator's out-of-order records); it is below the grace period, so no record is ever late,
     whatever the faults (within a partition records keep their produce order, and the count
     reads the input partitions without a repartition)."""
 
-    size_ms: int
-    advance_ms: int  # == size_ms: tumbling
+    size_ms: int  # the sessions kind: the inactivity gap
+    advance_ms: int  # == size_ms: tumbling (and sessions)
     grace_ms: int
     retention_ms: int
     disorder_ms: int
+    sessions: bool = False  # the sessions kind's session windows
 
     def __post_init__(self) -> None:
         if not 0 <= self.disorder_ms < self.grace_ms:
@@ -178,14 +182,32 @@ def windowed_topology(t: dict[str, str], shape: WindowShape | None) -> st.Topolo
     )
     if shape.advance_ms != shape.size_ms:
         windows = windows.advance_by(timedelta(milliseconds=shape.advance_ms))
+    return _counted_in(t, windows, shape)
+
+
+def sessions_topology(t: dict[str, str], shape: WindowShape | None) -> st.Topology:
+    assert shape is not None, "the sessions kind is built with its session shape"
+    windows = st.SessionWindows.of_inactivity_gap_and_grace(
+        timedelta(milliseconds=shape.size_ms), timedelta(milliseconds=shape.grace_ms)
+    )
+    return _counted_in(t, windows, shape)
+
+
+def _counted_in(
+    t: dict[str, str], windows: st.TimeWindows | st.SessionWindows, shape: WindowShape
+) -> st.Topology:
+    """The positions stream counted per position id in ``windows``, in the store ``result``."""
     builder = st.StreamsBuilder()
-    (
+    grouped = (
         builder.stream(t["positions"], key_serde=st.serde.STRING, value_serde=POSITION)
         .filter(lambda key, pos: pos is not None)
         .group_by_key()
-        .windowed_by(windows)
-        .count(store="result", retention=timedelta(milliseconds=shape.retention_ms))
     )
+    retention = timedelta(milliseconds=shape.retention_ms)
+    if isinstance(windows, st.SessionWindows):
+        grouped.windowed_by(windows).count(store="result", retention=retention)
+    else:
+        grouped.windowed_by(windows).count(store="result", retention=retention)
     return builder.build()
 
 
@@ -272,7 +294,7 @@ def global_oracle(events: list[Event]) -> dict[str, Any]:
 class TopologyKind:
     name: str
     build: Build
-    oracle: Callable[[list[Event]], dict[str, Any]] | None  # None: windowed.py checks it
+    oracle: Callable[[list[Event]], dict[str, Any]] | None  # None: windowed/sessions.py
     inputs: tuple[str, ...]  # topic roles besides "positions"
     output: bool  # writes the "output" topic
     exact_under_alos: bool  # replays are idempotent: the store is exact under at_least_once too
@@ -291,5 +313,6 @@ KINDS: dict[str, TopologyKind] = {
             "global", _fixed(global_topology), global_oracle, ("clients",), True, False, True
         ),
         TopologyKind("windowed", windowed_topology, None, (), False, False),
+        TopologyKind("sessions", sessions_topology, None, (), False, False),
     )
 }

@@ -50,12 +50,17 @@ def draw_windowed(
     # sometimes among them and the earlier ones have expired (and their segments gone).
     retention = max(2 * size, round(span_ms * rng.uniform(0.1, 0.45) / size) * size)
     shape = WindowShape(size, advance, size, retention, disorder_ms=size * 3 // 4)
-    step = span_ms / max(1, len(preload) + len(live))
-    stamped = [
-        _stamped(event, int(n * step), rng, shape.disorder_ms)
-        for n, event in enumerate([*preload, *live])
-    ]
+    stamped = stamp_events([*preload, *live], span_ms, rng, shape.disorder_ms)
     return shape, stamped[: len(preload)], stamped[len(preload) :]
+
+
+def stamp_events(
+    events: list[Event], span_ms: float, rng: random.Random, disorder_ms: int
+) -> list[Event]:
+    """``events`` with each position's ``at``: growing with its index over ``span_ms``, about
+    one in twenty falling back by up to ``disorder_ms``."""
+    step = span_ms / max(1, len(events))
+    return [_stamped(event, int(n * step), rng, disorder_ms) for n, event in enumerate(events)]
 
 
 def _stamped(event: Event, at: int, rng: random.Random, disorder_ms: int) -> Event:

@@ -18,6 +18,7 @@ from typing import Any
 
 import streamtable as st
 from streamtable.errors import StoreNotReady
+from tests.chaos.sessions import session_key
 from tests.chaos.topologies import KINDS, WindowShape
 from tests.chaos.windowed import window_key
 
@@ -42,6 +43,9 @@ def result_store(app: st.StreamsApp) -> dict[str, Any]:
     if spec.store_type == "window":
         found = app.window_store("result").all()
         return {window_key(w.key, w.window.start_ms): plain(v) for w, v in found}
+    if spec.store_type == "session":
+        sessions = app.session_store("result").all()
+        return {session_key(w.key, w.window.start_ms, w.window.end_ms): v for w, v in sessions}
     return {str(k): plain(v) for k, v in app.store("result").all()}
 
 
