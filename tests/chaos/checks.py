@@ -87,6 +87,11 @@ def _verify_windowed(
     details["windows"] = {"live": len(want.live), "expired": len(want.expired),
                           "stream_time_after_base": times}  # fmt: skip
     failures = verify_window_stores(run, dumps, want, exact=eos)
+    shape = run.plan.windows
+    if shape is not None and shape.emit_final:
+        closed = windowed.closed(run.produced.events, shape, run.plan.partitions, run.base_ms or 0)
+        details["windows"]["closed"] = len(closed)
+        failures += windowed.compare_final(closed, _final_output(run), exact=eos)
     if eos:
         compare = sessions.compare_changelog if _sessions(run) else windowed.compare_changelog
         failures += compare(want, _window_changelog(run))
@@ -135,6 +140,23 @@ def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
         )
         history.setdefault(name, []).append(value)
     return history
+
+
+def _final_output(run: SeedRun) -> list[tuple[str, Any]]:
+    """The emit-final output, ``(key@start, count)`` in offset order per partition."""
+    spec = run.kind.build(run.topics, run.plan.windows).stores["result"]
+    assert spec.window_size_ms is not None  # a window store's spec has it
+    keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    topic = run.topics["output"]
+    eos = run.plan.guarantee == "exactly_once_v2"
+    out = []
+    for r in read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), eos):
+        assert r.key is not None
+        w = keys.deserialize(r.key)
+        value = None if r.value is None else spec.value_serde.deserialize(r.value)
+        out.append((windowed.window_key(w.key, w.window.start_ms), value))
+    return out
 
 
 def _compare(

@@ -17,7 +17,9 @@ from tests.chaos.plan import Size, _draw_kind, draw
 from tests.chaos.topologies import KINDS, Event, WindowShape
 from tests.chaos.windowed import (
     Expected,
+    closed,
     compare_changelog,
+    compare_final,
     compare_stores,
     expected,
     record_times,
@@ -129,16 +131,24 @@ def test_expected_is_what_streamtable_counts_in_the_test_driver(seed: int) -> No
     shape = plan.windows
     assert shape is not None
     events = [*plan.preload, *plan.live]
-    topology = KINDS["windowed"].build({"positions": "positions"}, shape)
+    topology = KINDS["windowed"].build({"positions": "positions", "output": "out"}, shape)
     with st.TopologyTestDriver(topology) as driver:
         pipe_timed(driver, events)
         found = {
             window_key(w.key, w.window.start_ms): n for w, n in driver.window_store("result").all()
         }
         assert driver.dropped_records().get("late", 0) == 0
+        emitted = [
+            (window_key(w.key, w.window.start_ms), n)
+            for w, n in (driver.output_topic("out").read_key_values() if shape.emit_final else [])
+        ]
     want = expected(events, shape, 1, BASE)
     assert want.expired  # the test means something: windows expired on the way
     assert found == want.live
+    assert shape.emit_final == (seed == 1)  # drawn: both variants are tested here
+    final = closed(events, shape, 1, BASE) if shape.emit_final else {}
+    assert compare_final(final, emitted, exact=True) == []
+    assert len(final) > 100 or not shape.emit_final
 
 
 WANT = Expected(
@@ -185,3 +195,21 @@ def test_compare_changelog() -> None:
     assert "windows end off the oracle: ['p1@0: expected 3, ends at 2']" in text
     assert "windows not implied by the input: ['p7@0']" in text
     assert "windows whose counts do not rise: ['p1@1000: [1, 2, 2]']" in text
+
+
+def test_compare_final_finds_each_kind_of_difference() -> None:
+    closed_ = {"p1@1000": 2, "p2@1000": 1, "p1@0": 3}
+    good = [("p1@0", 3), ("p1@1000", 2), ("p2@1000", 1)]
+    assert compare_final(closed_, good, exact=True) == []
+    assert compare_final(closed_, [*good, ("p1@0", 4)], exact=False) == []  # a replay: more
+    bad = [("p1@0", 3), ("p1@0", 3), ("p1@1000", 1), ("p1@2000", 1)]
+    text = "\n".join(compare_final(closed_, bad, exact=True))
+    assert "1 of 3 closed windows never emitted: ['p2@1000']" in text
+    assert "closed windows emitted off their count: ['p1@1000: expected 2, emitted [1]']" in text
+    assert "windows emitted more than once: ['p1@0: [3, 3]']" in text
+    assert "windows emitted that are not closed: ['p1@2000: [1]']" in text
+    below = compare_final(closed_, [("p1@0", 3), ("p1@1000", 1), ("p2@1000", 1)], exact=False)
+    assert below == [
+        "output: 1 of 3 closed windows emitted below their count: "
+        "['p1@1000: expected 2, emitted [1]']"
+    ]

@@ -20,7 +20,8 @@ What each topology is checked against after the run:
   topic: every input record's result exactly once (EOS) or at least once (ALOS);
 - ``windowed``: the positions STREAM counted per position id in time windows (tumbling or
   hopping, drawn), in a window store with a short retention; its input carries explicit record
-  timestamps and its oracle and checks are in ``windowed.py``;
+  timestamps and its oracle and checks are in ``windowed.py``; with ``emit_final`` (drawn) the
+  count emits each window once, when it closes, to the output topic;
 - ``sessions``: the same stream counted per position id in session windows (the gap drawn), in
   a session store with a short retention; the same record times, its oracle in ``sessions.py``.
 """
@@ -159,6 +160,7 @@ class WindowShape:
     retention_ms: int
     disorder_ms: int
     sessions: bool = False  # the sessions kind's session windows
+    emit_final: bool = False  # the windowed kind: on_window_close, final counts to "output"
 
     def __post_init__(self) -> None:
         if not 0 <= self.disorder_ms < self.grace_ms:
@@ -206,8 +208,13 @@ def _counted_in(
     retention = timedelta(milliseconds=shape.retention_ms)
     if isinstance(windows, st.SessionWindows):
         grouped.windowed_by(windows).count(store="result", retention=retention)
-    else:
-        grouped.windowed_by(windows).count(store="result", retention=retention)
+        return builder.build()
+    windowed = grouped.windowed_by(windows)
+    if shape.emit_final:  # each window's count once, when it closes, to the output topic
+        windowed = windowed.emit_strategy(st.EmitStrategy.on_window_close())
+    counts = windowed.count(store="result", retention=retention)
+    if shape.emit_final:
+        counts.to_stream().to(t["output"])
     return builder.build()
 
 
@@ -312,7 +319,7 @@ KINDS: dict[str, TopologyKind] = {
         TopologyKind(
             "global", _fixed(global_topology), global_oracle, ("clients",), True, False, True
         ),
-        TopologyKind("windowed", windowed_topology, None, (), False, False),
+        TopologyKind("windowed", windowed_topology, None, (), True, False),
         TopologyKind("sessions", sessions_topology, None, (), False, False),
     )
 }

@@ -25,6 +25,7 @@ window, live or expired, rising at each record (:func:`compare_changelog`).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -51,6 +52,8 @@ def draw_windowed(
     retention = max(2 * size, round(span_ms * rng.uniform(0.1, 0.45) / size) * size)
     shape = WindowShape(size, advance, size, retention, disorder_ms=size * 3 // 4)
     stamped = stamp_events([*preload, *live], span_ms, rng, shape.disorder_ms)
+    # drawn last: a seed drawn before emit-final came keeps its shape and record times
+    shape = dataclasses.replace(shape, emit_final=rng.random() < 0.5)
     return shape, stamped[: len(preload)], stamped[len(preload) :]
 
 
@@ -113,23 +116,36 @@ class Expected:
 
 def expected(events: list[Event], shape: WindowShape, partitions: int, base_ms: int) -> Expected:
     """The windows of the valid position records in ``events``, split by the retention."""
+    counts, latest_time = _counted(events, shape, partitions, base_ms)
+    # a partition's latest window start: that of its latest record
+    latest = {p: window_starts(t, shape)[-1] for p, t in latest_time.items()}
+    # Kafka Streams' emit-final store (and so streamtable's) keeps windows 1 ms longer
+    retention = shape.retention_ms + 1 if shape.emit_final else shape.retention_ms
+    live: dict[str, int] = {}
+    expired: dict[str, int] = {}
+    for (key, start), n in sorted(counts.items()):
+        stream_time = latest[partition_for(key.encode(), partitions)]
+        kept = start > stream_time - retention
+        (live if kept else expired)[window_key(key, start)] = n
+    return Expected(live, expired, latest)
+
+
+def _counted(
+    events: list[Event], shape: WindowShape, partitions: int, base_ms: int
+) -> tuple[Counter[tuple[str, int]], dict[int, int]]:
+    """The count of each (key, window start) of the valid position records in ``events``,
+    and each partition's latest record time."""
     counts: Counter[tuple[str, int]] = Counter()
     latest: dict[int, int] = {}
     for role, key, value in events:
         if role != "positions" or value is None:
             continue
-        starts = window_starts(base_ms + value["at"], shape)
-        for start in starts:
+        ts = base_ms + value["at"]
+        for start in window_starts(ts, shape):
             counts[(key, start)] += 1
         p = partition_for(key.encode(), partitions)
-        latest[p] = max(latest.get(p, -1), starts[-1])
-    live: dict[str, int] = {}
-    expired: dict[str, int] = {}
-    for (key, start), n in sorted(counts.items()):
-        stream_time = latest[partition_for(key.encode(), partitions)]
-        kept = start > stream_time - shape.retention_ms
-        (live if kept else expired)[window_key(key, start)] = n
-    return Expected(live, expired, latest)
+        latest[p] = max(latest.get(p, -1), ts)
+    return counts, latest
 
 
 def compare_stores(want: Expected, stores: dict[str, dict[str, Any]], exact: bool) -> list[str]:
@@ -193,4 +209,44 @@ def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str
             failures.append(
                 f"changelog (read_committed): {len(found)} of {len(every)} {what}: {found[:_SHOWN]}"
             )
+    return failures
+
+
+def closed(
+    events: list[Event], shape: WindowShape, partitions: int, base_ms: int
+) -> dict[str, int]:
+    """With ``emit_final``: the windows (``key@start`` -> count) whose end + grace the stream
+    time of their partition (its latest record time) reached: those emitted, each once."""
+    counts, latest = _counted(events, shape, partitions, base_ms)
+    return {
+        window_key(key, start): n
+        for (key, start), n in sorted(counts.items())
+        if start + shape.size_ms <= latest[partition_for(key.encode(), partitions)] - shape.grace_ms
+    }
+
+
+def compare_final(want: dict[str, int], emitted: list[tuple[str, Any]], exact: bool) -> list[str]:
+    """The output of emit-final (``(key@start, count)`` in offset order) against the closed
+    windows: each emitted with its count, once under exactly_once_v2 (read_committed); at
+    least once, never below the count, under at_least_once; no window that is not closed."""
+    seen: dict[str, list[Any]] = {}
+    for name, value in emitted:
+        seen.setdefault(name, []).append(value)
+    missing = [k for k in want if k not in seen]
+    wrong = [
+        f"{k}: expected {n}, emitted {seen[k]}"
+        for k, n in want.items()
+        if k in seen and any((v != n if exact else v is None or v < n) for v in seen[k])
+    ]
+    twice = [f"{k}: {v}" for k, v in seen.items() if exact and len(v) > 1]
+    early = [f"{k}: {v}" for k, v in seen.items() if k not in want]
+    failures = []
+    for what, found in (
+        ("closed windows never emitted", missing),
+        ("closed windows emitted " + ("off" if exact else "below") + " their count", wrong),
+        ("windows emitted more than once", twice),
+        ("windows emitted that are not closed", early),
+    ):
+        if found:
+            failures.append(f"output: {len(found)} of {len(want)} {what}: {found[:_SHOWN]}")
     return failures
