@@ -97,6 +97,14 @@ class Node:
         for child in self.children:
             child(key, value, timestamp)
 
+    def on_delivered(self) -> None:
+        """At a commit, once every record sent so far has been acknowledged (under
+        exactly_once_v2: before the transaction commits, which makes it atomic with them).
+        The place to log state that must never run ahead of the output it stands for: a
+        record about what was forwarded, written at once, could reach its changelog while the
+        forwarded records themselves were lost (a crash, records not delivered in time), and a
+        restore would then believe they were sent."""
+
     def close(self) -> None:
         pass
 

@@ -4,7 +4,10 @@ A commit, for all running tasks at once:
 
 1. flush every task's record caches (their changes run downstream, so changelog, repartition
    and output records are handed to the producer by the record collector);
-2. flush the producer: every record is acknowledged, delivery errors raise here;
+2. flush the producer: every record is acknowledged, delivery errors raise here; then the
+   processors log what must not run ahead of the output (``Node.on_delivered``: emit-final's
+   close time), sent with the next commit (under exactly_once_v2 this happens before the
+   transaction commits instead, which makes it atomic with the output);
 3. commit the consumed offsets: ``consumer.commit`` under at_least_once, or under
    exactly_once_v2 ``send_offsets_to_transaction`` + ``commit_transaction`` (steps 2 and 3 are
    then one atomic transaction). Under exactly_once_v2 a task that has processed everything
@@ -109,6 +112,8 @@ class Committer:
         for task in tasks:  # 1. caches
             task.core.flush()
         if self.exactly_once:
+            for task in tasks:  # in the transaction: atomic with what it stands for
+                task.core.after_delivered()
             self._advance_to_positions(tasks)
         offsets: dict[str, dict[str, int]] = {t.task_id: t.uncommitted() for t in tasks}
         partitions = [
@@ -125,6 +130,8 @@ class Committer:
                 went_through = True
         else:
             self._flush_producer()  # 2.
+            for task in tasks:  # what every record sent so far stands for: sent next time
+                task.core.after_delivered()
             if closing:  # 3.
                 closing_offsets = _closing_offsets(tasks, offsets)
                 self._commit_offsets(closing_offsets)

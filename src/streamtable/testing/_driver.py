@@ -338,6 +338,7 @@ class TopologyTestDriver:
         while True:
             for task in self._tasks:
                 task.flush()
+                task.after_delivered()
             if not self._pending:
                 return
             index = min(range(len(self._pending)), key=lambda i: self._pending[i][1][2])

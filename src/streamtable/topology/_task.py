@@ -225,6 +225,11 @@ class TaskCore:
                 return
         raise RuntimeError(f"task {self.task_id}: caches did not settle after 100 flushes")
 
+    def after_delivered(self) -> None:
+        """Every processor's :meth:`~streamtable.processors.Node.on_delivered`."""
+        for node in self._nodes.values():
+            node.on_delivered()
+
     def dropped_records(self) -> Counter[str]:
         """Records its processors dropped, per reason (``late``, ``null_key``...)."""
         total: Counter[str] = Counter()

@@ -163,3 +163,22 @@ def test_the_wall_clock_close_survives_a_restart() -> None:
         assert second.dropped_records() == {"late": 1}
         second.advance_wall_clock(100)
         assert second.output_topic("out").read_records() == []
+
+
+def test_emit_final_logs_its_close_time_only_once_its_windows_are_delivered() -> None:
+    """Written when the windows were forwarded, the close time reached its changelog while
+    the windows themselves were lost in a broker outage, and a restore never emitted them
+    (chaos seed 612): it is logged at the commit, after the producer acknowledged them."""
+    topology = final_counts()
+    log = topology.stores["counts-emit-final"].changelog_topic("test-driver")
+    assert log is not None
+    with st.TopologyTestDriver(topology, start_time=0) as driver:
+        pipe(driver, [("a", 1_000)])
+        logged = len(driver._outputs.get(log, []))
+        task = driver._tasks[0]
+        key, value = STRING.serialize("a"), JSON.serialize({"n": 1})
+        task.process("trades", key, value, 13_000, -1, None)  # closes [0, 10 s): not committed
+        assert [k for k, _, _, _ in driver.output_topic("out").read_records()] == [w("a", 0)]
+        assert len(driver._outputs.get(log, [])) == logged
+        task.after_delivered()  # the commit, once the producer has acknowledged the output
+        assert len(driver._outputs.get(log, [])) == logged + 1

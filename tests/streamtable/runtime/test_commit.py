@@ -66,8 +66,13 @@ class FakeCollector:
 
 
 class FakeCore:
+    delivered = 0
+
     def flush(self) -> None:
         pass
+
+    def after_delivered(self) -> None:
+        self.delivered += 1
 
 
 class FakeTask:
@@ -192,6 +197,7 @@ def test_at_least_once_a_commit_the_broker_does_not_acknowledge_is_deferred() ->
         commits.commit([cast(Any, task)])
     assert broker.commits == []
     assert task.committed == {}  # still uncommitted: the next commit tries again
+    assert task.core.delivered == 0  # nothing acknowledged: emit-final logs nothing yet
 
 
 class Journal:
@@ -244,6 +250,10 @@ class ForwardingCore(FakeCore):
         self.journal.calls.append("flush caches")
         self.collector.send("out", b"k", b"v", 0, 0, None)
 
+    def after_delivered(self) -> None:  # as emit-final logs its close time
+        self.journal.calls.append("after delivered")
+        self.collector.send("log", b"k", b"v", 0, 0, None)
+
 
 class CachingTask(FakeTask):
     def __init__(self, journal: Journal, collector: KafkaRecordCollector) -> None:
@@ -258,7 +268,7 @@ class CachingTask(FakeTask):
 def journaled_commit(exactly_once: bool, closing: bool = False) -> list[str]:
     journal = Journal()
     producer = streams_producer(journal, transactional=exactly_once)
-    collector = KafkaRecordCollector(producer, TopicPlan({"out": 1}, {}))
+    collector = KafkaRecordCollector(producer, TopicPlan({"out": 1, "log": 1}, {}))
     commits = Committer(
         cast(Any, journal), producer, collector, exactly_once, StreamsMetrics("order"),
         purger=cast(Any, journal),
@@ -268,13 +278,15 @@ def journaled_commit(exactly_once: bool, closing: bool = False) -> list[str]:
 
 
 def test_at_least_once_commits_in_the_documented_order() -> None:
-    """Caches, then what they forwarded to the producer, the producer flushed, the offsets,
-    the checkpoint, the purge: offsets committed before the records they cover are
-    acknowledged would lose those records in a crash."""
+    """Caches, then what they forwarded to the producer, the producer flushed, what must not
+    run ahead of the output logged, the offsets, the checkpoint, the purge: offsets committed
+    before the records they cover are acknowledged would lose those records in a crash."""
     assert journaled_commit(exactly_once=False) == [
         "flush caches",
         "produce out",
         "flush producer",
+        "after delivered",
+        "produce log",
         "commit offsets [('input', 42)]",
         "checkpoint",
         "purge",
@@ -287,6 +299,8 @@ def test_exactly_once_commits_in_one_transaction_in_the_documented_order() -> No
         "flush caches",
         "begin transaction",
         "produce out",
+        "after delivered",
+        "produce log",
         "send offsets [('input', 42)]",
         "commit transaction",
         "purge",
