@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import socket
 import threading
 import time
 from collections import Counter
@@ -22,15 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from confluent_kafka.admin import AdminClient
 
 import streamtable as st
-from streamtable.query import create_query_app
 from streamtable.serde import DEFAULT
 from streamtable.topology import partition_for
 from tests.support.kafka import TopicFactory, WaitTimeout, delete_topics, unique_name, wait_until
 from tests.support.positions import generate, oracle, produce_positions, seed_topology
+from tests.support.served import Instance
 
 pytestmark = pytest.mark.system
 
@@ -40,42 +38,6 @@ TIMEOUT_S = 60.0
 ABSENT = ["nobody", "c-none", "x"]
 
 log = logging.getLogger("tests.system.queries")
-
-
-class Instance:
-    """A StreamsApp plus its query server (uvicorn on 127.0.0.1, in a thread)."""
-
-    def __init__(self, topology: st.Topology, app_id: str, bootstrap: str, state_dir: Path):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.app = st.StreamsApp(
-            topology,
-            st.StreamsConfig(
-                application_id=app_id,
-                bootstrap_servers=bootstrap,
-                state_dir=state_dir,
-                application_server=self.address,
-                commit_interval_ms=300,
-                session_timeout_ms=6000,
-            ),
-        )
-        config = uvicorn.Config(create_query_app(self.app), log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()  # serving (503) before it advertises itself
-        wait_until(lambda: self.server.started, f"query server {self.address} to start", 10)
-        self.app.start()
-
-    def stop_server(self) -> None:
-        self.server.should_exit = True
-        if self.thread.is_alive():
-            self.thread.join(10)
-        self.sock.close()
 
 
 def get(client: httpx.Client, address: str, key: str) -> httpx.Response:

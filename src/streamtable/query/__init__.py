@@ -14,6 +14,8 @@ Example::
     # GET /stores/us-share-holders/keys/"c1"  -> {"store": ..., "key": "c1", "value": [...]}
     # GET /stores/trades-per-minute/windows/c1?time_from=0&time_to=3600000
     #     -> {"store": ..., "key": "c1", "windows": [{"start_ms", "end_ms", "value"}, ...]}
+    # GET /stores/visits/sessions/alice?time_from=0&time_to=3600000  (find_sessions)
+    #     -> {"store": ..., "key": "alice", "sessions": [{"start_ms", "end_ms", "value"}, ...]}
 
 The same queries from an application's own routes (one implementation: the server uses it)::
 
@@ -26,6 +28,7 @@ The same queries from an application's own routes (one implementation: the serve
     cursor = page.unwrap().next_cursor                # None on the last page
     hour = parse_window_params({"time_from": "0", "time_to": "3600000"}).unwrap()
     windows = await queries.fetch_all("trades-per-minute", hour)  # (bytes, Windowed, value)
+    visits = await queries.find_sessions("visits", "alice")  # ("alice", [{"start_ms", ...}])
 
 Needs the ``query`` extra (starlette, uvicorn, httpx): ``pip install 'streamtable[query]'``.
 """

@@ -1,17 +1,17 @@
 """Queries over the whole cluster from one instance: a key from the instance that owns it, a
-scan page merged from every instance's part, and the same for window stores (one key's windows
-in a time range; a page of every key's windows in a time range). The query server answers with
-these, and so can an application's own routes (the us-shareholders service's ``GET /holders``
-does).
+scan page merged from every instance's part, the same for window stores (one key's windows in a
+time range; a page of every key's windows in a time range), and a session store's sessions of
+one key. The query server answers with these, and so can an application's own routes (the
+us-shareholders service's ``GET /holders`` does).
 
 A key is read locally when this instance owns its partition, and forwarded otherwise (one hop:
 the request carries :data:`FORWARDED_HEADER` and its receiver never forwards it again; it
-answers ``not_owner`` if the metadata was stale); a window store's key goes by the record key's
-partition, as its records did. A cluster scan asks every instance for its part (``local=true``;
-of a key-value store in the compact ``format=columns``) and merges the pages in serialized-key
-order (a window store's: windowed key, that is key bytes then window start), the order of the
-opaque cursor; it fails, rather than answering partially, unless the instances' parts cover
-every partition of the store exactly once.
+answers ``not_owner`` if the metadata was stale); a window or session store's key goes by the
+record key's partition, as its records did. A cluster scan asks every instance for its part
+(``local=true``; of a key-value store in the compact ``format=columns``) and merges the pages
+in serialized-key order (a window store's: windowed key, that is key bytes then window start),
+the order of the opaque cursor; it fails, rather than answering partially, unless the
+instances' parts cover every partition of the store exactly once.
 
 Example::
 
@@ -22,13 +22,13 @@ Example::
         more = page.unwrap().next_cursor  # pass to parse_scan_params as "cursor"
     hour = WindowRequest(time_from=0, time_to=3_600_000)
     windows = await queries.fetch("trades-per-minute", "c1", hour)  # ("c1", [{"start_ms"...}])
+    visits = await queries.find_sessions("visits", "alice")  # every session, earliest end first
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -45,17 +45,21 @@ from streamtable.query._local import (
     local_get,
     local_scan,
 )
+from streamtable.query._merge import coverage, merge_parts
 from streamtable.query._pages import forwarded_params, page_of, text_keys
+from streamtable.query._params import check_time_range
 from streamtable.query._peers import Body, PeerClient
-from streamtable.query._result import FailureReason, QueryResult
+from streamtable.query._result import FailureReason, QueryResult, failed
+from streamtable.query._sessions import local_sessions
 from streamtable.query._windows import (
+    MAX_TIME_MS,
     WindowRequest,
     local_fetch,
     local_window_scan,
     window_page_of,
     window_params,
 )
-from streamtable.runtime._metadata import HostInfo, StreamsMetadata
+from streamtable.runtime._metadata import HostInfo
 from streamtable.topology import StoreSpec
 
 
@@ -82,8 +86,8 @@ class ClusterQueries:
         self._peers = PeerClient(forward_timeout_s, transport)
 
     def queryable(self, store: str, store_type: str = "key_value") -> QueryResult[StoreSpec]:
-        """The store's spec, if it exists, is a ``store_type`` store (``"key_value"`` or
-        ``"window"``) and the app is alive to answer for it."""
+        """The store's spec, if it exists, is a ``store_type`` store (``"key_value"``,
+        ``"window"`` or ``"session"``) and the app is alive to answer for it."""
         spec = self.app.topology.stores.get(store)
         if spec is None:
             return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no store named {store!r}")
@@ -111,22 +115,15 @@ class ClusterQueries:
         """``(key, value)`` of the key written ``key_text`` (parsed by the store's key serde),
         from the instance that owns it, both rendered as plain JSON data. ``forwarded``:
         another instance sent this request, so answer locally or refuse (``not_owner``)."""
-        routed = self._route(store, key_text, "key_value", forwarded)
-        if not routed.is_ok:
-            return _failed(routed)
-        key, owner = routed.unwrap()
-        if owner is None:
-            value = await run_in_threadpool(local_get, self.app, store, key, stale)
-            if not value.is_ok:
-                return _failed(value)
-            return QueryResult.ok((render(key), render(value.value)))
-        path = f"/stores/{quote(store, safe='')}/keys/{quote(key_text, safe='')}"
-        params = {"stale": "true"} if stale else {}
-        answer = await self._ask_owner(owner, path, params, "value", mount)
-        if not answer.is_ok:
-            return _failed(answer)
-        body = answer.unwrap()
-        return QueryResult.ok((body.get("key", render(key)), body["value"]))
+
+        def read_here(key: Any) -> QueryResult[Any]:
+            value = local_get(self.app, store, key, stale)
+            return QueryResult.ok(render(value.value)) if value.is_ok else value
+
+        return await self._read_key(
+            store, key_text, "key_value", read_here, ("keys", {}, "value"),
+            stale=stale, forwarded=forwarded, mount=mount,
+        )  # fmt: skip
 
     async def fetch(
         self,
@@ -141,24 +138,77 @@ class ClusterQueries:
         """``(key, windows)`` of window store ``store``: the windows ``{"start_ms", "end_ms",
         "value"}`` of the key written ``key_text`` starting in the request's time range, in
         window-start order, from the instance that owns the key (as :meth:`get`)."""
-        routed = self._route(store, key_text, "window", forwarded)
+        params = {"time_from": str(request.time_from), "time_to": str(request.time_to)}
+        return await self._read_key(
+            store, key_text, "window",
+            lambda key: local_fetch(self.app, store, key, request, stale),
+            ("windows", params, "windows"), stale=stale, forwarded=forwarded, mount=mount,
+        )  # fmt: skip
+
+    async def find_sessions(
+        self,
+        store: str,
+        key_text: str,
+        earliest_session_end: int = 0,
+        latest_session_start: int = MAX_TIME_MS,
+        *,
+        stale: bool = False,
+        forwarded: bool = False,
+        mount: str | None = None,
+    ) -> QueryResult[tuple[Any, list[Body]]]:
+        """``(key, sessions)`` of session store ``store``: the sessions ``{"start_ms",
+        "end_ms", "value"}`` (both inclusive) of the key written ``key_text`` that end at or
+        after ``earliest_session_end`` and start at or before ``latest_session_start`` (epoch
+        ms, the first not after the second; by default all of them: ``fetch(key)``), earliest
+        end first, from the instance that owns the key (as :meth:`get`). Over HTTP the bounds
+        are ``time_from`` and ``time_to``."""
+        times = check_time_range(
+            earliest_session_end,
+            latest_session_start,
+            ("earliest_session_end", "latest_session_start"),
+        )
+        if not times.is_ok:
+            return failed(times)
+        params = {"time_from": str(earliest_session_end), "time_to": str(latest_session_start)}
+        return await self._read_key(
+            store, key_text, "session",
+            lambda key: local_sessions(self.app, store, key, *times.unwrap(), stale),
+            ("sessions", params, "sessions"), stale=stale, forwarded=forwarded, mount=mount,
+        )  # fmt: skip
+
+    async def _read_key(
+        self,
+        store: str,
+        key_text: str,
+        store_type: str,
+        read_here: Callable[[Any], QueryResult[Any]],
+        remote: tuple[str, dict[str, str], str],
+        *,
+        stale: bool,
+        forwarded: bool,
+        mount: str | None,
+    ) -> QueryResult[tuple[Any, Any]]:
+        """``(key, answer)`` for the key written ``key_text``: ``read_here(key)`` (rendered)
+        when this instance answers for it, else the owner's answer at ``remote`` = (the route
+        under ``/stores/{store}/``, its parameters, the answer's field in the body)."""
+        routed = self._route(store, key_text, store_type, forwarded)
         if not routed.is_ok:
-            return _failed(routed)
+            return failed(routed)
         key, owner = routed.unwrap()
         if owner is None:
-            found = await run_in_threadpool(local_fetch, self.app, store, key, request, stale)
+            found = await run_in_threadpool(read_here, key)
             if not found.is_ok:
-                return _failed(found)
+                return failed(found)
             return QueryResult.ok((render(key), found.unwrap()))
-        path = f"/stores/{quote(store, safe='')}/windows/{quote(key_text, safe='')}"
-        params = {"time_from": str(request.time_from), "time_to": str(request.time_to)}
-        if stale:
-            params["stale"] = "true"
-        answer = await self._ask_owner(owner, path, params, "windows", mount)
+        route, params, field = remote
+        path = f"/stores/{quote(store, safe='')}/{route}/{quote(key_text, safe='')}"
+        answer = await self._ask_owner(
+            owner, path, {**params, **({"stale": "true"} if stale else {})}, field, mount
+        )
         if not answer.is_ok:
-            return _failed(answer)
+            return failed(answer)
         body = answer.unwrap()
-        return QueryResult.ok((body.get("key", render(key)), body["windows"]))
+        return QueryResult.ok((body.get("key", render(key)), body[field]))
 
     def _route(
         self, store: str, key_text: str, store_type: str, forwarded: bool
@@ -167,10 +217,10 @@ class ClusterQueries:
         partition, or the request was forwarded here and is answered or refused here)."""
         found = self.queryable(store, store_type)
         if not found.is_ok:
-            return _failed(found)
+            return failed(found)
         parsed = parse_key(key_text, found.unwrap().key_serde)
         if not parsed.is_ok:
-            return _failed(parsed)
+            return failed(parsed)
         key = parsed.value
         try:
             where = self.app.metadata_for_key(store, key)
@@ -214,12 +264,12 @@ class ClusterQueries:
         every instance's, merged; a failure rather than a page with a partition missing."""
         found = self.queryable(store)
         if not found.is_ok:
-            return _failed(found)
+            return failed(found)
         if local or is_global(self.app, store):
             return await run_in_threadpool(local_scan, self.app, store, request, stale)
         params = forwarded_params(request)
         if not params.is_ok:
-            return _failed(params)
+            return failed(params)
         keys_are_text = text_keys(self.app, store)
         return await self._fan_out(
             store,
@@ -246,7 +296,7 @@ class ClusterQueries:
         instance's, merged as :meth:`scan`'s. ``all()`` is the default (unbounded) request."""
         found = self.queryable(store, "window")
         if not found.is_ok:
-            return _failed(found)
+            return failed(found)
         if local:
             return await run_in_threadpool(local_window_scan, self.app, store, request, stale)
         return await self._fan_out(
@@ -272,9 +322,9 @@ class ClusterQueries:
         """Every instance's part of a page (``read_here`` on this one, ``path`` with ``params``
         on the others, their pages read by ``parse``), merged by key bytes."""
         instances = await run_in_threadpool(self.app.all_metadata)
-        covered = _coverage(store, instances)
+        covered = coverage(store, instances)
         if not covered.is_ok:
-            return _failed(covered)
+            return failed(covered)
         targets = [m for m in instances if m.active.get(store)]
         silent = next((m for m in targets if not m.is_local and m.host_info is None), None)
         if silent is not None:
@@ -292,8 +342,8 @@ class ClusterQueries:
         )
         for part in parts:
             if not part.is_ok:
-                return _failed(part)
-        return _merge(store, [p.unwrap() for p in parts], covered.unwrap(), limit)
+                return failed(part)
+        return merge_parts(store, [p.unwrap() for p in parts], covered.unwrap(), limit)
 
     async def _remote_part(
         self,
@@ -304,7 +354,7 @@ class ClusterQueries:
     ) -> QueryResult[ScanPage]:
         body = await self._peers.get(host, path, params)
         if not body.is_ok:
-            return _failed(body)
+            return failed(body)
         try:
             return QueryResult.ok(parse(body.unwrap()))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a peer of another kind
@@ -320,38 +370,5 @@ class ClusterQueries:
 _WHERE_TO_ASK = {
     "key_value": "query it at /stores/{store}",
     "window": "query its windows at /stores/{store}/windows",
+    "session": "query a key's sessions at /stores/{store}/sessions/{{key}}",
 }
-
-
-def _failed(result: QueryResult[Any]) -> QueryResult[Any]:
-    """A failure passed on as a result of another type."""
-    assert result.reason is not None
-    return QueryResult.failure(result.reason, result.message)
-
-
-def _coverage(store: str, instances: list[StreamsMetadata]) -> QueryResult[int]:
-    """The store's partition count, if the live instances own each partition exactly once."""
-    local = next((m for m in instances if m.is_local), None)
-    count = None if local is None else local.partition_counts.get(store)
-    if count is None:
-        return QueryResult.failure(FailureReason.NOT_READY, "the app has not started")
-    advertised = sorted(p for m in instances for p in m.active.get(store, ()))
-    if advertised != list(range(count)):
-        return QueryResult.failure(
-            FailureReason.NOT_READY,
-            f"the live instances do not cover the {count} partitions of {store!r} "
-            "exactly once (rebalancing); retry",
-        )
-    return QueryResult.ok(count)
-
-
-def _merge(store: str, parts: list[ScanPage], count: int, limit: int) -> QueryResult[ScanPage]:
-    """Merge the instances' parts (each sorted by key bytes) into the first ``limit`` items."""
-    served = sorted(p for part in parts for p in part.partitions)
-    if served != list(range(count)):
-        return QueryResult.failure(
-            FailureReason.NOT_READY, f"partitions of {store!r} moved during the scan; retry"
-        )
-    rows = sorted((row for part in parts for row in part.items), key=itemgetter(0))
-    more = len(rows) > limit or any(part.has_more for part in parts)
-    return QueryResult.ok(ScanPage(rows[:limit], tuple(served), more))

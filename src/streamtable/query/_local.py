@@ -11,11 +11,11 @@ elsewhere (``NOT_OWNER``: the caller routed on stale metadata).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from streamtable.errors import SerializationError, StoreNotFound, StoreNotReady
 from streamtable.query._codec import encode_cursor
@@ -24,7 +24,7 @@ from streamtable.query._stored import entries_for_json
 from streamtable.runtime import AppState
 from streamtable.runtime._metadata import KeyQueryMetadata, StreamsMetadata
 from streamtable.serde import StringSerde
-from streamtable.state import ReadOnlyKeyValueStore, ReadOnlyWindowStore
+from streamtable.state import ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore
 from streamtable.topology import Topology
 
 
@@ -40,6 +40,8 @@ class QueryableApp(Protocol):
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore: ...
 
     def window_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyWindowStore: ...
+
+    def session_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlySessionStore: ...
 
     def metadata_for_key(self, store: str, key: Any) -> KeyQueryMetadata: ...
 
@@ -113,6 +115,33 @@ def local_get(app: QueryableApp, store: str, key: Any, allow_stale: bool) -> Que
     if refused is not None:
         return refused
     return QueryResult.failure(FailureReason.NOT_FOUND, f"no key {key!r} in {store!r}")
+
+
+T = TypeVar("T")
+
+
+def owned_read(
+    app: QueryableApp, store: str, store_type: str, key: Any, read: Callable[[], Iterable[T]]
+) -> QueryResult[list[T]]:
+    """What ``read`` finds for ``key`` in this instance's task of the key's partition (a window
+    or session store's entries of one key) if ``store`` is a ``store_type`` store, bracketed by
+    the ownership check: an empty answer for a partition hosted elsewhere is ``NOT_OWNER``,
+    never an empty list."""
+    spec = app.topology.stores.get(store)
+    if spec is None or spec.store_type != store_type:
+        return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no {store_type} store {store!r}")
+    try:
+        before = app.local_metadata()
+        found = list(read())
+        where = app.metadata_for_key(store, key)
+        after = app.local_metadata()
+    except READ_ERRORS as exc:
+        return read_failure(exc)
+    if not found and where.partition is not None:
+        refused = unowned(store, where.partition, before, after)
+        if refused is not None:
+            return refused
+    return QueryResult.ok(found)
 
 
 READ_ERRORS = (StoreNotFound, StoreNotReady, SerializationError)

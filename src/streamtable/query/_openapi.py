@@ -6,8 +6,10 @@ Example::
 
     >>> sorted(openapi_document()["paths"])[:3]
     ['/instances', '/openapi.json', '/stores/{store}']
-    >>> sorted(openapi_document()["paths"])[3:]
-    ['/stores/{store}/keys/{key}', '/stores/{store}/windows', '/stores/{store}/windows/{key}']
+    >>> sorted(openapi_document()["paths"])[3:5]
+    ['/stores/{store}/keys/{key}', '/stores/{store}/sessions/{key}']
+    >>> sorted(openapi_document()["paths"])[5:]
+    ['/stores/{store}/windows', '/stores/{store}/windows/{key}']
 """
 
 from __future__ import annotations
@@ -70,6 +72,21 @@ class WindowsBody(BaseModel):
     windows: list[WindowValue]
 
 
+class SessionValue(BaseModel):
+    start_ms: int = Field(description="the session's start, epoch milliseconds (inclusive)")
+    end_ms: int = Field(description="the session's end, epoch milliseconds (inclusive)")
+    value: Any
+
+
+class SessionsBody(BaseModel):
+    """``GET /stores/{store}/sessions/{key}``: the key's sessions overlapping the time range,
+    earliest end first (empty when it has none there)."""
+
+    store: str
+    key: Any
+    sessions: list[SessionValue]
+
+
 class WindowScanItem(BaseModel):
     key: Any
     start_ms: int
@@ -113,6 +130,7 @@ _MODELS: list[type[BaseModel]] = [
     ScanBody,
     WindowsBody,
     WindowScanBody,
+    SessionsBody,
     InstancesBody,
 ]
 _REF = "#/components/schemas/{model}"
@@ -175,18 +193,29 @@ _CURSOR = _param("cursor", "query", _TEXT, "the next_cursor of the previous page
 _LOCAL = _param(
     "local", "query", _FLAG, "this instance's partitions only (true/false, 1/0, yes/no)"
 )
-_TIMES = [
-    _param(
-        name,
-        "query",
-        {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS, "default": default},
-        f"windows starting {side}, in epoch milliseconds ({name} <= time_to)",
-    )
-    for name, default, side in (
-        ("time_from", 0, "at or after this time"),
-        ("time_to", MAX_TIME_MS, "at or before this time"),
-    )
-]
+
+
+def _time_params(what: str, after: str, before: str) -> list[dict[str, Any]]:
+    """``time_from`` and ``time_to``: ``what`` ``after`` the first, ``before`` the second."""
+    return [
+        _param(
+            name,
+            "query",
+            {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS, "default": default},
+            f"{what} {side}, in epoch milliseconds ({name} <= time_to)",
+        )
+        for name, default, side in (("time_from", 0, after), ("time_to", MAX_TIME_MS, before))
+    ]
+
+
+_TIMES = _time_params(
+    "windows", "starting at or after this time", "starting at or before this time"
+)
+_SESSION_TIMES = _time_params(
+    "sessions",
+    "ending at or after this time (earliest_session_end)",
+    "starting at or before this time (latest_session_start)",
+)
 
 
 def _scan_parameters() -> list[dict[str, Any]]:
@@ -218,6 +247,14 @@ def _window_paths(key: dict[str, Any]) -> dict[str, Any]:
                 "every instance (or local=true: this one); without times, all of them",
                 "parameters": [_STORE, *_TIMES, _LIMIT, _CURSOR, _LOCAL, _STALE],
                 "responses": _responses("WindowScanBody", 400, 404, 405, 503, 504),
+            }
+        },
+        "/stores/{store}/sessions/{key}": {
+            "get": {
+                "summary": "A session store's sessions of one key overlapping a time range "
+                "(find_sessions; without times, fetch), from the instance that owns the key",
+                "parameters": [_STORE, key, *_SESSION_TIMES, _STALE],
+                "responses": _responses("SessionsBody", 400, 404, 405, 503, 504),
             }
         },
     }

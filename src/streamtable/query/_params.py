@@ -129,21 +129,34 @@ def parse_time_range(params: Mapping[str, str]) -> QueryResult[tuple[int, int]]:
         text = params.get(name)
         if text is None:
             times.append(default)
-        elif _EPOCH_MS.fullmatch(text) and int(text) <= MAX_TIME_MS:
+        elif _EPOCH_MS.fullmatch(text):
             times.append(int(text))
         else:
-            return QueryResult.failure(
-                FailureReason.BAD_REQUEST,
-                f"{name} must be an integer of epoch milliseconds in [0, {MAX_TIME_MS}] "
-                f"(got {text[:40]!r})",
-            )
-    time_from, time_to = times
+            return _not_epoch_ms(name, repr(text[:40]))
+    return check_time_range(times[0], times[1])
+
+
+def check_time_range(
+    time_from: int, time_to: int, names: tuple[str, str] = ("time_from", "time_to")
+) -> QueryResult[tuple[int, int]]:
+    """``(time_from, time_to)`` if both are epoch milliseconds in ``[0, MAX_TIME_MS]`` and
+    ``time_from <= time_to``; else a ``bad_request`` naming the first bad one (as ``names``)."""
+    for name, value in zip(names, (time_from, time_to), strict=True):
+        if not 0 <= value <= MAX_TIME_MS:
+            return _not_epoch_ms(name, str(value))
     if time_from > time_to:
         return QueryResult.failure(
             FailureReason.BAD_REQUEST,
-            f"time_from ({time_from}) must not be after time_to ({time_to})",
+            f"{names[0]} ({time_from}) must not be after {names[1]} ({time_to})",
         )
     return QueryResult.ok((time_from, time_to))
+
+
+def _not_epoch_ms(name: str, got: str) -> QueryResult[Any]:
+    return QueryResult.failure(
+        FailureReason.BAD_REQUEST,
+        f"{name} must be an integer of epoch milliseconds in [0, {MAX_TIME_MS}] (got {got})",
+    )
 
 
 def parse_window_params(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -83,3 +83,9 @@ class QueryResult(Generic[T]):
         if self.reason is not None:
             raise ValueError(f"{self.reason.value}: {self.message}")
         return self.value  # type: ignore[return-value]
+
+
+def failed(result: QueryResult[Any]) -> QueryResult[Any]:
+    """A failure passed on as a result of another type."""
+    assert result.reason is not None
+    return QueryResult.failure(result.reason, result.message)

@@ -9,12 +9,15 @@ Routes::
     GET /stores/{store}/windows        a page of every key's windows starting in
                                        ?time_from=&time_to=, &limit=&cursor= (&local=true);
                                        without the times, all of them (``all()``)
+    GET /stores/{store}/sessions/{key} a session store's sessions of one key that end at or
+                                       after ?time_from= and start at or before &time_to=
+                                       (without them ``fetch(key)``), from the key's owner
     GET /instances                     the live instances and their partitions per store
     GET /openapi.json                  the OpenAPI document of these routes
 
-``?stale=true`` on the store routes opts in to stale reads (restoring tasks answer). A window
-store asked for at a key-value route, or a key-value store at a window route, is a
-``bad_request`` whose message says where to ask.
+``?stale=true`` on the store routes opts in to stale reads (restoring tasks answer). A store
+asked for at another type's routes (a window store at a key-value route, a key-value store at a
+session route...) is a ``bad_request`` whose message says where to ask.
 
 Keys are routed and scans fanned out by :class:`~streamtable.query.ClusterQueries` (see there:
 one forwarding hop, a scan covers every partition exactly once or fails). Mounted under a path
@@ -94,6 +97,7 @@ def create_query_app(
             Route("/stores/{store}/keys/{key:anykey}", server.get_key, methods=["GET"]),
             Route("/stores/{store}/windows", server.fetch_all, methods=["GET"]),
             Route("/stores/{store}/windows/{key:anykey}", server.fetch, methods=["GET"]),
+            Route("/stores/{store}/sessions/{key:anykey}", server.find_sessions, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={404: _no_route, 405: _no_route},
@@ -151,28 +155,42 @@ class _QueryServer:
 
     async def fetch(self, request: Request) -> Response:
         """One key's windows in a time range, from the instance that owns the key."""
+        return await self._key_in_time_range(request, "windows")
+
+    async def find_sessions(self, request: Request) -> Response:
+        """One key's sessions overlapping a time range, from the instance that owns the key."""
+        return await self._key_in_time_range(request, "sessions")
+
+    async def _key_in_time_range(self, request: Request, field: str) -> Response:
+        """``{"store", "key", field: [...]}``: a window store's ``fetch`` (``windows``) or a
+        session store's ``find_sessions`` (``sessions``) of the key in the path, bounded by
+        ``time_from`` and ``time_to``."""
         store = request.path_params["store"]
         stale = parse_flag(request.query_params, "stale")
         if not stale.is_ok:
             return self._failure(store, stale)
-        spec = self.queries.queryable(store, "window")
+        spec = self.queries.queryable(store, _STORE_TYPE[field])
         if not spec.is_ok:
             return self._failure(store, spec)
         times = parse_time_range(request.query_params)
         if not times.is_ok:
             return self._failure(store, times)
-        found = await self.queries.fetch(
-            store,
-            request.path_params["key"],
-            WindowRequest(*times.unwrap()),
-            stale=stale.unwrap(),
-            forwarded=FORWARDED_HEADER in request.headers,
-            mount=_mount_path(request),
-        )
+        key_text = request.path_params["key"]
+        routing: dict[str, Any] = {
+            "stale": stale.unwrap(),
+            "forwarded": FORWARDED_HEADER in request.headers,
+            "mount": _mount_path(request),
+        }
+        if field == "windows":
+            found = await self.queries.fetch(
+                store, key_text, WindowRequest(*times.unwrap()), **routing
+            )
+        else:
+            found = await self.queries.find_sessions(store, key_text, *times.unwrap(), **routing)
         if not found.is_ok:
             return self._failure(store, found)
-        key, windows = found.unwrap()
-        return json_response(200, {"store": store, "key": key, "windows": windows})
+        key, items = found.unwrap()
+        return json_response(200, {"store": store, "key": key, field: items})
 
     async def fetch_all(self, request: Request) -> Response:
         """A page of every key's windows in a time range, over every instance."""
@@ -212,6 +230,10 @@ class _QueryServer:
         return error_response(
             result.reason, result.message, store=store, retry_after_s=self.retry_after_s
         )
+
+
+_STORE_TYPE = {"windows": "window", "sessions": "session"}
+"""The store type each keyed time-range route serves, by its answer's field."""
 
 
 @lru_cache(maxsize=8)

@@ -12,20 +12,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from streamtable.errors import StoreNotFound, StoreNotReady
 from streamtable.query._codec import cursor_key, encode_cursor, render
-from streamtable.query._local import (
-    READ_ERRORS,
-    QueryableApp,
-    ScanPage,
-    read_failure,
-    unowned,
-)
+from streamtable.query._local import QueryableApp, ScanPage, owned_read, read_failure
 from streamtable.query._responses import page_envelope
-from streamtable.query._result import FailureReason, QueryResult
+from streamtable.query._result import FailureReason, QueryResult, failed
 from streamtable.query._stored import entries_for_json
 from streamtable.serde import TimeWindowedSerde
 from streamtable.windowing import Window, Windowed
@@ -55,24 +50,17 @@ def local_fetch(
 ) -> QueryResult[list[Body]]:
     """``key``'s windows ``{"start_ms", "end_ms", "value"}`` in window-start order, if this
     instance hosts its partition; a failure value otherwise."""
-    spec = app.topology.stores.get(store)
-    if spec is None or spec.window_size_ms is None:
-        return QueryResult.failure(FailureReason.UNKNOWN_STORE, f"no window store {store!r}")
-    try:
-        before = app.local_metadata()
+
+    def fetch() -> Iterable[tuple[int, Any]]:
         view = app.window_store(store, allow_stale=allow_stale)
-        found = list(view.fetch(key, request.time_from, request.time_to))
-        where = app.metadata_for_key(store, key)
-        after = app.local_metadata()
-    except READ_ERRORS as exc:
-        return read_failure(exc)
-    if not found and where.partition is not None:
-        refused = unowned(store, where.partition, before, after)
-        if refused is not None:
-            return refused
-    size = spec.window_size_ms
+        return view.fetch(key, request.time_from, request.time_to)
+
+    found = owned_read(app, store, "window", key, fetch)
+    if not found.is_ok:
+        return failed(found)
+    size = app.topology.stores[store].window_size_ms or 0  # a window store's spec has it
     return QueryResult.ok(
-        [{"start_ms": s, "end_ms": s + size, "value": render(v)} for s, v in found]
+        [{"start_ms": s, "end_ms": s + size, "value": render(v)} for s, v in found.unwrap()]
     )
 
 

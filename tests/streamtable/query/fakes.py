@@ -17,11 +17,12 @@ import streamtable as st
 from streamtable.errors import StoreNotFound, StoreNotReady
 from streamtable.query import create_query_app
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
-from streamtable.runtime._views import CompositeStoreView
+from streamtable.runtime._views import CompositeStoreView, session_reader
 from streamtable.serde import DEFAULT, JSON, STRING, TimeWindowedSerde
 from streamtable.state import (
     MemoryBytesStore,
     ReadOnlyKeyValueStore,
+    ReadOnlySessionStore,
     ReadOnlyWindowStore,
     SerdeStore,
 )
@@ -64,7 +65,7 @@ class FakeApp:
             self.partitions[p] = {
                 name: (
                     build_store(spec, MemoryBytesStore(), "fake", p, None, None)[0]
-                    if spec.store_type == "window"
+                    if spec.store_type != "key_value"
                     else SerdeStore(name, MemoryBytesStore(), spec.key_serde, spec.value_serde)
                 )
                 for name, spec in self.topology.stores.items()
@@ -87,6 +88,14 @@ class FakeApp:
         window = st.Window(start_ms, start_ms + spec.window_size_ms)
         self.partitions[p][store].put(st.Windowed(key, window), value, start_ms)
 
+    def put_session(self, store: str, key: Any, start_ms: int, end_ms: int, value: Any) -> None:
+        """Write ``value`` for ``key``'s session ``[start_ms, end_ms]`` of session store
+        ``store`` (in the partition of the record key, as a session aggregation does)."""
+        spec = self.topology.stores[store]
+        p = partition_for(spec.key_serde.serialize(key), PARTITIONS)
+        session = st.Windowed(key, st.SessionWindow(start_ms, end_ms))
+        self.partitions[p][store].put(session, value, end_ms)
+
     # -- QueryableApp ----------------------------------------------------------------------
     def store(self, name: str, *, allow_stale: bool = False) -> ReadOnlyKeyValueStore:
         return ReadOnlyKeyValueStore(self._view(name, allow_stale))
@@ -97,6 +106,9 @@ class FakeApp:
         assert spec.window_size_ms is not None
         keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
         return ReadOnlyWindowStore(name, keys, spec.value_serde, view.window_entries)
+
+    def session_store(self, name: str, *, allow_stale: bool = False) -> ReadOnlySessionStore:
+        return session_reader(self.topology.stores[name], self._view(name, allow_stale))
 
     def _view(self, name: str, allow_stale: bool) -> CompositeStoreView:
         spec = self.topology.stores.get(name)
@@ -200,6 +212,15 @@ class Cluster:
         """Write a window of ``key`` into the window store of the instance that owns it."""
         self.owner_of(store, key).put_window(store, key, start_ms, value)
 
+    def put_session(self, store: str, key: Any, start_ms: int, end_ms: int, value: Any) -> None:
+        """Write a session of ``key`` into the session store of the instance that owns it."""
+        self.owner_of(store, key).put_session(store, key, start_ms, end_ms, value)
+
+    def key_of(self, name: str, store: str = "counts") -> str:
+        """The first of :data:`CLIENTS` whose partition of ``store`` instance ``name`` hosts
+        (the windowed cluster's STRING-keyed stores share their owners)."""
+        return next(c for c in CLIENTS if self.owner_of(store, c).name == name)
+
     def owner_of(self, store: str, key: Any) -> FakeApp:
         serde = self.topology.stores[store].key_serde
         p = partition_for(serde.serialize(key), PARTITIONS)
@@ -245,23 +266,32 @@ class InstanceClient:
 
 WINDOW_SIZE_MS = 60_000
 WINDOWED_STORES = ("counts", "sums")  # STRING keys, DEFAULT values; DEFAULT keys, JSON values
+SESSION_STORES = ("visits", "spans")  # the same keys and values as the window stores
 CLIENTS = [f"c{i}" for i in range(12)]
 WINDOW_STARTS = [0, 60_000, 120_000, 180_000]
 
 
 def windowed_topology() -> st.Topology:
     """Two 1-minute window stores, ``counts`` (STRING keys) and ``sums`` (DEFAULT keys, JSON
-    values), and the key-value store ``totals``, all in one sub-topology."""
+    values), two session stores of the same keys and values, ``visits`` and ``spans``, and
+    the key-value store ``totals``."""
     b = st.StreamsBuilder()
     minute = st.TimeWindows.of_size_with_no_grace(timedelta(milliseconds=WINDOW_SIZE_MS))
     day = timedelta(days=1)
     trades = b.stream("trades", key_serde=STRING).group_by_key()
     trades.windowed_by(minute).count(store="counts", retention=day)
     trades.count(store="totals")
+    gap = st.SessionWindows.of_inactivity_gap_with_no_grace(timedelta(seconds=10))
+    trades.windowed_by(gap).count(store="visits", retention=day)
     amounts = b.stream("amounts", key_serde=DEFAULT).group_by_key()
     amounts.windowed_by(minute).aggregate(
         lambda: {"sum": 0}, lambda k, v, agg: {"sum": agg["sum"] + v}, store="sums",
         value_serde=JSON, retention=day,
+    )  # fmt: skip
+    amounts.windowed_by(gap).aggregate(
+        lambda: {"sum": 0}, lambda k, v, agg: {"sum": agg["sum"] + v},
+        lambda k, a, b: {"sum": a["sum"] + b["sum"]}, store="spans", value_serde=JSON,
+        retention=day,
     )  # fmt: skip
     return b.build()
 
@@ -271,13 +301,60 @@ def window_value(store: str, client: str, start_ms: int) -> Any:
     return n if store == "counts" else {"sum": n, "client": client}
 
 
+SESSIONS = [(0, 0), (30_000, 45_000), (120_000, 180_000)]
+"""Every client's sessions ``(start_ms, end_ms)``, both inclusive, earliest end first."""
+
+
+def session_value(store: str, client: str, start_ms: int) -> Any:
+    n = int(client[1:]) * 100 + start_ms // 1000
+    return n if store == "visits" else {"sum": n, "client": client}
+
+
 def windowed_cluster(size: int) -> Cluster:
     """``size`` instances holding, in both window stores, a window of every client at every
-    start of :data:`WINDOW_STARTS` (values :func:`window_value`), and each client's total."""
+    start of :data:`WINDOW_STARTS` (values :func:`window_value`), in both session stores every
+    client's :data:`SESSIONS` (values :func:`session_value`), and each client's total."""
     cluster = Cluster(size, windowed_topology())
     for client in CLIENTS:
         for store in WINDOWED_STORES:
             for start in WINDOW_STARTS:
                 cluster.put_window(store, client, start, window_value(store, client, start))
+        for store in SESSION_STORES:
+            for start, end in SESSIONS:
+                cluster.put_session(store, client, start, end, session_value(store, client, start))
         cluster.put("totals", client, len(WINDOW_STARTS))
     return cluster
+
+
+def expected_windows(store: str, client: str, starts: list[int]) -> list[dict[str, Any]]:
+    """``client``'s windows starting at ``starts`` in ``store`` as the server answers them."""
+    return [
+        {"start_ms": s, "end_ms": s + WINDOW_SIZE_MS, "value": window_value(store, client, s)}
+        for s in starts
+    ]
+
+
+def expected_sessions(
+    store: str, client: str, lo: int = 0, hi: int = 2**63 - 1
+) -> list[dict[str, Any]]:
+    """``client``'s sessions in ``store`` that end at or after ``lo`` and start at or before
+    ``hi``, as the server answers them."""
+    return [
+        {"start_ms": s, "end_ms": e, "value": session_value(store, client, s)}
+        for s, e in SESSIONS
+        if e >= lo and s <= hi
+    ]
+
+
+# Faults for tables of documented answers: each sets a cluster up before the request.
+def rebalancing(cluster: Cluster) -> None:
+    for app in cluster.apps:
+        app.state = st.AppState.REBALANCING
+
+
+def i1_down(cluster: Cluster) -> None:
+    cluster.network.down.add("10.0.0.2:8000")
+
+
+def no_fault(cluster: Cluster) -> None:
+    pass

@@ -3,7 +3,8 @@
 documented status, media type, headers and body, and none is a server error. Fuzzed three
 times: a healthy cluster, one with a peer down and partitions restoring (504s, 503s, stale
 reads), and one rebalancing (503 everywhere); then a cluster of window stores, healthy and
-rebalancing, so that the window operations are fuzzed where they answer windows too."""
+rebalancing, so that the window and session operations are fuzzed where they answer windows
+and sessions too."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from schemathesis.schemas import BaseSchema
 import streamtable as st
 from tests.streamtable.query.fakes import (
     CLIENTS,
+    SESSION_STORES,
     STORE,
     WINDOWED_STORES,
     Cluster,
@@ -58,7 +60,7 @@ test_a_rebalancing_cluster_answers_as_documented = fuzz_test(fuzzed(rebalancing(
 
 def fuzzed_windows(cluster: Cluster, faults: tuple[int, ...] = ()) -> BaseSchema:
     keys = CLIENTS + [json.dumps(c) for c in CLIENTS]  # STRING keys, and DEFAULT (JSON) keys
-    known = {"store": [*WINDOWED_STORES, "totals"], "key": keys}
+    known = {"store": [*WINDOWED_STORES, *SESSION_STORES, "totals"], "key": keys}
     return load_schema(cluster.network.apps[ADDRESS], known, faults=faults)
 
 
@@ -70,8 +72,8 @@ def rebalancing_windows() -> Cluster:
 
 
 def test_every_operation_is_fuzzed() -> None:
-    """Each operation of the document, the window ones included (schemathesis leaves out the
-    document's own route)."""
+    """Each operation of the document, the window and session ones included (schemathesis
+    leaves out the document's own route)."""
     schema = fuzzed(seeded(2, HOLDERS))
     operations = set()
     for result in schema.get_all_operations():
@@ -81,6 +83,7 @@ def test_every_operation_is_fuzzed() -> None:
         "GET /instances",
         "GET /stores/{store}",
         "GET /stores/{store}/keys/{key}",
+        "GET /stores/{store}/sessions/{key}",
         "GET /stores/{store}/windows",
         "GET /stores/{store}/windows/{key}",
     }

@@ -12,7 +12,6 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-import streamtable as st
 from streamtable.query import (
     FORWARDED_HEADER,
     ClusterQueries,
@@ -28,36 +27,16 @@ from tests.streamtable.query.fakes import (
     WINDOW_STARTS,
     Cluster,
     InstanceClient,
+    expected_windows,
     window_value,
     windowed_cluster,
 )
-from tests.support.openapi import check_documented
 
 pytestmark = pytest.mark.unit
 
 FETCH_PATH = "/stores/{store}/windows/{key}"
 FETCH_ALL_PATH = "/stores/{store}/windows"
 MINUTE = WINDOW_SIZE_MS
-
-
-@pytest.fixture
-def cluster() -> Cluster:
-    return windowed_cluster(3)
-
-
-@pytest.fixture
-def client(cluster: Cluster) -> InstanceClient:
-    return InstanceClient(cluster, "10.0.0.1:8000")
-
-
-def windows(store: str, key: str, starts: list[int]) -> list[dict[str, Any]]:
-    return [
-        {"start_ms": s, "end_ms": s + MINUTE, "value": window_value(store, key, s)} for s in starts
-    ]
-
-
-def owned_by(cluster: Cluster, name: str) -> str:
-    return next(c for c in CLIENTS if cluster.owner_of("counts", c).name == name)
 
 
 # -- fetch: one key's windows, routed to the owner ----------------------------------------------
@@ -70,7 +49,7 @@ def test_a_keys_windows_come_from_its_owner_in_window_start_order(
             f"/stores/counts/windows/{key}", {"time_from": MINUTE, "time_to": 2 * MINUTE}
         )
         assert reply.status_code == 200, reply.text
-        expected = windows("counts", key, [MINUTE, 2 * MINUTE])
+        expected = expected_windows("counts", key, [MINUTE, 2 * MINUTE])
         assert reply.json() == {"store": "counts", "key": key, "windows": expected}
         forwarded += cluster.owner_of("counts", key).name != "i0"
     assert forwarded > 0
@@ -82,9 +61,9 @@ def test_a_keys_windows_come_from_its_owner_in_window_start_order(
 def test_without_times_a_fetch_answers_every_window_of_the_key(
     cluster: Cluster, client: InstanceClient
 ) -> None:
-    key = owned_by(cluster, "i2")
+    key = cluster.key_of("i2")
     reply = client.get(f"/stores/counts/windows/{key}")
-    assert reply.json()["windows"] == windows("counts", key, WINDOW_STARTS)
+    assert reply.json()["windows"] == expected_windows("counts", key, WINDOW_STARTS)
     # The bounds are on window starts, both inclusive: [0, 60000) spans 1 but starts before.
     reply = client.get(f"/stores/counts/windows/{key}", {"time_from": 1, "time_to": 2 * MINUTE})
     assert [w["start_ms"] for w in reply.json()["windows"]] == [MINUTE, 2 * MINUTE]
@@ -93,7 +72,7 @@ def test_without_times_a_fetch_answers_every_window_of_the_key(
 def test_a_key_without_windows_in_the_range_is_an_empty_list_from_its_owner(
     cluster: Cluster, client: InstanceClient
 ) -> None:
-    for key in ("nobody", owned_by(cluster, "i1")):
+    for key in ("nobody", cluster.key_of("i1")):
         reply = client.get(f"/stores/counts/windows/{key}", {"time_from": 10 * MINUTE})
         assert reply.status_code == 200, reply.text
         assert reply.json() == {"store": "counts", "key": key, "windows": []}
@@ -102,38 +81,12 @@ def test_a_key_without_windows_in_the_range_is_an_empty_list_from_its_owner(
 def test_json_keys_and_values_go_through_the_owner(
     cluster: Cluster, client: InstanceClient
 ) -> None:
-    key = owned_by(cluster, "i1")
+    key = cluster.key_of("i1")
     reply = client.get(f"/stores/sums/windows/{json.dumps(key)}", {"time_to": 0})
     assert reply.status_code == 200, reply.text
-    assert reply.json()["windows"] == windows("sums", key, [0])
+    assert reply.json()["windows"] == expected_windows("sums", key, [0])
     bad = client.get(f"/stores/sums/windows/{key}")  # DEFAULT keys are JSON text
     assert (bad.status_code, bad.json()["error"]) == (400, "bad_key")
-
-
-def test_a_forwarded_fetch_is_never_forwarded_again(
-    cluster: Cluster, client: InstanceClient
-) -> None:
-    key = owned_by(cluster, "i1")
-    reply = client.get(f"/stores/counts/windows/{key}", headers={FORWARDED_HEADER: "1"})
-    assert (reply.status_code, reply.json()["error"]) == (503, "not_owner")
-    assert reply.headers["Retry-After"] == "1"
-    assert cluster.network.requests == []
-
-
-def test_stale_metadata_gives_not_owner_never_an_empty_answer(
-    cluster: Cluster, client: InstanceClient
-) -> None:
-    key = owned_by(cluster, "i1")
-    cluster.apps[1].own([])  # i1 lost its partitions; i0 has not heard yet
-    reply = client.get(f"/stores/counts/windows/{key}")
-    assert (reply.status_code, reply.json()["error"]) == (503, "not_owner")
-    assert reply.headers["Retry-After"] == "1"
-
-
-def test_an_unreachable_owner_is_504(cluster: Cluster, client: InstanceClient) -> None:
-    cluster.network.down.add("10.0.0.2:8000")
-    reply = client.get(f"/stores/counts/windows/{owned_by(cluster, 'i1')}")
-    assert (reply.status_code, reply.json()["error"]) == (504, "owner_unreachable")
 
 
 # -- fetch_all: every key's windows, merged across instances -------------------------------------
@@ -214,30 +167,7 @@ def test_fetch_all_refuses_a_partial_answer(cluster: Cluster, client: InstanceCl
     assert (reply.status_code, reply.json()["error"]) == (504, "owner_unreachable")
 
 
-# -- bad parameters, readiness, unknown stores -----------------------------------------------
-BAD_TIMES = ["-1", "x", "1.5", "", " 1", "1_000", "1e3", "\u0661", "9223372036854775808", "9" * 40]
-
-
-@pytest.mark.parametrize("path", ["/stores/counts/windows/c1", "/stores/counts/windows"])
-@pytest.mark.parametrize("name", ["time_from", "time_to"])
-@pytest.mark.parametrize("value", BAD_TIMES)
-def test_a_time_that_is_not_epoch_milliseconds_is_a_bad_request_naming_it(
-    client: InstanceClient, path: str, name: str, value: str
-) -> None:
-    reply = client.get(path, {name: value})
-    assert reply.status_code == 400, reply.text
-    assert reply.json()["error"] == "bad_request"
-    assert reply.json()["message"].startswith(f"{name} must be an integer of epoch milliseconds")
-
-
-@pytest.mark.parametrize("path", ["/stores/counts/windows/c1", "/stores/counts/windows"])
-def test_time_from_after_time_to_is_a_bad_request(client: InstanceClient, path: str) -> None:
-    reply = client.get(path, {"time_from": "120000", "time_to": "60000"})
-    assert reply.status_code == 400
-    assert reply.json()["message"] == "time_from (120000) must not be after time_to (60000)"
-    assert client.get(path, {"time_from": "60000", "time_to": "60000"}).status_code == 200
-
-
+# -- bad page parameters (the time range: test_keyed_time_routes.py) ----------------------------
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -255,114 +185,24 @@ def test_bad_page_parameters_are_bad_requests(
     assert (reply.status_code, reply.json()["message"]) == (400, message)
 
 
-@pytest.mark.parametrize("path", ["/stores/counts/windows/c1", "/stores/counts/windows"])
-def test_a_rebalancing_app_answers_503_unless_stale_reads_are_asked_for(
-    cluster: Cluster, client: InstanceClient, path: str
-) -> None:
-    for app in cluster.apps:
-        app.state = st.AppState.REBALANCING
-    reply = client.get(path)
-    assert (reply.status_code, reply.json()["error"]) == (503, "not_ready")
-    assert reply.headers["Retry-After"] == "1"
-    assert client.get(path, {"stale": "true"}).status_code == 200
-
-
-def test_a_not_ready_owner_answers_503_through_the_forward(
-    cluster: Cluster, client: InstanceClient
-) -> None:
-    cluster.apps[1].state = st.AppState.REBALANCING
-    reply = client.get(f"/stores/counts/windows/{owned_by(cluster, 'i1')}")
-    assert (reply.status_code, reply.json()["error"]) == (503, "not_ready")
-    assert reply.headers["Retry-After"] == "1"
-
-
-def test_a_restoring_partition_is_served_only_to_stale_reads(
-    cluster: Cluster, client: InstanceClient
-) -> None:
-    owner = cluster.apps[0]
-    key = owned_by(cluster, "i0")
-    owner.restoring = set(owner.partitions)
-    owner.state = st.AppState.REBALANCING  # as the real app is while a task restores
-    assert client.get(f"/stores/counts/windows/{key}").status_code == 503
-    reply = client.get(f"/stores/counts/windows/{key}", {"stale": "1"})
-    assert reply.json()["windows"] == windows("counts", key, WINDOW_STARTS)
-
-
-@pytest.mark.parametrize("path", ["/stores/nope/windows/c1", "/stores/nope/windows"])
-def test_an_unknown_store_is_404(client: InstanceClient, path: str) -> None:
-    reply = client.get(path)
-    assert (reply.status_code, reply.json()["error"]) == (404, "unknown_store")
-    assert reply.json()["store"] == "nope"
-
-
 # -- mounting, the document, the public helper --------------------------------------------------
 def test_a_mounted_server_forwards_window_queries_to_the_same_mount(cluster: Cluster) -> None:
     for address, server in list(cluster.network.apps.items()):
         cluster.network.apps[address] = Starlette(routes=[Mount("/query", app=server)])
     client = InstanceClient(cluster, "10.0.0.1:8000")
-    key = owned_by(cluster, "i2")
+    key = cluster.key_of("i2")
     reply = client.get(f"/query/stores/counts/windows/{key}")
-    assert reply.json()["windows"] == windows("counts", key, WINDOW_STARTS)
+    assert reply.json()["windows"] == expected_windows("counts", key, WINDOW_STARTS)
     reply = client.get("/query/stores/counts/windows", {"limit": "1000"})
     assert len(reply.json()["items"]) == len(CLIENTS) * len(WINDOW_STARTS)
     assert {r.url.path.split("/stores/")[0] for r in cluster.network.requests} == {"/query"}
-
-
-def _rebalancing(cluster: Cluster) -> None:
-    for app in cluster.apps:
-        app.state = st.AppState.REBALANCING
-
-
-def _i1_down(cluster: Cluster) -> None:
-    cluster.network.down.add("10.0.0.2:8000")
-
-
-def _nothing(cluster: Cluster) -> None:
-    pass
-
-
-DOCUMENTED = [
-    (_nothing, "GET", FETCH_PATH, "/stores/counts/windows/c1", {"time_to": "60000"}, 200),
-    (_nothing, "GET", FETCH_PATH, "/stores/counts/windows/c1", {"time_from": "-1"}, 400),
-    (_nothing, "GET", FETCH_PATH, "/stores/totals/windows/c1", {}, 400),
-    (_nothing, "GET", FETCH_PATH, "/stores/nope/windows/c1", {}, 404),
-    (_rebalancing, "GET", FETCH_PATH, "/stores/counts/windows/c1", {}, 503),
-    (_i1_down, "GET", FETCH_PATH, None, {}, 504),
-    (_nothing, "POST", FETCH_PATH, "/stores/counts/windows/c1", {}, 405),
-    (_nothing, "GET", FETCH_ALL_PATH, "/stores/counts/windows", {"limit": "5"}, 200),
-    (_nothing, "GET", FETCH_ALL_PATH, "/stores/sums/windows", {"local": "true"}, 200),
-    (_nothing, "GET", FETCH_ALL_PATH, "/stores/counts/windows", {"cursor": "!!"}, 400),
-    (_nothing, "GET", FETCH_ALL_PATH, "/stores/nope/windows", {}, 404),
-    (_rebalancing, "GET", FETCH_ALL_PATH, "/stores/counts/windows", {}, 503),
-    (_i1_down, "GET", FETCH_ALL_PATH, "/stores/counts/windows", {}, 504),
-    (_nothing, "DELETE", FETCH_ALL_PATH, "/stores/counts/windows", {}, 405),
-]
-
-
-@pytest.mark.parametrize(("setup", "method", "template", "url", "params", "status"), DOCUMENTED)
-def test_each_window_answer_is_documented(
-    cluster: Cluster,
-    client: InstanceClient,
-    setup: Any,
-    method: str,
-    template: str,
-    url: str | None,
-    params: dict[str, str],
-    status: int,
-) -> None:
-    document = client.get("/openapi.json").json()
-    path = url or f"/stores/counts/windows/{owned_by(cluster, 'i1')}"
-    setup(cluster)
-    reply = client.request(method, path, params)
-    assert reply.status_code == status, reply.text
-    check_documented(document, "GET", template, reply)
 
 
 def test_cluster_queries_fetch_and_fetch_all_for_an_applications_own_routes(
     cluster: Cluster,
 ) -> None:
     queries = ClusterQueries(cluster.apps[0], transport=cluster.network, forward_timeout_s=0.5)
-    key = owned_by(cluster, "i1")
+    key = cluster.key_of("i1")
 
     async def read() -> tuple[Any, Any, Any]:
         try:
@@ -375,7 +215,7 @@ def test_cluster_queries_fetch_and_fetch_all_for_an_applications_own_routes(
             await queries.aclose()
 
     one, page, wrong = asyncio.run(read())
-    assert one.unwrap() == (key, windows("counts", key, [0, MINUTE]))
+    assert one.unwrap() == (key, expected_windows("counts", key, [0, MINUTE]))
     rows = [(w.key, w.window.start_ms, render(v)) for _, w, v in page.unwrap().items]
     assert rows == every_window("sums", 3 * MINUTE)
     assert page.unwrap().next_cursor is None
