@@ -32,7 +32,8 @@ def duration_ms(value: timedelta, name: str) -> int:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Window:
-    """A time window ``[start_ms, end_ms)``: ``end_ms`` is exclusive."""
+    """A time window ``[start_ms, end_ms)``: ``end_ms`` is exclusive (for
+    :class:`SlidingWindows`' windows, ``end_ms = start_ms + time difference`` is inclusive)."""
 
     start_ms: int
     end_ms: int
