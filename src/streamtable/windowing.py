@@ -3,8 +3,9 @@
 As Kafka Streams' ``TimeWindows``, ``TimeWindow`` and ``Windowed``: a window is
 ``[start_ms, end_ms)`` (end exclusive); tumbling windows follow each other, hopping windows
 (``advance_by``) overlap, and each window accepts records until its end plus the grace period
-has passed in stream time. :class:`JoinWindows` bound how far apart two records of a
-stream-stream join may be.
+has passed in stream time. :class:`SlidingWindows` are defined by the records' timestamps
+instead (their windows' ends are inclusive). :class:`JoinWindows` bound how far apart two
+records of a stream-stream join may be.
 
 Example::
 
@@ -31,7 +32,8 @@ def duration_ms(value: timedelta, name: str) -> int:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Window:
-    """A time window ``[start_ms, end_ms)``: ``end_ms`` is exclusive."""
+    """A time window ``[start_ms, end_ms)``: ``end_ms`` is exclusive (for
+    :class:`SlidingWindows`' windows, ``end_ms = start_ms + time difference`` is inclusive)."""
 
     start_ms: int
     end_ms: int
@@ -132,6 +134,67 @@ class TimeWindows:
     def default_retention_ms(self) -> int:
         """How long a window store keeps a window by default: size + grace."""
         return self.size_ms + self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingWindows:
+    """Windows defined by the records themselves, as Kafka Streams' ``SlidingWindows``: every
+    window ``[start_ms, start_ms + time_difference_ms]`` (both ends inclusive) that holds a
+    distinct set of a key's records, so two records are in a window together when at most
+    ``time_difference`` apart. A record at ``t`` creates its left window ``[t - diff, t]`` and,
+    when a later record is within ``diff``, its right window ``[t + 1, t + 1 + diff]``; each
+    window accepts records until its end plus the grace period has passed in stream time.
+    Build with :meth:`of_time_difference_with_no_grace` or
+    :meth:`of_time_difference_and_grace`; the fields are milliseconds.
+
+    Example::
+
+        >>> from datetime import timedelta
+        >>> diff, grace = timedelta(seconds=10), timedelta(seconds=2)
+        >>> w = SlidingWindows.of_time_difference_and_grace(diff, grace)
+        >>> (w.time_difference_ms, w.grace_ms, w.default_retention_ms)
+        (10000, 2000, 22000)
+    """
+
+    time_difference_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        if self.time_difference_ms <= 0:
+            # Kafka Streams accepts 0 and then fails on the first record (an empty TimeWindow).
+            raise ValueError(
+                "the time difference of sliding windows must be > 0 ms "
+                f"(time_difference: got {self.time_difference_ms} ms)"
+            )
+        if self.grace_ms < 0:
+            raise ValueError(f"grace must not be negative (grace: got {self.grace_ms} ms)")
+
+    @staticmethod
+    def of_time_difference_with_no_grace(time_difference: timedelta) -> SlidingWindows:
+        """Windows of records at most ``time_difference`` apart; no grace period."""
+        return SlidingWindows(duration_ms(time_difference, "time_difference"), 0)
+
+    @staticmethod
+    def of_time_difference_and_grace(
+        time_difference: timedelta, grace: timedelta
+    ) -> SlidingWindows:
+        """Windows of records at most ``time_difference`` apart that accept out-of-order
+        records for ``grace`` after their end (in stream time)."""
+        return SlidingWindows(
+            duration_ms(time_difference, "time_difference"), duration_ms(grace, "grace")
+        )
+
+    @property
+    def size_ms(self) -> int:
+        """The windows' size as their store and windowed keys see it: ``end - start``, the time
+        difference."""
+        return self.time_difference_ms
+
+    @property
+    def default_retention_ms(self) -> int:
+        """How long a window store keeps a window by default, and the least allowed: 2 * time
+        difference + grace (the aggregation reads windows up to 2 * diff before a record)."""
+        return 2 * self.time_difference_ms + self.grace_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,8 @@ class WindowShape:
     (``emit_strategy(EmitStrategy.on_window_close())``), ``suppress``
     (``suppress(until_window_closes(unbounded()))``) or ``limit`` (``suppress(until_time_limit(5
     s, ...))``: unbounded for tumbling windows, at most 3 records emitted early for hopping
-    ones)."""
+    ones). ``sliding``: ``SlidingWindows`` with time difference ``size_ms`` instead (retention 0:
+    2 * difference + grace; ``advance_ms`` unused)."""
 
     size_ms: int
     advance_ms: int
@@ -192,9 +193,17 @@ class WindowShape:
     retention_ms: int
     op: str
     emit: str = "update"
+    sliding: bool = False
 
-    def windows(self) -> st.TimeWindows:
+    @property
+    def default_retention_ms(self) -> int:
+        return (2 if self.sliding else 1) * self.size_ms + self.grace_ms
+
+    def windows(self) -> st.TimeWindows | st.SlidingWindows:
         ms = timedelta(milliseconds=1)
+        if self.sliding:
+            diff, grace = self.size_ms * ms, self.grace_ms * ms
+            return st.SlidingWindows.of_time_difference_and_grace(diff, grace)
         tumbling = st.TimeWindows.of_size_and_grace(self.size_ms * ms, self.grace_ms * ms)
         return tumbling.advance_by(self.advance_ms * ms)
 
@@ -217,7 +226,22 @@ EMIT_SHAPES: dict[str, WindowShape] = {
 """The same with their results emitted once per window or held back by ``suppress``
 (``<name>_final``, ``<name>_suppress``, ``<name>_limit``)."""
 
-ALL_WINDOW_SHAPES = {**WINDOW_SHAPES, **EMIT_SHAPES}
+SLIDING_BASE: dict[str, WindowShape] = {
+    "sli_count": WindowShape(5_000, 5_000, 2_000, 0, "count", sliding=True),
+    "sli_reduce": WindowShape(4_000, 4_000, 3_000, 0, "reduce", sliding=True),
+    "sli_aggregate": WindowShape(5_000, 5_000, 1_000, 30_000, "aggregate", sliding=True),
+}
+SLIDING_SHAPES: dict[str, WindowShape] = {
+    **SLIDING_BASE,
+    **{
+        f"{name}_{emit}": dataclasses.replace(shape, emit=emit)
+        for emit in ("final", "suppress")
+        for name, shape in SLIDING_BASE.items()
+    },
+}
+"""The sliding-window topologies of WindowedTopologies.java (``sli_*``), with the same names."""
+
+ALL_WINDOW_SHAPES = {**WINDOW_SHAPES, **EMIT_SHAPES, **SLIDING_SHAPES}
 
 
 def _totals(key: Any, trade: Any, agg: dict[str, int]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from streamtable.processors import GetterSpec
 from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.serde import DEFAULT, Serde
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
-from streamtable.windowing import SessionWindows, TimeWindows
+from streamtable.windowing import SessionWindows, SlidingWindows, TimeWindows
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -30,23 +30,24 @@ class KGroupedStream:
     _name: str | None
 
     @overload
-    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream: ...
+    def windowed_by(self, windows: TimeWindows | SlidingWindows) -> TimeWindowedKStream: ...
 
     @overload
     def windowed_by(self, windows: SessionWindows) -> SessionWindowedKStream: ...
 
     def windowed_by(
-        self, windows: TimeWindows | SessionWindows
+        self, windows: TimeWindows | SlidingWindows | SessionWindows
     ) -> TimeWindowedKStream | SessionWindowedKStream:
-        """Aggregate per key and time window (``st.TimeWindows.of_size_...(...)``) or per key
-        and session (``st.SessionWindows.of_inactivity_gap_...(...)``)."""
-        if isinstance(windows, TimeWindows):
+        """Aggregate per key and time window (``st.TimeWindows.of_size_...(...)``, or
+        ``st.SlidingWindows.of_time_difference_...(...)``) or per key and session
+        (``st.SessionWindows.of_inactivity_gap_...(...)``)."""
+        if isinstance(windows, (TimeWindows, SlidingWindows)):
             return TimeWindowedKStream(self._stream, windows)
         if isinstance(windows, SessionWindows):
             return SessionWindowedKStream(self._stream, windows)
         raise TypeError(
-            "windowed_by takes st.TimeWindows (tumbling or hopping) or st.SessionWindows "
-            f"(sliding windows are not built yet), got {type(windows).__name__}"
+            "windowed_by takes st.TimeWindows (tumbling or hopping), st.SlidingWindows or "
+            f"st.SessionWindows, got {type(windows).__name__}"
         )
 
     def cogroup(self, aggregator: Callable[[Any, Any, Any], Any]) -> CogroupedKStream:

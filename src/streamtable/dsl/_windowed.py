@@ -1,4 +1,4 @@
-"""TimeWindowedKStream: a grouped stream cut into time windows (tumbling or hopping)."""
+"""TimeWindowedKStream: a grouped stream cut into time windows (tumbling, hopping or sliding)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 from streamtable.dsl._table import KTable
 from streamtable.errors import TopologyError
 from streamtable.processors import GetterSpec
+from streamtable.processors.sliding_window_aggregate import (
+    SlidingWindowAggregate,
+    SlidingWindowAggregateFinal,
+)
 from streamtable.processors.window_aggregate import TimeWindowAggregate
 from streamtable.processors.window_emit_final import TimeWindowAggregateFinal, emit_store_name
 from streamtable.serde import DEFAULT, STRING, Serde, TimeWindowedSerde
 from streamtable.suppression import EmitStrategy
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
-from streamtable.windowing import TimeWindows, duration_ms
+from streamtable.windowing import SlidingWindows, TimeWindows, duration_ms
 
 if TYPE_CHECKING:
     from streamtable.dsl._stream import KStream
@@ -31,6 +35,19 @@ def _count_adder(key: Any, value: Any, agg: int) -> int:
 
 def _zero() -> int:
     return 0
+
+
+def _no_aggregate() -> None:
+    return None
+
+
+def _reducing(reducer: Callable[[Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
+    """``reducer`` as an aggregator from None (Kafka Streams' ``aggregatorForReducer``)."""
+
+    def aggregator(key: Any, value: Any, agg: Any) -> Any:
+        return value if agg is None else reducer(agg, value)
+
+    return aggregator
 
 
 def store_retention_ms(
@@ -54,20 +71,23 @@ def store_retention_ms(
 
 @dataclass(frozen=True)
 class TimeWindowedKStream:
-    """A grouped stream in time windows, waiting for ``count``, ``reduce`` or ``aggregate``.
+    """A grouped stream in time windows (:class:`~streamtable.TimeWindows` or
+    :class:`~streamtable.SlidingWindows`), waiting for ``count``, ``reduce`` or ``aggregate``.
 
     Each returns a :class:`KTable` keyed by :class:`~streamtable.Windowed` (its key serde a
     :class:`~streamtable.serde.TimeWindowedSerde`: key bytes + 8-byte window start), updated on
     every record of a window that has not closed, and materialized in a window store that keeps
     each window for ``retention`` after its start (default: window size + grace, the least
-    allowed), in stream time. Read it with ``app.window_store(name)`` or the test driver's
-    ``window_store(name)``. With :meth:`emit_strategy` ``(EmitStrategy.on_window_close())``
-    each window is emitted once instead, when it closes (see
-    ``streamtable.processors.window_emit_final``).
+    allowed; for sliding windows 2 * time difference + grace), in stream time. Read it with
+    ``app.window_store(name)`` or the test driver's ``window_store(name)``. With
+    :meth:`emit_strategy` ``(EmitStrategy.on_window_close())`` each window is emitted once
+    instead, when it closes (see ``streamtable.processors.window_emit_final`` and
+    ``sliding_window_aggregate``). Sliding windows' ends are inclusive: a window keyed
+    ``Window(start, end)`` holds the records at ``start <= t <= end``.
     """
 
     _stream: KStream
-    _windows: TimeWindows
+    _windows: TimeWindows | SlidingWindows
     _emit: EmitStrategy = _ON_UPDATE
 
     def emit_strategy(self, strategy: EmitStrategy) -> TimeWindowedKStream:
@@ -108,9 +128,31 @@ class TimeWindowedKStream:
 
     def _retention_ms(self, store: str, retention: timedelta | None) -> int:
         w = self._windows
-        parts = {"size": w.size_ms, "grace": w.grace_ms}
-        least = "its window size plus the grace period"
+        if isinstance(w, SlidingWindows):
+            diff = w.time_difference_ms
+            parts = {"2 * time_difference": 2 * diff, "grace": w.grace_ms}
+            least = "2 * the time difference plus the grace period"
+        else:
+            parts = {"size": w.size_ms, "grace": w.grace_ms}
+            least = "its window size plus the grace period"
         return store_retention_ms(store, retention, "window", least, parts)
+
+    def _processor(
+        self,
+        name: str,
+        adder: Callable[..., Any],
+        initializer: Callable[[], Any] | None,
+        store: str,
+    ) -> Callable[[], Any]:
+        """What makes the aggregation's processor for these windows and emit strategy."""
+        windows, final = self._windows, self._emit.on_close
+        if isinstance(windows, TimeWindows):
+            kind = TimeWindowAggregateFinal if final else TimeWindowAggregate
+            return partial(kind, name, windows, initializer, adder, store)
+        sliding = SlidingWindowAggregateFinal if final else SlidingWindowAggregate
+        if initializer is None:  # reduce
+            initializer, adder = _no_aggregate, _reducing(adder)
+        return partial(sliding, name, windows, initializer, adder, store)
 
     def _aggregate(
         self,
@@ -147,8 +189,7 @@ class TimeWindowedKStream:
             stores: tuple[str, ...] = (store, emit_store)
         else:
             stores = (store,)
-        kind = TimeWindowAggregateFinal if final else TimeWindowAggregate
-        make = partial(kind, name, windows, initializer, adder, store)
+        make = self._processor(name, adder, initializer, store)
         g.add_processor(ProcessorSpec(name, (stream._node,), make, stores))
         g.window_grace[name] = windows.grace_ms
         g.old_value_parents[name] = ()

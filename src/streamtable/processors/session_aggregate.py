@@ -21,20 +21,22 @@ keys and hands null values to the aggregator; see ``window_aggregate``).
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from streamtable.processors._api import Node, TableMaterializer, TaskContext
+from streamtable.processors._api import TaskContext
+from streamtable.processors.window_aggregate import WindowedAggregation, drop_late
 from streamtable.state import ReadOnlySessionStore
 from streamtable.windowing import SessionWindow, SessionWindows, Windowed
 
 log = logging.getLogger("streamtable.processors.session_aggregate")
 
 
-class SessionWindowAggregate(Node):
+class SessionWindowAggregate(WindowedAggregation):
     """``aggregator(key, value, agg)`` and ``merger(key, agg1, agg2)`` from ``initializer()``
     per session (``reduce`` and ``count`` are built on it by the DSL)."""
+
+    windows: SessionWindows
 
     def __init__(
         self,
@@ -45,24 +47,15 @@ class SessionWindowAggregate(Node):
         merger: Callable[[Any, Any, Any], Any],
         store: str,
     ) -> None:
-        super().__init__(name)
-        self.windows = windows
-        self.initializer = initializer
-        self.aggregator = aggregator
+        super().__init__(name, windows, initializer, aggregator, store)
         self.merger = merger
-        self.store_name = store
-        self.observed_stream_time = -1
-        self.dropped_records: Counter[str] = Counter()
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.store = ctx.store(self.store_name)
         self.sessions = ReadOnlySessionStore.over(self.store)
-        self.materializer = TableMaterializer(self, self.store)
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
-        if key is None or value is None:
-            self.dropped_records["null_key" if key is None else "null_value"] += 1
+        if self.dropped_null(key, value):
             return
         gap = self.windows.gap_ms
         if timestamp > self.observed_stream_time:
@@ -86,17 +79,5 @@ class SessionWindowAggregate(Node):
         put_and_forward(Windowed(key, window), agg, None, window.end_ms)
 
     def _drop_late(self, window: SessionWindow, timestamp: int, close_time: int) -> None:
-        self.dropped_records["late"] += 1
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "skipping a record for an expired session: topic=%s partition=%s offset=%s "
-                "timestamp=%d session=[%d,%d] expiration=%d stream_time=%d",
-                self.ctx.topic,
-                self.ctx.partition,
-                self.ctx.offset,
-                timestamp,
-                window.start_ms,
-                window.end_ms,
-                close_time,
-                self.observed_stream_time,
-            )
+        bounds = (window.start_ms, window.end_ms, "]")
+        drop_late(self, log, "session", bounds, timestamp, close_time)

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from streamtable.processors._api import Node, TableMaterializer, TaskContext
 from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.windowing import TimeWindows, Window, Windowed
 
@@ -76,17 +77,71 @@ class TimeWindowAggregate(StreamAggregate):
         self.materializer.put_and_forward(windowed, agg, old_agg, timestamp)
 
     def _drop_late(self, start: int, timestamp: int, close_time: int) -> None:
-        self.dropped_records["late"] += 1
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "skipping a record for an expired window: topic=%s partition=%s offset=%s "
-                "timestamp=%d window=[%d,%d) expiration=%d stream_time=%d",
-                self.ctx.topic,
-                self.ctx.partition,
-                self.ctx.offset,
-                timestamp,
-                start,
-                start + self.windows.size_ms,
-                close_time,
-                self.observed_stream_time,
-            )
+        end = start + self.windows.size_ms
+        drop_late(self, log, "window", (start, end, ")"), timestamp, close_time)
+
+
+class WindowedAggregation(Node):
+    """What the session and sliding-window aggregations share: ``aggregator(key, value, agg)``
+    from ``initializer()`` per window of ``windows``, in the window or session store
+    ``store``; the stream time they have seen; the records they dropped."""
+
+    def __init__(
+        self,
+        name: str,
+        windows: Any,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        store: str,
+    ) -> None:
+        super().__init__(name)
+        self.windows = windows
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.store_name = store
+        self.observed_stream_time = -1
+        self.dropped_records: Counter[str] = Counter()
+
+    def init(self, ctx: TaskContext) -> None:
+        super().init(ctx)
+        self.store = ctx.store(self.store_name)
+        self.materializer = TableMaterializer(self, self.store)
+
+    def dropped_null(self, key: Any, value: Any) -> bool:
+        """Whether the record has a None key or value: then it is dropped and counted."""
+        if key is not None and value is not None:
+            return False
+        self.dropped_records["null_key" if key is None else "null_value"] += 1
+        return True
+
+
+def drop_late(
+    node: Any,
+    logger: logging.Logger,
+    what: str,
+    bounds: tuple[int, int, str],
+    timestamp: int,
+    close_time: int,
+) -> None:
+    """Count a record ``node`` (a windowed aggregation) drops for a closed ``what`` (window or
+    session) in ``node.dropped_records["late"]``, and log it at debug level; ``bounds``: its
+    start, end, and ``")"`` or ``"]"`` for an exclusive or inclusive end."""
+    node.dropped_records["late"] += 1
+    if logger.isEnabledFor(logging.DEBUG):
+        ctx = node.ctx
+        start, end, closer = bounds
+        logger.debug(
+            "skipping a record for an expired %s: topic=%s partition=%s offset=%s "
+            "timestamp=%d %s=[%d,%d%s expiration=%d stream_time=%d",
+            what,
+            ctx.topic,
+            ctx.partition,
+            ctx.offset,
+            timestamp,
+            what,
+            start,
+            end,
+            closer,
+            close_time,
+            node.observed_stream_time,
+        )

@@ -51,20 +51,12 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self.emit_store = ctx.store(emit_store_name(self.store_name))
-        self.last_emit_close_time = -1
-        self._loaded = False
-        self._unlogged = False  # emitted past the close time in the store
+        self.last_emit = LastEmit(ctx.store(emit_store_name(self.store_name)))
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if key is None or value is None:
             super().process(key, value, timestamp)
             return
-        if not self._loaded:
-            # Read at the first record, not in init: the runtime restores stores after that.
-            found = self.emit_store.get(_LAST_EMIT)
-            self.last_emit_close_time = -1 if found is None else found
-            self._loaded = True
         # Emitted before the record's windows are written: a jump in stream time then cannot
         # expire a closed window from the store before it is emitted (see the module docstring).
         self._emit_closed(max(self.observed_stream_time, timestamp) - self.windows.grace_ms)
@@ -74,7 +66,7 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
         self.store.put(windowed, agg, timestamp)  # emitted when the window closes
 
     def _emit_closed(self, close_time: int) -> None:
-        last = self.last_emit_close_time
+        last = self.last_emit.close_time()
         if last != -1 and last >= close_time:
             return
         size = self.windows.size_ms
@@ -86,28 +78,54 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
             starts = self.windows.window_starts
             if list(starts(upper)) == list(starts(lower - 1)):
                 return  # no window closed since the last emit
-        for windowed, agg, ts in self._windows_starting_in(lower, upper):
+        for windowed, agg, ts in windows_starting_in(self.store, lower, upper):
             self.forward(windowed, (agg, None), ts)
-        self.last_emit_close_time = close_time
-        self._unlogged = True
+        self.last_emit.save(close_time)
 
     def on_delivered(self) -> None:
-        if self._unlogged:
-            close_time = self.last_emit_close_time
-            self.emit_store.put(_LAST_EMIT, close_time, close_time)
+        self.last_emit.log()
+
+
+class LastEmit:
+    """The close time up to which an emit-final aggregation has emitted (-1: never), kept in
+    its ``<store>-emit-final`` key-value store once what it emitted is acknowledged: its
+    owner's ``on_delivered`` calls :meth:`log` (see the module docstring)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._time: int | None = None
+        self._unlogged = False  # saved past what the store holds
+
+    def close_time(self) -> int:
+        if self._time is None:
+            # Read at the first record, not in init: the runtime restores stores after that.
+            found = self.store.get(_LAST_EMIT)
+            self._time = -1 if found is None else found
+        return self._time
+
+    def save(self, close_time: int) -> None:
+        self._time = close_time
+        self._unlogged = True
+
+    def log(self) -> None:
+        """Write the close time saved since the last call to the store (and its changelog)."""
+        if self._unlogged and self._time is not None:
+            self.store.put(_LAST_EMIT, self._time, self._time)
             self._unlogged = False
 
-    def _windows_starting_in(self, lower: int, upper: int) -> list[tuple[Windowed, Any, int]]:
-        """The store's live windows starting in ``[lower, upper]``: start, then key bytes."""
-        store = self.store
-        found = [
-            (window_start_of(kb), kb, payload)
-            for kb, payload in store.raw_entries(None, None)
-            if lower <= window_start_of(kb) <= upper
-        ]
-        found.sort(key=lambda entry: (entry[0], entry[1][:-8]))
-        decode_key, decode_value = store.key_serde.deserialize, store.value_serde.deserialize
-        return [
-            (decode_key(kb), decode_value(payload[TIMESTAMP_SIZE:]), stored_timestamp(payload))
-            for _, kb, payload in found
-        ]
+
+def windows_starting_in(store: Any, lower: int, upper: int) -> list[tuple[Windowed, Any, int]]:
+    """The live windows of window store ``store`` (uncached) starting in ``[lower, upper]``,
+    ``(windowed key, aggregate, timestamp)``, earliest start first, then by key bytes (the
+    order of Kafka Streams' time-ordered window store)."""
+    found = [
+        (window_start_of(kb), kb, payload)
+        for kb, payload in store.raw_entries(None, None)
+        if lower <= window_start_of(kb) <= upper
+    ]
+    found.sort(key=lambda entry: (entry[0], entry[1][:-8]))
+    decode_key, decode_value = store.key_serde.deserialize, store.value_serde.deserialize
+    return [
+        (decode_key(kb), decode_value(payload[TIMESTAMP_SIZE:]), stored_timestamp(payload))
+        for _, kb, payload in found
+    ]

@@ -44,6 +44,18 @@ def test_a_window_store_changelog_also_expires() -> None:
     }
 
 
+def test_a_sliding_window_store_keeps_twice_the_difference_plus_grace_by_default() -> None:
+    builder = st.StreamsBuilder()
+    windows = st.SlidingWindows.of_time_difference_and_grace(
+        timedelta(minutes=1), timedelta(seconds=30)
+    )
+    builder.stream("input").group_by_key().windowed_by(windows).count(store="counts")
+    assert planned_config(builder.build()) == {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(150_000 + 86_400_000),
+    }
+
+
 def test_a_window_store_keeps_size_plus_grace_by_default() -> None:
     builder = st.StreamsBuilder()
     windows = st.TimeWindows.of_size_and_grace(timedelta(minutes=1), timedelta(seconds=30))

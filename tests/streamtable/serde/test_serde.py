@@ -63,6 +63,7 @@ def test_exported_names_are_exactly_the_public_api() -> None:
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
         "ReadOnlyKeyValueStore", "ReadOnlySessionStore", "ReadOnlyWindowStore", "Record",
         "SerializationError", "SessionWindow", "SessionWindowedKStream", "SessionWindows",
+        "SlidingWindows",
         "StoreNotFound", "StoreNotReady", "StreamJoined", "StreamTableError", "StreamsBuilder",
         "Suppressed",
         "TimeWindowedKStream", "TimeWindows", "Topology", "TopologyError", "TopologyTestDriver",

@@ -13,12 +13,15 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.Suppressed.BufferConfig;
+import org.apache.kafka.streams.kstream.TimeWindowedKStream;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
@@ -26,7 +29,8 @@ import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The windowed reference topologies: a count, a reduce (sum of amounts) or an aggregate (count and
- * total) per key in tumbling or hopping {@link TimeWindows} with a grace period, from the stream
+ * total) per key in tumbling or hopping {@link TimeWindows} or in {@link SlidingWindows} with a
+ * grace period, from the stream
  * {@code trades} (key: a string, value: {@code {"client": "...", "amount": n}}) to {@code win-out}
  * (key: Kafka Streams' time-windowed serde over strings, value: JSON), materialized in the window
  * store {@code win-store}. See PROTOCOL.md.
@@ -52,16 +56,27 @@ final class WindowedTopologies {
      * emitted ("update": every update; "final": {@code emitStrategy(onWindowClose())};
      * "suppress": {@code suppress(untilWindowCloses(unbounded()))}; "limit":
      * {@code suppress(untilTimeLimit(5 s, ...))}, unbounded for tumbling windows, at most 3 records
-     * emitted early when full for hopping ones).
+     * emitted early when full for hopping ones). {@code sliding}: {@link SlidingWindows} with time
+     * difference {@code sizeMs} instead ({@code advanceMs} unused; retention 0: 2 * difference +
+     * grace).
      */
-    record Shape(long sizeMs, long advanceMs, long graceMs, long retentionMs, String op, String emit) {
-        TimeWindows windows() {
-            return TimeWindows.ofSizeAndGrace(Duration.ofMillis(sizeMs), Duration.ofMillis(graceMs))
-                    .advanceBy(Duration.ofMillis(advanceMs));
+    record Shape(long sizeMs, long advanceMs, long graceMs, long retentionMs, String op, String emit,
+                 boolean sliding) {
+        Shape(long sizeMs, long advanceMs, long graceMs, long retentionMs, String op, String emit) {
+            this(sizeMs, advanceMs, graceMs, retentionMs, op, emit, false);
+        }
+
+        TimeWindowedKStream<String, JsonNode> windowedBy(KGroupedStream<String, JsonNode> grouped) {
+            if (sliding) {
+                return grouped.windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(
+                        Duration.ofMillis(sizeMs), Duration.ofMillis(graceMs)));
+            }
+            return grouped.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(sizeMs), Duration.ofMillis(graceMs))
+                    .advanceBy(Duration.ofMillis(advanceMs)));
         }
 
         Shape emitting(String how) {
-            return new Shape(sizeMs, advanceMs, graceMs, retentionMs, op, how);
+            return new Shape(sizeMs, advanceMs, graceMs, retentionMs, op, how, sliding);
         }
     }
 
@@ -79,6 +94,14 @@ final class WindowedTopologies {
         SHAPES.putAll(base);
         for (String how : new String[] {"final", "suppress", "limit"}) {
             base.forEach((name, shape) -> SHAPES.put(name + "_" + how, shape.emitting(how)));
+        }
+        Map<String, Shape> sliding = new LinkedHashMap<>();
+        sliding.put("sli_count", new Shape(5_000, 5_000, 2_000, 0, "count", "update", true));
+        sliding.put("sli_reduce", new Shape(4_000, 4_000, 3_000, 0, "reduce", "update", true));
+        sliding.put("sli_aggregate", new Shape(5_000, 5_000, 1_000, 30_000, "aggregate", "update", true));
+        SHAPES.putAll(sliding);
+        for (String how : new String[] {"final", "suppress"}) {
+            sliding.forEach((name, shape) -> SHAPES.put(name + "_" + how, shape.emitting(how)));
         }
     }
 
@@ -132,8 +155,7 @@ final class WindowedTopologies {
 
     /** Records per input key and window. */
     private static KTable<Windowed<String>, JsonNode> count(KStream<String, JsonNode> trades, Shape s) {
-        return trades.groupByKey(Grouped.with(KEY, JSON))
-                .windowedBy(s.windows())
+        return s.windowedBy(trades.groupByKey(Grouped.with(KEY, JSON)))
                 .emitStrategy(strategy(s))
                 .count(store(s, Serdes.Long()))
                 .mapValues(n -> n == null ? null : (JsonNode) LongNode.valueOf(n));
@@ -141,17 +163,15 @@ final class WindowedTopologies {
 
     /** Sum of amounts per client (re-keyed by map, so repartitioned) and window. */
     private static KTable<Windowed<String>, JsonNode> reduce(KStream<String, JsonNode> trades, Shape s) {
-        return trades.map((k, v) -> KeyValue.pair(Topologies.text(v, "client"), (JsonNode) LongNode.valueOf(amount(v))))
-                .groupByKey(Grouped.with(KEY, JSON))
-                .windowedBy(s.windows())
+        return s.windowedBy(trades.map((k, v) -> KeyValue.pair(Topologies.text(v, "client"), (JsonNode) LongNode.valueOf(amount(v))))
+                .groupByKey(Grouped.with(KEY, JSON)))
                 .emitStrategy(strategy(s))
                 .reduce((agg, v) -> LongNode.valueOf(agg.asLong() + v.asLong()), store(s, JSON));
     }
 
     /** {"count": n, "total": sum of amounts} per client (groupBy, so repartitioned) and window. */
     private static KTable<Windowed<String>, JsonNode> aggregate(KStream<String, JsonNode> trades, Shape s) {
-        return trades.groupBy((k, v) -> Topologies.text(v, "client"), Grouped.with(KEY, JSON))
-                .windowedBy(s.windows())
+        return s.windowedBy(trades.groupBy((k, v) -> Topologies.text(v, "client"), Grouped.with(KEY, JSON)))
                 .emitStrategy(strategy(s))
                 .aggregate(
                         () -> Topologies.totals(0, 0),
