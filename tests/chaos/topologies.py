@@ -20,8 +20,9 @@ What each topology is checked against after the run:
   topic: every input record's result exactly once (EOS) or at least once (ALOS);
 - ``windowed``: the positions STREAM counted per position id in time windows (tumbling or
   hopping, drawn), in a window store with a short retention; its input carries explicit record
-  timestamps and its oracle and checks are in ``windowed.py``; with ``emit_final`` (drawn) the
-  count emits each window once, when it closes, to the output topic;
+  timestamps and its oracle and checks are in ``windowed.py``; with ``emit_final`` or
+  ``suppress`` (drawn) each window's final count goes to the output topic once it closes
+  (``emit_strategy(on_window_close())``, or ``suppress(until_window_closes(unbounded()))``);
 - ``sessions``: the same stream counted per position id in session windows (the gap drawn), in
   a session store with a short retention; the same record times, its oracle in ``sessions.py``.
 """
@@ -161,6 +162,7 @@ class WindowShape:
     disorder_ms: int
     sessions: bool = False  # the sessions kind's session windows
     emit_final: bool = False  # the windowed kind: on_window_close, final counts to "output"
+    suppress: bool = False  # the windowed kind: suppress(until_window_closes), the same
 
     def __post_init__(self) -> None:
         if not 0 <= self.disorder_ms < self.grace_ms:
@@ -213,7 +215,10 @@ def _counted_in(
     if shape.emit_final:  # each window's count once, when it closes, to the output topic
         windowed = windowed.emit_strategy(st.EmitStrategy.on_window_close())
     counts = windowed.count(store="result", retention=retention)
-    if shape.emit_final:
+    if shape.suppress:
+        unbounded = st.BufferConfig.unbounded()
+        counts = counts.suppress(st.Suppressed.until_window_closes(unbounded))
+    if shape.emit_final or shape.suppress:
         counts.to_stream().to(t["output"])
     return builder.build()
 

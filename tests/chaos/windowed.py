@@ -53,7 +53,8 @@ def draw_windowed(
     shape = WindowShape(size, advance, size, retention, disorder_ms=size * 3 // 4)
     stamped = stamp_events([*preload, *live], span_ms, rng, shape.disorder_ms)
     # drawn last: a seed drawn before emit-final came keeps its shape and record times
-    shape = dataclasses.replace(shape, emit_final=rng.random() < 0.5)
+    final = rng.random() < 0.5
+    shape = dataclasses.replace(shape, emit_final=final, suppress=not final and rng.random() < 0.6)
     return shape, stamped[: len(preload)], stamped[len(preload) :]
 
 
@@ -215,8 +216,9 @@ def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str
 def closed(
     events: list[Event], shape: WindowShape, partitions: int, base_ms: int
 ) -> dict[str, int]:
-    """With ``emit_final``: the windows (``key@start`` -> count) whose end + grace the stream
-    time of their partition (its latest record time) reached: those emitted, each once."""
+    """With ``emit_final`` or ``suppress``: the windows (``key@start`` -> count) whose end +
+    grace the stream time of their partition (its latest record time) reached: those
+    emitted, each once."""
     counts, latest = _counted(events, shape, partitions, base_ms)
     return {
         window_key(key, start): n
