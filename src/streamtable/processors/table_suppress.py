@@ -18,6 +18,9 @@ As Kafka Streams' ``KTableSuppressProcessor`` over its ``InMemoryTimeOrderedKeyV
 The buffer lives in memory and in a key-value store (memory engine, logged unless the buffer
 config says otherwise): each write goes through to its changelog, so a restarted or moved task
 restores the buffer like any store and rebuilds its index at its first record or punctuation.
+An emitted entry leaves the buffer at once, but its tombstone is logged at the commit, once the
+emitted result is acknowledged (``on_delivered``): logged with the emission, it could reach the
+changelog while the result was lost, and the restored buffer would never emit it.
 Stored value: ``buffer time (8) | flags (1) | len prior (4) | len old (4) | prior | old | new``.
 
 ``close_idle_after`` (``until_window_closes`` only, beyond Kafka Streams): a wall-clock
@@ -40,6 +43,7 @@ from typing import Any
 from streamtable.errors import ProcessingError
 from streamtable.processors._api import GetterSpec, Node, PunctuationType, TaskContext, with_steps
 from streamtable.serde import Serde, bind
+from streamtable.state import changelogging
 from streamtable.state._bytes import TIMESTAMP_SIZE, stored_timestamp
 from streamtable.suppression import Suppressed
 
@@ -115,10 +119,12 @@ class TableSuppress(Node):
         self._heap: list[tuple[int, bytes]] = []
         self._bytes = 0
         self._loaded = False
+        self._unlogged: dict[bytes, int] = {}  # emitted: tombstone to log (its timestamp)
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
         self.store = ctx.store(self.store_name)
+        self._log = changelogging(self.store)
         self._keys, self._values = bound_serdes(ctx, self.store_name, *self._serdes)
         idle = self.suppressed.close_idle_after_ms
         if idle is not None:
@@ -149,12 +155,37 @@ class TableSuppress(Node):
         self._entries[kb] = entry
         self._bytes += entry.size(kb)
         self.store.put(kb, entry.encode(), entry.timestamp)
+        self._unlogged.pop(kb, None)  # its tombstone would now delete this entry
 
     def _remove(self, kb: bytes) -> Buffered:
         entry = self._entries.pop(kb)
         self._bytes -= entry.size(kb)
         self.store.delete(kb)
         return entry
+
+    def _take_emitted(self, kb: bytes) -> Buffered:
+        """Remove an entry that is being emitted: from the index and the engine at once (so
+        reads see it gone), from the changelog only in :meth:`on_delivered`."""
+        entry = self._entries.pop(kb)
+        self._bytes -= entry.size(kb)
+        if self._log is None:
+            self.store.delete(kb)
+        else:
+            self._log.engine.put(kb, None, entry.timestamp)
+            self._unlogged[kb] = entry.timestamp
+        return entry
+
+    def on_delivered(self) -> None:
+        """The tombstones of the entries emitted since the last commit, now that the producer
+        has acknowledged what they emitted. Logged with the emission, a tombstone could reach
+        the changelog while the emitted record itself was lost (a crash, a broker outage past
+        the delivery timeout), and a restored buffer would never emit it: an entry is never
+        logged as gone before its result is out (under at_least_once a crash may emit it again;
+        under exactly_once_v2 both are in one transaction)."""
+        if self._log is not None:
+            for kb, timestamp in self._unlogged.items():
+                self._log.log(kb, None, timestamp)
+        self._unlogged.clear()
 
     def _oldest(self) -> tuple[int, bytes] | None:
         heap, entries = self._heap, self._entries
@@ -168,7 +199,7 @@ class TableSuppress(Node):
 
     def _emit_oldest(self) -> None:
         _, kb = heapq.heappop(self._heap)
-        entry = self._remove(kb)
+        entry = self._take_emitted(kb)
         if entry.new is None and self.windowed:
             return  # a window's final result is never a tombstone
         decode = self._values.deserialize
@@ -239,16 +270,16 @@ class TableSuppress(Node):
         idle = self.suppressed.close_idle_after_ms
         assert idle is not None
         close = now - self.wait_ms
-        if now - self._advanced_at < idle or close <= self.wall_closed_through:
+        if now - self._advanced_at < idle:
             return
-        if not self._entries:
-            # Nothing held back: nothing to close. (Closing anyway made an idle start, before
-            # the first record, close every window of the past, and a backlog read afterwards
-            # was dropped as late in full.)
-            return
-        self.wall_closed_through = close
-        self.store.put(_WALL_CLOSE_KEY, _ID.pack(close), now)
-        self._emit_through(close)
+        # Nothing held back: nothing to close. (Closing anyway made an idle start, before the
+        # first record, close every window of the past, and a backlog read afterwards was
+        # dropped as late in full.)
+        if close > self.wall_closed_through and self._entries:
+            self.wall_closed_through = close
+            self.store.put(_WALL_CLOSE_KEY, _ID.pack(close), now)
+        # also what a restored buffer holds from before the close it restored
+        self._emit_through(self.wall_closed_through)
 
 
 @dataclass(frozen=True)

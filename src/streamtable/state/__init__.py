@@ -28,7 +28,7 @@ from streamtable.state._kv import (
     decode_entries,
 )
 from streamtable.state._memory import RocksDBMemory
-from streamtable.state._metered import MeteredStore, record_cache
+from streamtable.state._metered import MeteredStore, changelogging, record_cache
 from streamtable.state._session import ReadOnlySessionStore
 from streamtable.state._views import (
     ReadOnlyKeyValueStore,
@@ -62,6 +62,7 @@ __all__ = [
     "Write",
     "decode_entries",
     "open_engine",
+    "changelogging",
     "record_cache",
     "starting_in",
 ]

@@ -51,6 +51,12 @@ class ChangeLoggingBytesStore:
         self.engine.put(key, value, timestamp)
         self.writer.send_changelog(self.topic, self.partition, key, value, timestamp)
 
+    def log(self, key: bytes, value: bytes | None, timestamp: int) -> None:
+        """Only the changelog record of a write the engine already has (see
+        ``TableSuppress``: a buffer entry removed at once, its tombstone logged once what it
+        emitted is acknowledged)."""
+        self.writer.send_changelog(self.topic, self.partition, key, value, timestamp)
+
     def write_batch(self, items: Iterable[Write]) -> None:
         """One engine batch, then one changelog record per write, in order."""
         writes = items if isinstance(items, list) else list(items)

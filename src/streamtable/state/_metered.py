@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from streamtable.state._caching import CachingStore
-from streamtable.state._kv import RawEntry
+from streamtable.state._changelog import ChangeLoggingBytesStore
+from streamtable.state._kv import RawEntry, SerdeStore
 
 OPERATIONS = ("get", "put", "delete", "range")
 """The operations counted: reads of one key, writes, deletes, and scans of any kind."""
@@ -115,6 +116,15 @@ class MeteredStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def changelogging(store: Any) -> ChangeLoggingBytesStore | None:
+    """The changelog layer of an uncached store stack (under its metered and serde layers),
+    or None: not logged (or cached)."""
+    if isinstance(store, MeteredStore):
+        store = store.inner
+    inner = getattr(store, "inner", None) if isinstance(store, SerdeStore) else None
+    return inner if isinstance(inner, ChangeLoggingBytesStore) else None
 
 
 def record_cache(store: Any) -> CachingStore | None:

@@ -198,3 +198,44 @@ def test_emit_final_logs_its_close_time_only_once_its_windows_are_delivered(
         assert len(driver._outputs.get(log, [])) == logged
         task.after_delivered()  # the commit, once the producer has acknowledged the output
         assert len(driver._outputs.get(log, [])) == logged + 1
+
+
+def test_suppress_logs_an_emitted_entry_gone_only_once_it_is_delivered() -> None:
+    """As emit-final's close time (chaos seed 612): logged with the emission, the buffer's
+    tombstone could reach its changelog while the emitted record was lost, and a restored
+    buffer would never emit it. The entry leaves the buffer (and its reads) at once; its
+    tombstone is logged at the commit, once the producer acknowledged the result."""
+    topology = suppressed_counts(st.Suppressed.until_window_closes(UNBOUNDED))
+    buffer = next(name for name in topology.stores if name != "counts")
+    log = topology.stores[buffer].changelog_topic("test-driver")
+    assert log is not None
+    with st.TopologyTestDriver(topology, start_time=0) as driver:
+        pipe(driver, [("a", 1_000)])
+        logged = list(driver._outputs.get(log, []))
+        assert [v is None for _, v, _, _ in logged] == [False]  # a's window, buffered
+        task = driver._tasks[0]
+        key, value = STRING.serialize("b"), JSON.serialize({"n": 1})
+        task.process("trades", key, value, 13_000, -1, None)
+        task.flush()  # the count's cache: b's change reaches the buffer, a's window closes
+        assert (w("a", 0), 1) in driver.output_topic("out").read_key_values()
+        assert driver._stores[buffer].get(STRING.serialize("a") + bytes(8)) is None
+        assert all(v is not None for _, v, _, _ in driver._outputs[log][len(logged) :])
+        task.after_delivered()  # the commit, once the producer has acknowledged the output
+        assert [v for _, v, _, _ in driver._outputs[log][len(logged) :]][-1] is None
+
+
+def test_a_restored_buffer_emits_what_the_wall_clock_closed_before_the_crash() -> None:
+    """The wall-clock close is logged at once; the emitted entries' tombstones only at the
+    commit. A crash between them restores both the close and the entries: the next idle
+    punctuation emits them (it returned early once the close time had not moved, and they
+    waited for stream time)."""
+    first = st.TopologyTestDriver(idle_closing(), start_time=0)
+    pipe(first, [("a", 1_000)])
+    first._wall_ms += 35_000
+    first._tasks[0].punctuate_wall_clock()  # closes a's window: emitted, no commit yet
+    assert [r[:3] for r in first.output_topic("out").read_records()] == [(w("a", 0), 1, 1_000)]
+    with restarted(idle_closing(), first) as second:  # the crash: a's tombstone never logged
+        second.advance_wall_clock(35)  # idle again as long
+        assert [r[:3] for r in second.output_topic("out").read_records()] == [
+            (w("a", 0), 1, 1_000)  # again: at least once
+        ]
