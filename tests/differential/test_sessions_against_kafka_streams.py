@@ -60,8 +60,9 @@ def generate(rng: random.Random) -> list[dict[str, Any]]:
     return trades(rng, _next_timestamp, CLIENTS)
 
 
-def _key(data: bytes) -> dict[str, Any]:
-    windowed = KEY_SERDE.deserialize(data)
+def _key(data: bytes, serde: Any = KEY_SERDE) -> dict[str, Any]:
+    """A windowed key as the Java runner prints it (``serde``: its windowed serde)."""
+    windowed = serde.deserialize(data)
     window = windowed.window
     return {
         "key": windowed.key,

@@ -496,3 +496,55 @@ SESSION_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
 SESSION_EMIT_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     name: partial(sessioned, name) for name in SESSION_EMIT_SHAPES
 }
+
+
+@dataclass(frozen=True)
+class CogroupWindowShape:
+    """A windowed cogroup reference topology (CogroupTopologies.WINDOWED): time windows
+    (size, advance, grace) or sessions (gap, grace), in milliseconds."""
+
+    session: bool
+    size_or_gap_ms: int
+    advance_ms: int
+    grace_ms: int
+
+
+COGROUP_WINDOW_SHAPES: dict[str, CogroupWindowShape] = {
+    "cogroup_tumbling": CogroupWindowShape(False, 10_000, 10_000, 3_000),
+    "cogroup_hopping": CogroupWindowShape(False, 10_000, 4_000, 2_000),
+    "cogroup_session": CogroupWindowShape(True, 5_000, 0, 2_000),
+}
+
+
+def _merge_sums(key: Any, one: Any, two: Any) -> Any:
+    last = one["last"] if two["last"] is None else two["last"]
+    return {"b": one["b"] + two["b"], "s": one["s"] + two["s"], "last": last}
+
+
+def windowed_cogroup(name: str) -> st.Topology:
+    """``buys`` and ``sells`` cogrouped as ``cogroup`` does, per window or session of
+    ``COGROUP_WINDOW_SHAPES[name]``, into ``cog-store``; a session merger adds the sums and
+    keeps the second's ``last`` (the first's when it has none)."""
+    shape = COGROUP_WINDOW_SHAPES[name]
+    b = st.StreamsBuilder()
+    buys = b.stream("buys", key_serde=STRING, value_serde=JSON)
+    sells = b.stream("sells", key_serde=STRING, value_serde=JSON)
+    cogrouped = buys.group_by_key().cogroup(_bought).cogroup(sells.group_by_key(), _sold)
+    ms = timedelta(milliseconds=1)
+    initial = {"b": 0, "s": 0, "last": None}
+    if shape.session:
+        sessions = st.SessionWindows.of_inactivity_gap_and_grace(
+            shape.size_or_gap_ms * ms, shape.grace_ms * ms
+        )
+        table = cogrouped.windowed_by(sessions).aggregate(
+            lambda: initial, _merge_sums, store="cog-store", value_serde=JSON
+        )
+    else:
+        windows = st.TimeWindows.of_size_and_grace(
+            shape.size_or_gap_ms * ms, shape.grace_ms * ms
+        ).advance_by(shape.advance_ms * ms)
+        table = cogrouped.windowed_by(windows).aggregate(
+            lambda: initial, store="cog-store", value_serde=JSON
+        )
+    table.to_stream().to("cog-out", value_serde=JSON)
+    return b.build()

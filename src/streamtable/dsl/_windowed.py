@@ -70,6 +70,20 @@ def store_retention_ms(
     return retention_ms
 
 
+def window_retention_ms(
+    windows: TimeWindows | SlidingWindows, store: str, retention: timedelta | None
+) -> int:
+    """A window store's retention in ms (see :func:`store_retention_ms`)."""
+    if isinstance(windows, SlidingWindows):
+        diff = windows.time_difference_ms
+        parts = {"2 * time_difference": 2 * diff, "grace": windows.grace_ms}
+        least = "2 * the time difference plus the grace period"
+    else:
+        parts = {"size": windows.size_ms, "grace": windows.grace_ms}
+        least = "its window size plus the grace period"
+    return store_retention_ms(store, retention, "window", least, parts)
+
+
 def check_emit_strategy(strategy: Any) -> EmitStrategy:
     """``strategy``, if it is an :class:`EmitStrategy`."""
     if not isinstance(strategy, EmitStrategy):
@@ -156,15 +170,7 @@ class TimeWindowedKStream:
         return self._aggregate(adder, initializer, store, value_serde or DEFAULT, retention)
 
     def _retention_ms(self, store: str, retention: timedelta | None) -> int:
-        w = self._windows
-        if isinstance(w, SlidingWindows):
-            diff = w.time_difference_ms
-            parts = {"2 * time_difference": 2 * diff, "grace": w.grace_ms}
-            least = "2 * the time difference plus the grace period"
-        else:
-            parts = {"size": w.size_ms, "grace": w.grace_ms}
-            least = "its window size plus the grace period"
-        return store_retention_ms(store, retention, "window", least, parts)
+        return window_retention_ms(self._windows, store, retention)
 
     def _processor(
         self,
