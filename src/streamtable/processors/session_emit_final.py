@@ -30,6 +30,7 @@ record (see ``window_emit_final``).
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from streamtable.processors._api import TaskContext
@@ -38,21 +39,40 @@ from streamtable.processors.window_emit_final import LastEmit, emit_store_name
 from streamtable.serde._windowed import SESSION_SUFFIX_SIZE, session_end_of, window_start_of
 from streamtable.state import segments_of
 from streamtable.state._bytes import TIMESTAMP_SIZE
+from streamtable.state._session import LATEST
 from streamtable.windowing import Windowed
 
+Pending = tuple[int, int, bytes, bytes]
+"""A session not emitted yet: ``(end, start, key bytes, session key bytes)``, its emit order."""
 
-def _emit_order(entry: tuple[bytes, bytes]) -> tuple[int, int, bytes]:
-    kb = entry[0]
-    return session_end_of(kb), window_start_of(kb), kb[:-SESSION_SUFFIX_SIZE]
+
+def _pending(kb: bytes) -> Pending:
+    return session_end_of(kb), window_start_of(kb), kb[:-SESSION_SUFFIX_SIZE], kb
 
 
 class SessionWindowAggregateFinal(SessionWindowAggregate):
-    """:class:`SessionWindowAggregate` that forwards each session once, when it closes."""
+    """:class:`SessionWindowAggregate` that forwards each session once, when it closes.
+
+    The sessions not emitted yet are indexed in memory by end (a heap, and the set of those
+    still in the store), read from the store at the first record (restored by then) and kept
+    with every write and delete, so an emit reads only the sessions it emits."""
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
         self.last_emit = LastEmit(ctx.store(emit_store_name(self.store_name)))
         self.segments = segments_of(self.store)
+        self._serialize = self.store.key_serde.serialize
+        self._heap: list[Pending] | None = None
+        self._stored: set[bytes] = set()
+
+    def _pending_sessions(self) -> list[Pending]:
+        if self._heap is None:
+            last = max(0, self.last_emit.close_time())
+            found = [kb for kb, _ in self.segments.entries_timed_in(last, LATEST)]
+            self._heap = [_pending(kb) for kb in found]
+            heapq.heapify(self._heap)
+            self._stored = set(found)
+        return self._heap
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         super().process(key, value, timestamp)
@@ -60,10 +80,16 @@ class SessionWindowAggregateFinal(SessionWindowAggregate):
             self._emit_closed()  # a no-op when the record's write has emitted already
 
     def _remove(self, windowed: Windowed, agg: Any) -> None:
+        self._pending_sessions()
+        self._stored.discard(self._serialize(windowed))
         self.store.put(windowed, None, windowed.window.end_ms)
 
     def _write(self, windowed: Windowed, agg: Any) -> None:
         self._emit_closed()
+        heap, kb = self._pending_sessions(), self._serialize(windowed)
+        if kb not in self._stored:
+            self._stored.add(kb)
+            heapq.heappush(heap, _pending(kb))
         self.store.put(windowed, agg, windowed.window.end_ms)
 
     def _emit_closed(self) -> None:
@@ -72,14 +98,19 @@ class SessionWindowAggregateFinal(SessionWindowAggregate):
         last = self.last_emit.close_time()
         if (last != -1 and last >= close_time) or close_time < 1:
             return
-        closed = self.segments.entries_timed_in(max(0, last), close_time - 1)
-        closed.sort(key=_emit_order)
+        heap, stored = self._pending_sessions(), self._stored
         decode_key = self.store.key_serde.deserialize
         decode_value = self.store.value_serde.deserialize
-        for kb, payload in closed:
-            windowed = decode_key(kb)
-            agg = decode_value(payload[TIMESTAMP_SIZE:])
-            self.forward(windowed, (agg, None), windowed.window.end_ms)
+        while heap and heap[0][0] < close_time:
+            kb = heapq.heappop(heap)[3]
+            if kb not in stored:
+                continue  # deleted (merged away), or pushed again when rewritten
+            stored.discard(kb)
+            payload = self.segments.get_in_live_segment(kb)
+            if payload is not None:
+                windowed = decode_key(kb)
+                agg = decode_value(payload[TIMESTAMP_SIZE:])
+                self.forward(windowed, (agg, None), windowed.window.end_ms)
         self.last_emit.save(close_time)
 
     def on_delivered(self) -> None:

@@ -96,6 +96,14 @@ class SegmentedWindowBytesStore:
             return None
         return self.engine.get(_ID.pack(self._segment(start)) + key)
 
+    def get_in_live_segment(self, key: bytes) -> bytes | None:
+        """The entry of ``key`` if its segment is not deleted, without :meth:`get`'s exact
+        expiry check (what :meth:`entries_timed_in` returns, one key at a time)."""
+        segment = self._segment(self.time_of(key))
+        if self.stream_time < 0 or segment < self._first_live_segment():
+            return None
+        return self.engine.get(_ID.pack(segment) + key)
+
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         get = self.get
         return [get(key) for key in keys]
@@ -138,7 +146,8 @@ class SegmentedWindowBytesStore:
             return []
         time_of, found = self.time_of, []
         lowest = max(self._segment(max(0, first)), self._first_live_segment())
-        for segment in range(lowest, self._segment(last) + 1):
+        highest = self._segment(min(last, self.stream_time))  # no later segment holds any
+        for segment in range(lowest, highest + 1):
             prefix = _ID.pack(segment)
             for key, value in self.engine.range(prefix, _ID.pack(segment + 1)):
                 windowed = key[_ID.size :]
