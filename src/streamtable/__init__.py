@@ -24,9 +24,11 @@ from streamtable.dsl import (
     KGroupedTable,
     KStream,
     KTable,
+    SessionWindowedCogroupedKStream,
     SessionWindowedKStream,
     StreamJoined,
     StreamsBuilder,
+    TimeWindowedCogroupedKStream,
     TimeWindowedKStream,
 )
 from streamtable.errors import (
@@ -76,6 +78,7 @@ __all__ = [
     "Record",
     "SerializationError",
     "SessionWindow",
+    "SessionWindowedCogroupedKStream",
     "SessionWindowedKStream",
     "SessionWindows",
     "SlidingWindows",
@@ -88,6 +91,7 @@ __all__ = [
     "StreamsBuilder",
     "StreamsConfig",
     "Suppressed",
+    "TimeWindowedCogroupedKStream",
     "TimeWindowedKStream",
     "TimeWindows",
     "Topology",

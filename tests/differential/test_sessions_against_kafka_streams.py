@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -22,7 +23,13 @@ import pytest
 import streamtable as st
 from streamtable.serde import BYTES, JSON, STRING, SessionWindowedSerde
 from tests.differential.compare import JavaRunner, first_difference, java_results, trades
-from tests.streamtable.topologies import SESSION_SHAPES, SESSION_TOPOLOGIES
+from tests.streamtable.topologies import (
+    ALL_SESSION_SHAPES,
+    SESSION_EMIT_TOPOLOGIES,
+    SESSION_SHAPES,
+    SESSION_TOPOLOGIES,
+    sessioned,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +60,9 @@ def generate(rng: random.Random) -> list[dict[str, Any]]:
     return trades(rng, _next_timestamp, CLIENTS)
 
 
-def _key(data: bytes) -> dict[str, Any]:
-    windowed = KEY_SERDE.deserialize(data)
+def _key(data: bytes, serde: Any = KEY_SERDE) -> dict[str, Any]:
+    """A windowed key as the Java runner prints it (``serde``: its windowed serde)."""
+    windowed = serde.deserialize(data)
     window = windowed.window
     return {
         "key": windowed.key,
@@ -74,9 +82,7 @@ def run_python(
     """What the Java runner prints for a case, from our TopologyTestDriver."""
     config = {} if cache_max_bytes is None else {"cache_max_bytes": cache_max_bytes}
     outputs = []
-    with st.TopologyTestDriver(
-        SESSION_TOPOLOGIES[topology](), config=config, start_time=0
-    ) as driver:
+    with st.TopologyTestDriver(sessioned(topology), config=config, start_time=0) as driver:
         source = driver.input_topic("trades")
         reader = driver.output_topic("ses-out", key_serde=BYTES, value_serde=JSON)
         for i, rec in enumerate(records):
@@ -93,8 +99,13 @@ def run_python(
     return {"outputs": outputs, "stores": stores, "dropped_records": dropped}
 
 
-def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
-    rng = random.Random(SEED)
+def _cases(
+    cache_max_bytes: int | None,
+    topologies: Any = SESSION_TOPOLOGIES,
+    per_topology: int = CASES_PER_TOPOLOGY,
+    seed: int = SEED,
+) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
     return [
         {
             "case": f"{name}-{i}",
@@ -103,8 +114,8 @@ def _cases(cache_max_bytes: int | None) -> list[dict[str, Any]]:
             "fetch_keys": CLIENTS,
             "cache_max_bytes": cache_max_bytes,
         }
-        for name in SESSION_TOPOLOGIES
-        for i in range(CASES_PER_TOPOLOGY)
+        for name in topologies
+        for i in range(per_topology)
     ]
 
 
@@ -116,7 +127,7 @@ def _live(store: dict[str, Any], retention_ms: int) -> dict[str, Any]:
 
 
 def _retention(topology: str) -> int:
-    shape = SESSION_SHAPES[topology]
+    shape = ALL_SESSION_SHAPES[topology]
     return shape.retention_ms or shape.gap_ms + shape.grace_ms
 
 
@@ -141,9 +152,9 @@ def merges_a_cached_expired_session(
 
 def _fail_on(mismatches: list[tuple[dict[str, Any], dict[str, Any]]], total: int) -> None:
     if mismatches:
-        per_topology = dict.fromkeys(SESSION_TOPOLOGIES, 0)
+        per_topology: dict[str, int] = {}
         for case, _ in mismatches:
-            per_topology[case["topology"]] += 1
+            per_topology[case["topology"]] = per_topology.get(case["topology"], 0) + 1
         case, first = mismatches[0]
         detail = json.dumps({"case": case, "first difference": first}, indent=1)
         pytest.fail(
@@ -227,3 +238,71 @@ def test_the_generated_inputs_hold_merges_out_of_order_and_late_records() -> Non
                 seen["merge"] += 1
             sessions[key] = [s for s in mine if s not in near] + [(start, end)]
     assert all(n >= 20 for n in seen.values()), seen
+
+
+EMIT_CASES_PER_TOPOLOGY = 20
+EMIT_SEED = 20261213
+
+
+def _dropped_segment_in_java(case: dict[str, Any], output: dict[str, Any]) -> bool:
+    """Whether Kafka Streams' emit-final store had dropped the segment of ``output``'s session
+    when the input ``output["after"]`` closed it: that input's write moved the store's stream
+    time (the latest session end written: the latest timestamp so far) past the segment's end
+    plus the retention, before it looked for closed sessions (see
+    ``streamtable.processors.session_emit_final``)."""
+    retention = _retention(case["topology"])
+    interval = max(retention // 2, 60_000)  # Kafka Streams' segment interval
+    latest = max(r["ts"] for r in case["records"][: output["after"] + 1])
+    return bool(output["key"]["end"] // interval < (latest - retention) // interval)
+
+
+def _emit_comparison(
+    java_runner: JavaRunner, cache_max_bytes: int | None, topologies: Any
+) -> Counter[str]:
+    """Runs every case of ``topologies`` both ways; fails on a difference; returns counts."""
+    cases = _cases(cache_max_bytes, topologies, EMIT_CASES_PER_TOPOLOGY, EMIT_SEED)
+    results = java_results(java_runner, cases)
+    mismatches, seen = [], Counter[str]()
+    for case in cases:
+        java = results[case["case"]]
+        assert "error" not in java["stores"]["ses-store"], java
+        emit = ALL_SESSION_SHAPES[case["topology"]].emit
+        ours = run_python(case["topology"], case["records"], cache_max_bytes)
+        if emit == "final":
+            kept = [o for o in ours["outputs"] if not _dropped_segment_in_java(case, o)]
+            seen["final outputs Java's store had dropped"] += len(ours["outputs"]) - len(kept)
+            ours = {**ours, "outputs": kept}
+        if ours != {k: java[k] for k in ours}:
+            mismatches.append((case, first_difference(ours, java)))
+        seen[f"{emit} outputs"] += len(java["outputs"])
+        seen["dropped late"] += java["dropped_records"]
+    _fail_on(mismatches, len(cases))
+    print(dict(seen))
+    return seen
+
+
+def test_session_emit_final_and_suppress_agree_with_kafka_streams(java_runner: JavaRunner) -> None:
+    """``emit_strategy(EmitStrategy.on_window_close())`` and ``suppress(Suppressed
+    .until_window_closes(BufferConfig.unbounded()))`` over every session topology, record
+    caches off: every output (which input caused it, key bytes, session, value, timestamp), the
+    session store and the records dropped as late, exactly; except the emit-final results of
+    sessions whose store segment Kafka Streams had dropped when they closed (it never emits
+    those; we do)."""
+    seen = _emit_comparison(java_runner, 0, SESSION_EMIT_TOPOLOGIES)
+    assert seen["final outputs"] > 100, seen
+    assert seen["suppress outputs"] > 100, seen
+    assert seen["final outputs Java's store had dropped"] > 0, seen
+    assert seen["dropped late"] > 50, seen
+
+
+def test_session_emit_final_ignores_record_caches_as_kafka_streams(
+    java_runner: JavaRunner,
+) -> None:
+    """Emit-final with record caches on (the default): Kafka Streams' emit-final session store
+    has no record cache, nor has ours, so the results are those of the caches-off test. (A
+    suppression over a cached session aggregation differs as that aggregation does, see
+    ``test_session_aggregations_agree_with_kafka_streams_caches_on``: Kafka Streams can merge
+    a session its store has expired while its cache still holds it.)"""
+    finals = {n: t for n, t in SESSION_EMIT_TOPOLOGIES.items() if n.endswith("_final")}
+    seen = _emit_comparison(java_runner, None, finals)
+    assert seen["final outputs"] > 100, seen

@@ -384,12 +384,15 @@ STREAM_JOIN_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
 class SessionShape:
     """A session-windowed reference topology: gap, grace and store retention in milliseconds
     (grace 0: ``of_inactivity_gap_with_no_grace``; retention 0: the default, gap + grace), and
-    the operation: ``count``, ``reduce`` or ``aggregate``."""
+    the operation: ``count``, ``reduce`` or ``aggregate``, and how results are emitted:
+    ``update`` (every update), ``final`` (``emit_strategy(EmitStrategy.on_window_close())``) or
+    ``suppress`` (``suppress(until_window_closes(unbounded()))``)."""
 
     gap_ms: int
     grace_ms: int
     retention_ms: int
     op: str
+    emit: str = "update"
 
     def windows(self) -> st.SessionWindows:
         gap = timedelta(milliseconds=self.gap_ms)
@@ -408,6 +411,15 @@ SESSION_SHAPES: dict[str, SessionShape] = {
     "ses_aggregate_retained": SessionShape(4_000, 2_000, 60_000, "aggregate"),
 }
 """The session topologies of bench/reference's SessionTopologies.java, with the same names."""
+
+SESSION_EMIT_SHAPES: dict[str, SessionShape] = {
+    f"{name}_{emit}": dataclasses.replace(shape, emit=emit)
+    for emit in ("final", "suppress")
+    for name, shape in SESSION_SHAPES.items()
+}
+"""The same with each session emitted once (``<name>_final``, ``<name>_suppress``)."""
+
+ALL_SESSION_SHAPES = {**SESSION_SHAPES, **SESSION_EMIT_SHAPES}
 
 
 def _amounts(key: Any, trade: Any, agg: dict[str, Any]) -> dict[str, Any]:
@@ -431,14 +443,20 @@ def sessioned(name: str) -> st.Topology:
     """``trades`` counted per key, or its amounts summed (reduce) or counted, totalled and
     listed in order (aggregate, whose merger concatenates) per client, in the sessions of
     ``SESSION_SHAPES[name]``, stored in ``ses-store`` and written to ``ses-out``."""
-    shape = SESSION_SHAPES[name]
+    shape = ALL_SESSION_SHAPES[name]
     b = st.StreamsBuilder()
     trades = b.stream("trades", key_serde=STRING, value_serde=JSON)
     retention = timedelta(milliseconds=shape.retention_ms) if shape.retention_ms else None
+    strategy = (
+        st.EmitStrategy.on_window_close()
+        if shape.emit == "final"
+        else st.EmitStrategy.on_window_update()
+    )
     if shape.op == "count":
         table = (
             trades.group_by_key()
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .count(store="ses-store", retention=retention)
         )
     elif shape.op == "reduce":
@@ -448,12 +466,14 @@ def sessioned(name: str) -> st.Topology:
         table = (
             amounts.group_by_key()
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .reduce(lambda agg, v: agg + v, store="ses-store", retention=retention)
         )
     else:
         table = (
             trades.group_by(lambda k, v: v["client"], key_serde=STRING)
             .windowed_by(shape.windows())
+            .emit_strategy(strategy)
             .aggregate(
                 lambda: {"count": 0, "total": 0, "amounts": []},
                 _amounts,
@@ -463,6 +483,8 @@ def sessioned(name: str) -> st.Topology:
                 retention=retention,
             )
         )
+    if shape.emit == "suppress":
+        table = table.suppress(st.Suppressed.until_window_closes(st.BufferConfig.unbounded()))
     table.to_stream().to("ses-out", value_serde=JSON)
     return b.build()
 
@@ -470,3 +492,59 @@ def sessioned(name: str) -> st.Topology:
 SESSION_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
     name: partial(sessioned, name) for name in SESSION_SHAPES
 }
+
+SESSION_EMIT_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
+    name: partial(sessioned, name) for name in SESSION_EMIT_SHAPES
+}
+
+
+@dataclass(frozen=True)
+class CogroupWindowShape:
+    """A windowed cogroup reference topology (CogroupTopologies.WINDOWED): time windows
+    (size, advance, grace) or sessions (gap, grace), in milliseconds."""
+
+    session: bool
+    size_or_gap_ms: int
+    advance_ms: int
+    grace_ms: int
+
+
+COGROUP_WINDOW_SHAPES: dict[str, CogroupWindowShape] = {
+    "cogroup_tumbling": CogroupWindowShape(False, 10_000, 10_000, 3_000),
+    "cogroup_hopping": CogroupWindowShape(False, 10_000, 4_000, 2_000),
+    "cogroup_session": CogroupWindowShape(True, 5_000, 0, 2_000),
+}
+
+
+def _merge_sums(key: Any, one: Any, two: Any) -> Any:
+    last = one["last"] if two["last"] is None else two["last"]
+    return {"b": one["b"] + two["b"], "s": one["s"] + two["s"], "last": last}
+
+
+def windowed_cogroup(name: str) -> st.Topology:
+    """``buys`` and ``sells`` cogrouped as ``cogroup`` does, per window or session of
+    ``COGROUP_WINDOW_SHAPES[name]``, into ``cog-store``; a session merger adds the sums and
+    keeps the second's ``last`` (the first's when it has none)."""
+    shape = COGROUP_WINDOW_SHAPES[name]
+    b = st.StreamsBuilder()
+    buys = b.stream("buys", key_serde=STRING, value_serde=JSON)
+    sells = b.stream("sells", key_serde=STRING, value_serde=JSON)
+    cogrouped = buys.group_by_key().cogroup(_bought).cogroup(sells.group_by_key(), _sold)
+    ms = timedelta(milliseconds=1)
+    initial = {"b": 0, "s": 0, "last": None}
+    if shape.session:
+        sessions = st.SessionWindows.of_inactivity_gap_and_grace(
+            shape.size_or_gap_ms * ms, shape.grace_ms * ms
+        )
+        table = cogrouped.windowed_by(sessions).aggregate(
+            lambda: initial, _merge_sums, store="cog-store", value_serde=JSON
+        )
+    else:
+        windows = st.TimeWindows.of_size_and_grace(
+            shape.size_or_gap_ms * ms, shape.grace_ms * ms
+        ).advance_by(shape.advance_ms * ms)
+        table = cogrouped.windowed_by(windows).aggregate(
+            lambda: initial, store="cog-store", value_serde=JSON
+        )
+    table.to_stream().to("cog-out", value_serde=JSON)
+    return b.build()

@@ -1,11 +1,15 @@
 """The DSL: StreamsBuilder, KTable, KGroupedTable, KStream, KGroupedStream, TimeWindowedKStream,
-SessionWindowedKStream, CogroupedKStream, GlobalKTable.
+SessionWindowedKStream, CogroupedKStream (and its windowed forms), GlobalKTable.
 
 DSL objects only describe; ``StreamsBuilder.build()`` turns the description into a Topology.
 """
 
 from streamtable.dsl._builder import StreamsBuilder
 from streamtable.dsl._cogroup import CogroupedKStream
+from streamtable.dsl._cogroup_windowed import (
+    SessionWindowedCogroupedKStream,
+    TimeWindowedCogroupedKStream,
+)
 from streamtable.dsl._grouped_stream import KGroupedStream
 from streamtable.dsl._session import SessionWindowedKStream
 from streamtable.dsl._stream import GlobalKTable, KStream
@@ -20,8 +24,10 @@ __all__ = [
     "KGroupedTable",
     "KStream",
     "KTable",
+    "SessionWindowedCogroupedKStream",
     "SessionWindowedKStream",
     "StreamJoined",
     "StreamsBuilder",
+    "TimeWindowedCogroupedKStream",
     "TimeWindowedKStream",
 ]

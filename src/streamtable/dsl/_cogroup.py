@@ -12,21 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+from streamtable.dsl._cogroup_build import Aggregator, Inputs, build_cogroup, check_callable
+from streamtable.dsl._cogroup_windowed import (
+    SessionWindowedCogroupedKStream,
+    TimeWindowedCogroupedKStream,
+)
 from streamtable.dsl._table import KTable
 from streamtable.errors import TopologyError
-from streamtable.processors import GetterSpec
+from streamtable.processors import Node
 from streamtable.processors.stream_aggregate import StreamAggregate
-from streamtable.processors.stream_stream_join import PassThrough
 from streamtable.serde import DEFAULT, Serde
-from streamtable.topology._nodes import ProcessorSpec, StoreSpec
+from streamtable.topology._nodes import StoreSpec
+from streamtable.windowing import SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
     from streamtable.dsl._grouped_stream import KGroupedStream
-
-Aggregator = Callable[[Any, Any, Any], Any]
-"""``aggregator(key, value, aggregate) -> new aggregate``, as Kafka Streams' ``Aggregator``."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class CogroupedKStream:
         )
     """
 
-    _inputs: tuple[tuple[KGroupedStream, Aggregator], ...]
+    _inputs: Inputs
 
     def cogroup(self, grouped: KGroupedStream, aggregator: Aggregator) -> CogroupedKStream:
         """Add ``grouped``, aggregated into the same table with ``aggregator``."""
@@ -53,6 +55,25 @@ class CogroupedKStream:
             raise TopologyError("cogroup: a grouped stream can be cogrouped only once")
         return CogroupedKStream((*self._inputs, (grouped, aggregator)))
 
+    @overload
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedCogroupedKStream: ...
+
+    @overload
+    def windowed_by(self, windows: SessionWindows) -> SessionWindowedCogroupedKStream: ...
+
+    def windowed_by(
+        self, windows: TimeWindows | SessionWindows
+    ) -> TimeWindowedCogroupedKStream | SessionWindowedCogroupedKStream:
+        """Aggregate per key and time window (tumbling or hopping) or per key and session."""
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedCogroupedKStream(self._inputs, windows)
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedCogroupedKStream(self._inputs, windows)
+        raise TypeError(
+            "cogroup windowed_by takes st.TimeWindows (tumbling or hopping) or "
+            f"st.SessionWindows, got {type(windows).__name__}"
+        )
+
     def aggregate(
         self,
         initializer: Callable[[], Any],
@@ -62,31 +83,15 @@ class CogroupedKStream:
     ) -> KTable:
         """The table of aggregates per key: each record of an input applies that input's
         aggregator to the key's aggregate (``initializer()`` for a new key)."""
-        if not callable(initializer):
-            raise TypeError(f"cogroup aggregate: initializer must be callable, got {initializer!r}")
+        check_callable("initializer", initializer)
         first = self._inputs[0][0]._stream
-        g = first._graph
-        store = store or f"{g.new_name('COGROUPKSTREAM-AGGREGATE-STATE-STORE')}"
-        agg_serde = value_serde or DEFAULT
-        g.add_store(StoreSpec(store, first.key_serde, agg_serde))
-        merge = g.new_name("COGROUPKSTREAM-MERGE")
-        nodes: list[str] = []
-        topics: list[str] = []
-        for n, (grouped, aggregator) in enumerate(self._inputs):
-            stream = grouped._stream._co_partitioned(name=f"{store}-{n}")
-            name = g.new_name("COGROUPKSTREAM-AGGREGATE")
-            step = partial(StreamAggregate, name, initializer, aggregator, store)
-            g.add_processor(ProcessorSpec(name, (stream._node,), step, (store,)))
-            g.old_value_parents[name] = ()
-            nodes.append(name)
-            topics.extend(stream._topics)
-        g.add_processor(ProcessorSpec(merge, tuple(nodes), partial(PassThrough, merge), ()))
-        g.old_value_parents[merge] = tuple(nodes)
-        g.copartition_groups.append(tuple(sorted(set(topics))))
-        return KTable(
-            g, merge, first.key_serde, agg_serde, GetterSpec(store), tuple(sorted(set(topics))),
-            store,
-        )  # fmt: skip
+        name = store or first._graph.new_name("COGROUPKSTREAM-AGGREGATE-STATE-STORE")
+        spec = StoreSpec(name, first.key_serde, value_serde or DEFAULT)
+
+        def step(node: str, aggregator: Aggregator) -> Callable[[], Node]:
+            return partial(StreamAggregate, node, initializer, aggregator, name)
+
+        return build_cogroup(self._inputs, spec, step, first.key_serde)
 
 
 def _check_aggregator(aggregator: Any) -> None:

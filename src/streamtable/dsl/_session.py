@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,10 +10,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from streamtable.dsl._table import KTable
-from streamtable.dsl._windowed import store_retention_ms
+from streamtable.dsl._windowed import (
+    ON_UPDATE,
+    add_window_node,
+    add_window_stores,
+    check_emit_strategy,
+    store_retention_ms,
+)
 from streamtable.processors import GetterSpec
 from streamtable.processors.session_aggregate import SessionWindowAggregate
+from streamtable.processors.session_emit_final import SessionWindowAggregateFinal
 from streamtable.serde import DEFAULT, Serde, SessionWindowedSerde
+from streamtable.suppression import EmitStrategy
 from streamtable.topology._nodes import ProcessorSpec, StoreSpec
 from streamtable.windowing import SessionWindows
 
@@ -50,6 +59,13 @@ def _check_callable(name: str, fn: Any) -> None:
         raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
 
 
+def session_retention_ms(windows: SessionWindows, store: str, retention: timedelta | None) -> int:
+    """A session store's retention in ms (see ``store_retention_ms``)."""
+    parts = {"gap": windows.gap_ms, "grace": windows.grace_ms}
+    least = "the inactivity gap plus the grace period"
+    return store_retention_ms(store, retention, "session", least, parts)
+
+
 @dataclass(frozen=True)
 class SessionWindowedKStream:
     """A grouped stream in sessions, waiting for ``count``, ``reduce`` or ``aggregate``.
@@ -61,6 +77,10 @@ class SessionWindowedKStream:
     merged away first), and materialized in a session store that keeps each session for
     ``retention`` after its end (default: gap + grace, the least allowed), in stream time.
     Read it with ``app.session_store(name)`` or the test driver's ``session_store(name)``.
+    With :meth:`emit_strategy` ``(EmitStrategy.on_window_close())`` each session is emitted
+    once instead, when stream time passes its end + gap + grace (see
+    ``streamtable.processors.session_emit_final``); ``KTable.suppress(Suppressed
+    .until_window_closes(...))`` holds the updates back until then too.
 
     Example::
 
@@ -71,6 +91,12 @@ class SessionWindowedKStream:
 
     _stream: KStream
     _windows: SessionWindows
+    _emit: EmitStrategy = ON_UPDATE
+
+    def emit_strategy(self, strategy: EmitStrategy) -> SessionWindowedKStream:
+        """The same sessions, emitting as ``strategy`` says:
+        ``EmitStrategy.on_window_update()`` (the default) or ``EmitStrategy.on_window_close()``."""
+        return dataclasses.replace(self, _emit=check_emit_strategy(strategy))
 
     def count(self, *, store: str | None = None, retention: timedelta | None = None) -> KTable:
         """Records per key and session."""
@@ -114,12 +140,6 @@ class SessionWindowedKStream:
             initializer, aggregator, merger, store, value_serde or DEFAULT, retention
         )
 
-    def _retention_ms(self, store: str, retention: timedelta | None) -> int:
-        w = self._windows
-        parts = {"gap": w.gap_ms, "grace": w.grace_ms}
-        least = "the inactivity gap plus the grace period"
-        return store_retention_ms(store, retention, "session", least, parts)
-
     def _aggregate(
         self,
         initializer: Callable[[], Any],
@@ -132,17 +152,17 @@ class SessionWindowedKStream:
         g = self._stream._graph
         name = g.new_name("KSTREAM-AGGREGATE")
         store = store or f"{name}-STATE-STORE"
-        retention_ms = self._retention_ms(store, retention)
+        retention_ms = session_retention_ms(self._windows, store, retention)
         stream = self._stream._co_partitioned(name=store)
+        final = self._emit.on_close
         spec = StoreSpec(
             store, stream.key_serde, agg_serde, store_type="session", retention_ms=retention_ms
         )
-        g.add_store(spec)
+        stores = add_window_stores(g, spec, final)
         windows = self._windows
-        make = partial(
-            SessionWindowAggregate, name, windows, initializer, aggregator, merger, store
-        )
-        g.add_processor(ProcessorSpec(name, (stream._node,), make, (store,)))
-        g.old_value_parents[name] = ()
+        kind = SessionWindowAggregateFinal if final else SessionWindowAggregate
+        make = partial(kind, name, windows, initializer, aggregator, merger, store)
+        node = ProcessorSpec(name, (stream._node,), make, stores)
+        add_window_node(g, node, windows.gap_ms + windows.grace_ms)  # as Kafka Streams' grace
         key_serde = SessionWindowedSerde(stream.key_serde)
         return KTable(g, name, key_serde, agg_serde, GetterSpec(store), stream._topics, store)

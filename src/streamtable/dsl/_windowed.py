@@ -24,9 +24,10 @@ from streamtable.topology._nodes import ProcessorSpec, StoreSpec
 from streamtable.windowing import SlidingWindows, TimeWindows, duration_ms
 
 if TYPE_CHECKING:
+    from streamtable.dsl._graph import Graph
     from streamtable.dsl._stream import KStream
 
-_ON_UPDATE = EmitStrategy.on_window_update()
+ON_UPDATE = EmitStrategy.on_window_update()
 
 
 def _count_adder(key: Any, value: Any, agg: int) -> int:
@@ -69,6 +70,53 @@ def store_retention_ms(
     return retention_ms
 
 
+def window_retention_ms(
+    windows: TimeWindows | SlidingWindows, store: str, retention: timedelta | None
+) -> int:
+    """A window store's retention in ms (see :func:`store_retention_ms`)."""
+    if isinstance(windows, SlidingWindows):
+        diff = windows.time_difference_ms
+        parts = {"2 * time_difference": 2 * diff, "grace": windows.grace_ms}
+        least = "2 * the time difference plus the grace period"
+    else:
+        parts = {"size": windows.size_ms, "grace": windows.grace_ms}
+        least = "its window size plus the grace period"
+    return store_retention_ms(store, retention, "window", least, parts)
+
+
+def check_emit_strategy(strategy: Any) -> EmitStrategy:
+    """``strategy``, if it is an :class:`EmitStrategy`."""
+    if not isinstance(strategy, EmitStrategy):
+        raise TypeError(
+            "emit_strategy takes st.EmitStrategy.on_window_update() or "
+            f"st.EmitStrategy.on_window_close(), got {type(strategy).__name__}"
+        )
+    return strategy
+
+
+def add_window_stores(g: Graph, spec: StoreSpec, final: bool) -> tuple[str, ...]:
+    """Adds a windowed aggregation's window or session store (uncached when it emits final
+    results: it forwards from the store, not a record cache, as Kafka Streams) and, when it
+    emits final results, the key-value store where it keeps the close time up to which it has
+    emitted. Returns the stores its processors use."""
+    g.add_store(dataclasses.replace(spec, cached=not final))
+    if not final:
+        return (spec.name,)
+    emit_store = emit_store_name(spec.name)
+    g.add_store(StoreSpec(emit_store, STRING, DEFAULT, cached=False))
+    return (spec.name, emit_store)
+
+
+def add_window_node(g: Graph, spec: ProcessorSpec, grace_ms: int | None) -> None:
+    """Adds a stream aggregation's processor; a windowed one's windows close ``grace_ms``
+    after they end (what ``suppress(Suppressed.until_window_closes(...))`` downstream waits
+    for)."""
+    g.add_processor(spec)
+    if grace_ms is not None:
+        g.window_grace[spec.name] = grace_ms
+    g.old_value_parents[spec.name] = ()
+
+
 @dataclass(frozen=True)
 class TimeWindowedKStream:
     """A grouped stream in time windows (:class:`~streamtable.TimeWindows` or
@@ -88,17 +136,12 @@ class TimeWindowedKStream:
 
     _stream: KStream
     _windows: TimeWindows | SlidingWindows
-    _emit: EmitStrategy = _ON_UPDATE
+    _emit: EmitStrategy = ON_UPDATE
 
     def emit_strategy(self, strategy: EmitStrategy) -> TimeWindowedKStream:
         """The same windowed stream, emitting as ``strategy`` says:
         ``EmitStrategy.on_window_update()`` (the default) or ``EmitStrategy.on_window_close()``."""
-        if not isinstance(strategy, EmitStrategy):
-            raise TypeError(
-                "emit_strategy takes st.EmitStrategy.on_window_update() or "
-                f"st.EmitStrategy.on_window_close(), got {type(strategy).__name__}"
-            )
-        return dataclasses.replace(self, _emit=strategy)
+        return dataclasses.replace(self, _emit=check_emit_strategy(strategy))
 
     def count(self, *, store: str | None = None, retention: timedelta | None = None) -> KTable:
         """Records per key and window."""
@@ -127,15 +170,7 @@ class TimeWindowedKStream:
         return self._aggregate(adder, initializer, store, value_serde or DEFAULT, retention)
 
     def _retention_ms(self, store: str, retention: timedelta | None) -> int:
-        w = self._windows
-        if isinstance(w, SlidingWindows):
-            diff = w.time_difference_ms
-            parts = {"2 * time_difference": 2 * diff, "grace": w.grace_ms}
-            least = "2 * the time difference plus the grace period"
-        else:
-            parts = {"size": w.size_ms, "grace": w.grace_ms}
-            least = "its window size plus the grace period"
-        return store_retention_ms(store, retention, "window", least, parts)
+        return window_retention_ms(self._windows, store, retention)
 
     def _processor(
         self,
@@ -170,28 +205,18 @@ class TimeWindowedKStream:
         stream = self._stream._co_partitioned(name=store)
         size = windows.size_ms
         final = self._emit.on_close
-        g.add_store(
-            StoreSpec(
-                store,
-                stream.key_serde,
-                agg_serde,
-                store_type="window",
-                # Kafka Streams' emit-final store (time-ordered) keeps a window until it starts
-                # retention + 1 ms before its latest one: 1 ms more than its other window stores.
-                retention_ms=retention_ms + 1 if final else retention_ms,
-                window_size_ms=size,
-                cached=not final,  # emit-final forwards from the store, not the cache
-            )
+        spec = StoreSpec(
+            store,
+            stream.key_serde,
+            agg_serde,
+            store_type="window",
+            # Kafka Streams' emit-final store (time-ordered) keeps a window until it starts
+            # retention + 1 ms before its latest one: 1 ms more than its other window stores.
+            retention_ms=retention_ms + 1 if final else retention_ms,
+            window_size_ms=size,
         )
-        if final:
-            emit_store = emit_store_name(store)
-            g.add_store(StoreSpec(emit_store, STRING, DEFAULT, cached=False))
-            stores: tuple[str, ...] = (store, emit_store)
-        else:
-            stores = (store,)
+        stores = add_window_stores(g, spec, final)
         make = self._processor(name, adder, initializer, store)
-        g.add_processor(ProcessorSpec(name, (stream._node,), make, stores))
-        g.window_grace[name] = windows.grace_ms
-        g.old_value_parents[name] = ()
+        add_window_node(g, ProcessorSpec(name, (stream._node,), make, stores), windows.grace_ms)
         key_serde = TimeWindowedSerde(stream.key_serde, size)
         return KTable(g, name, key_serde, agg_serde, GetterSpec(store), stream._topics, store)

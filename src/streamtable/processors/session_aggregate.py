@@ -71,12 +71,18 @@ class SessionWindowAggregate(WindowedAggregation):
         if window.end_ms < close_time:
             self._drop_late(window, timestamp, close_time)
             return
-        put_and_forward = self.materializer.put_and_forward
         if window != new_window:
             for windowed, session_agg in merged:
-                put_and_forward(windowed, None, session_agg, windowed.window.end_ms)
-        agg = self.aggregator(key, value, agg)
-        put_and_forward(Windowed(key, window), agg, None, window.end_ms)
+                self._remove(windowed, session_agg)
+        self._write(Windowed(key, window), self.aggregator(key, value, agg))
+
+    def _remove(self, windowed: Windowed, agg: Any) -> None:
+        """Delete a session merged away, and emit the delete."""
+        self.materializer.put_and_forward(windowed, None, agg, windowed.window.end_ms)
+
+    def _write(self, windowed: Windowed, agg: Any) -> None:
+        """Store a session's aggregate, and emit it."""
+        self.materializer.put_and_forward(windowed, agg, None, windowed.window.end_ms)
 
     def _drop_late(self, window: SessionWindow, timestamp: int, close_time: int) -> None:
         bounds = (window.start_ms, window.end_ms, "]")

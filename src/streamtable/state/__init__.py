@@ -36,7 +36,7 @@ from streamtable.state._views import (
     WindowScan,
     starting_in,
 )
-from streamtable.state._window import SegmentedWindowBytesStore
+from streamtable.state._window import SegmentedWindowBytesStore, segments_of
 
 __all__ = [
     "BytesStore",
@@ -64,5 +64,6 @@ __all__ = [
     "open_engine",
     "changelogging",
     "record_cache",
+    "segments_of",
     "starting_in",
 ]

@@ -34,6 +34,7 @@ import heapq
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
+from typing import Any
 
 from streamtable.serde._windowed import window_start_of
 from streamtable.state._bytes import TIMESTAMP_SIZE, BytesStore, Write
@@ -95,6 +96,14 @@ class SegmentedWindowBytesStore:
             return None
         return self.engine.get(_ID.pack(self._segment(start)) + key)
 
+    def get_in_live_segment(self, key: bytes) -> bytes | None:
+        """The entry of ``key`` if its segment is not deleted, without :meth:`get`'s exact
+        expiry check (what :meth:`entries_timed_in` returns, one key at a time)."""
+        segment = self._segment(self.time_of(key))
+        if self.stream_time < 0 or segment < self._first_live_segment():
+            return None
+        return self.engine.get(_ID.pack(segment) + key)
+
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         get = self.get
         return [get(key) for key in keys]
@@ -127,6 +136,24 @@ class SegmentedWindowBytesStore:
             windowed = key[_ID.size :]
             if time_of(windowed) >= live_from:
                 yield windowed, value
+
+    def entries_timed_in(self, first: int, last: int) -> list[tuple[bytes, bytes]]:
+        """The entries whose time (window start; session end) is in ``[first, last]`` in the
+        segments not yet deleted, without the exact expiry check of :meth:`range`: as Kafka
+        Streams' time-ordered session store's ``fetchSessions(earliest end, latest end)``,
+        which emit-final reads (``streamtable.processors.session_emit_final``)."""
+        if self.stream_time < 0 or last < first:
+            return []
+        time_of, found = self.time_of, []
+        lowest = max(self._segment(max(0, first)), self._first_live_segment())
+        highest = self._segment(min(last, self.stream_time))  # no later segment holds any
+        for segment in range(lowest, highest + 1):
+            prefix = _ID.pack(segment)
+            for key, value in self.engine.range(prefix, _ID.pack(segment + 1)):
+                windowed = key[_ID.size :]
+                if first <= time_of(windowed) <= last:
+                    found.append((windowed, value))
+        return found
 
     def approximate_num_entries(self) -> int:
         return max(0, self.engine.approximate_num_entries() - int(self._time_stored))
@@ -177,3 +204,16 @@ class SegmentedWindowBytesStore:
             self._closed = True
             self._save_stream_time()
             self.engine.close()
+
+
+def segments_of(store: Any) -> SegmentedWindowBytesStore:
+    """The time-segment layer of a window or session store's stack (from its top layer)."""
+    layer = store
+    while not isinstance(layer, SegmentedWindowBytesStore):
+        below = getattr(layer, "engine", None) or getattr(layer, "inner", None)
+        if below is None:
+            raise TypeError(
+                f"store {getattr(store, 'name', store)!r} is not a window or session store"
+            )
+        layer = below
+    return layer

@@ -41,6 +41,15 @@ def final_counts() -> st.Topology:
     return b.build()
 
 
+def final_session_counts() -> st.Topology:
+    b = st.StreamsBuilder()
+    grouped = b.stream("trades", key_serde=STRING, value_serde=JSON).group_by_key()
+    sessions = st.SessionWindows.of_inactivity_gap_and_grace(3 * SECOND, 2 * SECOND)
+    final = grouped.windowed_by(sessions).emit_strategy(st.EmitStrategy.on_window_close())
+    final.count(store="counts").to_stream().to("out")
+    return b.build()
+
+
 def limited_counts() -> st.Topology:
     b = st.StreamsBuilder()
     counts = b.stream("trades", key_serde=STRING, value_serde=JSON).group_by_key().count()
@@ -84,9 +93,10 @@ THEN = [("c", 14_000), ("a", 12_500), ("b", 24_000), ("c", 26_000), ("a", 40_000
     [
         lambda: suppressed_counts(st.Suppressed.until_window_closes(UNBOUNDED)),
         final_counts,
+        final_session_counts,
         limited_counts,
     ],
-    ids=["until_window_closes", "emit_final", "until_time_limit"],
+    ids=["until_window_closes", "emit_final", "session_emit_final", "until_time_limit"],
 )
 def test_a_restart_restores_what_was_held_back_and_emits_it_once(
     make: Callable[[], st.Topology],

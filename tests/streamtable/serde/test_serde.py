@@ -62,11 +62,12 @@ def test_exported_names_are_exactly_the_public_api() -> None:
         "JoinWindows", "KGroupedStream", "KGroupedTable",
         "KStream", "KTable", "Processor", "ProcessorContext", "PunctuationType",
         "ReadOnlyKeyValueStore", "ReadOnlySessionStore", "ReadOnlyWindowStore", "Record",
-        "SerializationError", "SessionWindow", "SessionWindowedKStream", "SessionWindows",
-        "SlidingWindows",
+        "SerializationError", "SessionWindow", "SessionWindowedCogroupedKStream",
+        "SessionWindowedKStream", "SessionWindows", "SlidingWindows",
         "StoreNotFound", "StoreNotReady", "StreamJoined", "StreamTableError", "StreamsBuilder",
         "Suppressed",
-        "TimeWindowedKStream", "TimeWindows", "Topology", "TopologyError", "TopologyTestDriver",
+        "TimeWindowedCogroupedKStream", "TimeWindowedKStream", "TimeWindows", "Topology",
+        "TopologyError", "TopologyTestDriver",
         "Window", "Windowed", "errors", "serde",
     }  # fmt: skip
     for name in st.__all__:

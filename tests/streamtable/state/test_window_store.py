@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from streamtable.serde import STRING, TimeWindowedSerde
-from streamtable.state import BytesStore, SegmentedWindowBytesStore, open_engine
+from streamtable.state import (
+    BytesStore,
+    MeteredStore,
+    SegmentedWindowBytesStore,
+    open_engine,
+    segments_of,
+)
+from streamtable.topology import build_store
+from streamtable.topology._nodes import StoreSpec
 from streamtable.windowing import Window, Windowed
 
 pytestmark = pytest.mark.unit
@@ -98,3 +106,33 @@ def test_an_empty_store_reads_nothing(engine: BytesStore) -> None:
     store.write_batch([])
     store.flush()
     assert store.stream_time == -1
+
+
+def test_entries_timed_in_read_live_segments_without_the_exact_expiry(engine: BytesStore) -> None:
+    """What session emit-final reads (as Kafka Streams' time-ordered ``fetchSessions``): every
+    entry of a segment not yet deleted whose time is in the range, expired exactly or not."""
+    store = SegmentedWindowBytesStore(engine, 10 * MINUTE)  # segments of 5 minutes
+    store.write_batch([(wk("a", 0), b"1", 5), (wk("b", MINUTE), b"2", 6)])
+    store.put(wk("c", 11 * MINUTE), b"3", 7)  # stream time 11 min: 0 and 1 min expired exactly
+    assert keys_of(store) == [("c", 11 * MINUTE)]
+    found = store.entries_timed_in(0, 11 * MINUTE)
+    assert sorted(KEYS.deserialize(k).key for k, _ in found) == ["a", "b", "c"]
+    assert [KEYS.deserialize(k).key for k, _ in store.entries_timed_in(MINUTE, 2**63 - 1)] == [
+        "b",
+        "c",
+    ]
+    assert store.get(wk("a", 0)) is None
+    assert store.get_in_live_segment(wk("a", 0)) == (5).to_bytes(8, "big") + b"1"
+    store.put(wk("c", 16 * MINUTE), b"4", 8)  # segment 0 (0-5 min) is deleted now
+    assert store.get_in_live_segment(wk("a", 0)) is None
+    assert store.entries_timed_in(0, 5 * MINUTE - 1) == []
+
+
+def test_segments_of_finds_the_segment_layer_under_any_stack(engine: BytesStore) -> None:
+    spec = StoreSpec("s", STRING, STRING, store_type="session", retention_ms=MINUTE)
+    serde_store, top = build_store(spec, engine, "app", 0, None, None, metered=True)
+    assert isinstance(top, MeteredStore)
+    assert segments_of(top) is serde_store.engine
+    assert isinstance(serde_store.engine, SegmentedWindowBytesStore)
+    with pytest.raises(TypeError, match="is not a window or session store"):
+        segments_of(object())

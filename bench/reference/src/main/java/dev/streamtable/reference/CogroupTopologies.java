@@ -6,7 +6,19 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.StreamsBuilder;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.kstream.CogroupedKStream;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.Windowed;
+import org.apache.kafka.streams.kstream.WindowedSerdes;
+import org.apache.kafka.streams.state.SessionStore;
+import org.apache.kafka.streams.state.WindowStore;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.KStream;
@@ -30,21 +42,68 @@ final class CogroupTopologies {
     private static final Serde<JsonNode> JSON = new JsonSerde();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
+    /** The windowed cogroups: name -> time windows (size, advance, grace ms) or sessions (gap, 0, grace). */
+    record WindowedShape(boolean session, long sizeOrGapMs, long advanceMs, long graceMs) {
+    }
+
+    static final Map<String, WindowedShape> WINDOWED = new LinkedHashMap<>();
+
+    static {
+        WINDOWED.put("cogroup_tumbling", new WindowedShape(false, 10_000, 10_000, 3_000));
+        WINDOWED.put("cogroup_hopping", new WindowedShape(false, 10_000, 4_000, 2_000));
+        WINDOWED.put("cogroup_session", new WindowedShape(true, 5_000, 0, 2_000));
+    }
+
     private CogroupTopologies() {
     }
 
-    static void build(StreamsBuilder b, boolean rekeyed) {
+    /**
+     * {@code buys} and {@code sells} (both grouped by key) cogrouped per window or session into
+     * {@code cog-store} (a window or session store) with the aggregators of {@link #build}; a
+     * session merger adds the sums and keeps the second's "last" (the first's when it has none).
+     */
+    static void buildWindowed(StreamsBuilder b, String name) {
+        WindowedShape w = WINDOWED.get(name);
+        CogroupedKStream<String, JsonNode> cogrouped = cogrouped(b, false);
+        KTable<Windowed<String>, JsonNode> table;
+        Serde<Windowed<String>> keys;
+        if (w.session()) {
+            table = cogrouped.windowedBy(SessionWindows.ofInactivityGapAndGrace(
+                            Duration.ofMillis(w.sizeOrGapMs()), Duration.ofMillis(w.graceMs())))
+                    .aggregate(() -> sums(0, 0, null),
+                            (k, one, two) -> sums(one.get("b").asLong() + two.get("b").asLong(),
+                                    one.get("s").asLong() + two.get("s").asLong(),
+                                    two.get("last").isNull() ? one.get("last").textValue() : two.get("last").textValue()),
+                            Materialized.<String, JsonNode, SessionStore<Bytes, byte[]>>as(STORE)
+                                    .withKeySerde(KEY).withValueSerde(JSON));
+            keys = WindowedSerdes.sessionWindowedSerdeFrom(String.class);
+        } else {
+            table = cogrouped.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(w.sizeOrGapMs()),
+                            Duration.ofMillis(w.graceMs())).advanceBy(Duration.ofMillis(w.advanceMs())))
+                    .aggregate(() -> sums(0, 0, null),
+                            Materialized.<String, JsonNode, WindowStore<Bytes, byte[]>>as(STORE)
+                                    .withKeySerde(KEY).withValueSerde(JSON));
+            keys = WindowedSerdes.timeWindowedSerdeFrom(String.class, w.sizeOrGapMs());
+        }
+        table.toStream().to(OUTPUT, Produced.with(keys, JSON));
+    }
+
+    private static CogroupedKStream<String, JsonNode> cogrouped(StreamsBuilder b, boolean rekeyed) {
         KStream<String, JsonNode> buys = b.stream(BUYS, Consumed.with(KEY, JSON));
         KStream<String, JsonNode> sells = b.stream(SELLS, Consumed.with(KEY, JSON));
         KGroupedStream<String, JsonNode> groupedBuys = rekeyed
                 ? buys.groupBy((k, v) -> v == null ? k : Topologies.text(v, "to"), Grouped.with(KEY, JSON))
                 : buys.groupByKey(Grouped.with(KEY, JSON));
-        groupedBuys
+        return groupedBuys
                 .<JsonNode>cogroup((k, v, agg) -> sums(agg.get("b").asLong() + v.get("n").asLong(),
                         agg.get("s").asLong(), "b"))
                 .cogroup(sells.groupByKey(Grouped.with(KEY, JSON)),
                         (k, v, agg) -> sums(agg.get("b").asLong(),
-                                agg.get("s").asLong() + v.get("n").asLong(), "s"))
+                                agg.get("s").asLong() + v.get("n").asLong(), "s"));
+    }
+
+    static void build(StreamsBuilder b, boolean rekeyed) {
+        cogrouped(b, rekeyed)
                 .aggregate(() -> sums(0, 0, null), Materialized.<String, JsonNode,
                         org.apache.kafka.streams.state.KeyValueStore<org.apache.kafka.common.utils.Bytes, byte[]>>as(STORE)
                         .withKeySerde(KEY).withValueSerde(JSON))

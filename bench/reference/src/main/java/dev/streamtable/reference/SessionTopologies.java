@@ -18,6 +18,7 @@ import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
@@ -25,6 +26,8 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.SessionWindowedDeserializer;
 import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.Suppressed.BufferConfig;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.state.KeyValueIterator;
@@ -52,10 +55,24 @@ final class SessionTopologies {
 
     /**
      * One session topology: the inactivity gap and grace (milliseconds; grace 0 = {@code
-     * ofInactivityGapWithNoGrace}), the store's retention (0: Kafka Streams' default, gap + grace)
-     * and the operation ("count", "reduce" or "aggregate").
+     * ofInactivityGapWithNoGrace}), the store's retention (0: Kafka Streams' default, gap + grace),
+     * the operation ("count", "reduce" or "aggregate") and how results are emitted ("update":
+     * every update; "final": {@code emitStrategy(onWindowClose())}; "suppress":
+     * {@code suppress(untilWindowCloses(unbounded()))}).
      */
-    record Shape(long gapMs, long graceMs, long retentionMs, String op) {
+    record Shape(long gapMs, long graceMs, long retentionMs, String op, String emit) {
+        Shape(long gapMs, long graceMs, long retentionMs, String op) {
+            this(gapMs, graceMs, retentionMs, op, "update");
+        }
+
+        Shape emitting(String how) {
+            return new Shape(gapMs, graceMs, retentionMs, op, how);
+        }
+
+        EmitStrategy strategy() {
+            return emit.equals("final") ? EmitStrategy.onWindowClose() : EmitStrategy.onWindowUpdate();
+        }
+
         SessionWindows windows() {
             return graceMs == 0
                     ? SessionWindows.ofInactivityGapWithNoGrace(Duration.ofMillis(gapMs))
@@ -73,6 +90,10 @@ final class SessionTopologies {
         SHAPES.put("ses_reduce_no_grace", new Shape(4_000, 0, 0, "reduce"));
         SHAPES.put("ses_aggregate", new Shape(4_000, 1_000, 0, "aggregate"));
         SHAPES.put("ses_aggregate_retained", new Shape(4_000, 2_000, 60_000, "aggregate"));
+        Map<String, Shape> base = new LinkedHashMap<>(SHAPES);
+        for (String how : new String[] {"final", "suppress"}) {
+            base.forEach((name, shape) -> SHAPES.put(name + "_" + how, shape.emitting(how)));
+        }
     }
 
     private SessionTopologies() {
@@ -88,15 +109,18 @@ final class SessionTopologies {
         KTable<Windowed<String>, JsonNode> result = switch (s.op()) {
             case "count" -> trades.groupByKey(Grouped.with(KEY, JSON))
                     .windowedBy(s.windows())
+                    .emitStrategy(s.strategy())
                     .count(store(s, Serdes.Long()))
                     .mapValues(n -> n == null ? null : (JsonNode) LongNode.valueOf(n));
             case "reduce" -> trades
                     .map((k, v) -> KeyValue.pair(Topologies.text(v, "client"), (JsonNode) LongNode.valueOf(amount(v))))
                     .groupByKey(Grouped.with(KEY, JSON))
                     .windowedBy(s.windows())
+                    .emitStrategy(s.strategy())
                     .reduce((agg, v) -> LongNode.valueOf(agg.asLong() + v.asLong()), store(s, JSON));
             case "aggregate" -> trades.groupBy((k, v) -> Topologies.text(v, "client"), Grouped.with(KEY, JSON))
                     .windowedBy(s.windows())
+                    .emitStrategy(s.strategy())
                     .aggregate(
                             () -> amounts(0, 0, NODES.arrayNode()),
                             (k, v, agg) -> amounts(agg.get("count").asLong() + 1, agg.get("total").asLong() + amount(v),
@@ -107,6 +131,9 @@ final class SessionTopologies {
                             store(s, JSON));
             default -> throw new IllegalArgumentException("unknown session operation " + s.op());
         };
+        if (s.emit().equals("suppress")) {
+            result = result.suppress(Suppressed.untilWindowCloses(BufferConfig.unbounded()));
+        }
         result.toStream().to(output, Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), JSON));
     }
 

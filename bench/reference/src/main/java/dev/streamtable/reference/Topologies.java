@@ -127,6 +127,9 @@ public final class Topologies {
             add(new Spec(c, List.of(CogroupTopologies.BUYS, CogroupTopologies.SELLS),
                     List.of(CogroupTopologies.OUTPUT), List.of(CogroupTopologies.STORE), Set.of()));
         }
+        CogroupTopologies.WINDOWED.forEach((name, w) -> add(new Spec(name,
+                List.of(CogroupTopologies.BUYS, CogroupTopologies.SELLS), List.of(CogroupTopologies.OUTPUT),
+                List.of(CogroupTopologies.STORE), Set.of(), w.session() ? SESSION : w.sizeOrGapMs())));
         StreamJoinTopologies.SHAPES.keySet().forEach(name -> add(new Spec(name,
                 List.of(StreamJoinTopologies.LEFT, StreamJoinTopologies.RIGHT),
                 List.of(StreamJoinTopologies.OUTPUT), List.of(), Set.of())));
@@ -174,7 +177,9 @@ public final class Topologies {
                     streamGlobalJoin(builder, t, name.equals("stream_global_left_join"));
             case "cogroup", "cogroup_rekeyed" -> CogroupTopologies.build(builder, name.endsWith("rekeyed"));
             default -> {
-                if (SessionTopologies.SHAPES.containsKey(name)) {
+                if (CogroupTopologies.WINDOWED.containsKey(name)) {
+                    CogroupTopologies.buildWindowed(builder, name);
+                } else if (SessionTopologies.SHAPES.containsKey(name)) {
                     SessionTopologies.build(builder, name, t.of(SessionTopologies.INPUT),
                             t.of(SessionTopologies.OUTPUT));
                 } else if (WindowedTopologies.SHAPES.containsKey(name)) {
