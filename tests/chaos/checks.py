@@ -89,7 +89,8 @@ def _verify_windowed(
     failures = verify_window_stores(run, dumps, want, exact=eos)
     shape = run.plan.windows
     if shape is not None and (shape.emit_final or shape.suppress):
-        closed = windowed.closed(run.produced.events, shape, run.plan.partitions, run.base_ms or 0)
+        closing = sessions.closed if shape.sessions else windowed.closed
+        closed = closing(run.produced.events, shape, run.plan.partitions, run.base_ms or 0)
         details["windows"]["closed"] = len(closed)
         failures += windowed.compare_final(closed, _final_output(run), exact=eos)
     if eos:
@@ -118,18 +119,38 @@ def verify_window_stores(
     return windowed.compare_stores(want, stores, exact)
 
 
+def _final_output(run: SeedRun) -> list[tuple[str, Any]]:
+    """The final results in the output topic, ``(key@start, count)`` (sessions:
+    ``key@start..end``) in offset order per partition."""
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    topic = run.topics["output"]
+    eos = run.plan.guarantee == "exactly_once_v2"
+    records = read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), eos)
+    return _windowed_records(run, records)
+
+
 def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
     """The values of each window (or session) in the result store's changelog, read_committed,
     in order."""
+    topic = f"{run.app_id}-result-changelog"
+    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
+    history: dict[str, list[Any]] = {}
+    records = read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), True)
+    for name, value in _windowed_records(run, records):
+        history.setdefault(name, []).append(value)
+    return history
+
+
+def _windowed_records(run: SeedRun, records: list[Any]) -> list[tuple[str, Any]]:
+    """``records`` keyed by the result store's windowed keys: ``(key@start, value)``, or
+    ``(key@start..end, value)`` for sessions; a tombstone's value None."""
     spec = run.kind.build(run.topics, run.plan.windows).stores["result"]
     keys: TimeWindowedSerde | SessionWindowedSerde = SessionWindowedSerde(spec.key_serde)
     if not _sessions(run):
         assert spec.window_size_ms is not None  # a window store's spec has it
         keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
-    topic = f"{run.app_id}-result-changelog"
-    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
-    history: dict[str, list[Any]] = {}
-    for r in read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), True):
+    out = []
+    for r in records:
         assert r.key is not None
         w = keys.deserialize(r.key)
         value = None if r.value is None else spec.value_serde.deserialize(r.value)
@@ -138,24 +159,7 @@ def _window_changelog(run: SeedRun) -> dict[str, list[Any]]:
             if _sessions(run)
             else windowed.window_key(w.key, w.window.start_ms)
         )
-        history.setdefault(name, []).append(value)
-    return history
-
-
-def _final_output(run: SeedRun) -> list[tuple[str, Any]]:
-    """The emit-final output, ``(key@start, count)`` in offset order per partition."""
-    spec = run.kind.build(run.topics, run.plan.windows).stores["result"]
-    assert spec.window_size_ms is not None  # a window store's spec has it
-    keys = TimeWindowedSerde(spec.key_serde, spec.window_size_ms)
-    admin = AdminClient({"bootstrap.servers": run.broker.bootstrap})
-    topic = run.topics["output"]
-    eos = run.plan.guarantee == "exactly_once_v2"
-    out = []
-    for r in read_topic(run.broker.bootstrap, topic, partition_count(admin, topic), eos):
-        assert r.key is not None
-        w = keys.deserialize(r.key)
-        value = None if r.value is None else spec.value_serde.deserialize(r.value)
-        out.append((windowed.window_key(w.key, w.window.start_ms), value))
+        out.append((name, value))
     return out
 
 

@@ -24,6 +24,7 @@ rise (a record inside a session rewrites it: a tombstone, then the new count; se
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from itertools import pairwise
 from typing import Any
@@ -52,6 +53,8 @@ def draw_sessions(
     retention = max(gap + GRACE_MS, round(span_ms * rng.uniform(0.1, 0.45) / 1000) * 1000)
     shape = WindowShape(gap, gap, GRACE_MS, retention, DISORDER_MS, sessions=True)
     stamped = stamp_events(events, span_ms, rng, DISORDER_MS)
+    final = rng.random() < 0.35  # drawn last: the seeds drawn before keep their times
+    shape = dataclasses.replace(shape, emit_final=final, suppress=not final and rng.random() < 0.5)
     assert ALIGN_MS % gap == 0
     return shape, stamped[: len(preload)], stamped[len(preload) :]
 
@@ -123,3 +126,23 @@ def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str
                 f"changelog (read_committed): {len(found)} of {len(every)} {what}: {found[:_SHOWN]}"
             )
     return failures
+
+
+def closed(
+    events: list[Event], shape: WindowShape, partitions: int, base_ms: int
+) -> dict[str, int]:
+    """With ``emit_final`` or ``suppress``: the sessions (``key@start..end`` -> count) that
+    closed, their end before ``stream time - gap - grace`` of their partition (emit-final; at
+    or before it for suppress, as Kafka Streams). No record can merge into a closed session:
+    it would have to be later than the grace, which none is."""
+    want = expected(events, shape, partitions, base_ms)
+    every = want.live | want.expired
+    latest = want.stream_time  # the partition's latest record time: its latest session end
+    out = {}
+    for name, count in every.items():
+        key, span = name.rsplit("@", 1)
+        end = int(span.split("..")[1])
+        close = latest[partition_for(key.encode(), partitions)] - shape.grace_ms - shape.size_ms
+        if end < close or (shape.suppress and end == close):
+            out[name] = count
+    return out

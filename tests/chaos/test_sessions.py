@@ -10,10 +10,16 @@ import pytest
 
 import streamtable as st
 from tests.chaos.plan import Size, draw
-from tests.chaos.sessions import compare_changelog, expected, session_key, sessions_of
+from tests.chaos.sessions import (
+    closed,
+    compare_changelog,
+    expected,
+    session_key,
+    sessions_of,
+)
 from tests.chaos.test_windowed import BASE, keys_in_two_partitions, pipe_timed, position
 from tests.chaos.topologies import KINDS, WindowShape
-from tests.chaos.windowed import Expected
+from tests.chaos.windowed import Expected, compare_final
 
 pytestmark = pytest.mark.unit
 
@@ -50,7 +56,8 @@ def test_expected_is_what_streamtable_counts_in_the_test_driver(seed: int) -> No
     assert shape is not None
     assert shape.sessions
     events = [*plan.preload, *plan.live]
-    topology = KINDS["sessions"].build({"positions": "positions"}, shape)
+    topology = KINDS["sessions"].build({"positions": "positions", "output": "out"}, shape)
+    emits = shape.emit_final or shape.suppress
     with st.TopologyTestDriver(topology) as driver:
         pipe_timed(driver, events)
         found = {
@@ -58,10 +65,21 @@ def test_expected_is_what_streamtable_counts_in_the_test_driver(seed: int) -> No
             for w, n in driver.session_store("result").all()
         }
         assert driver.dropped_records().get("late", 0) == 0
+        emitted = [
+            (session_key(w.key, w.window.start_ms, w.window.end_ms), n)
+            for w, n in (driver.output_topic("out").read_key_values() if emits else [])
+        ]
     want = expected(events, shape, 1, BASE)
     assert want.expired  # the test means something: sessions expired on the way
     assert any(n > 1 for n in want.live.values())  # and sessions hold several records
     assert found == want.live
+    # drawn: every variant is tested here (seed 1 suppress, 3 emit-final, 4 updates only)
+    assert (shape.emit_final, shape.suppress) == {1: (False, True), 3: (True, False)}.get(
+        seed, (False, False)
+    )
+    final = closed(events, shape, 1, BASE) if emits else {}
+    assert compare_final(final, emitted, exact=True) == []
+    assert len(final) > 100 or not emits
 
 
 WANT = Expected(

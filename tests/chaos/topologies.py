@@ -24,7 +24,8 @@ What each topology is checked against after the run:
   ``suppress`` (drawn) each window's final count goes to the output topic once it closes
   (``emit_strategy(on_window_close())``, or ``suppress(until_window_closes(unbounded()))``);
 - ``sessions``: the same stream counted per position id in session windows (the gap drawn), in
-  a session store with a short retention; the same record times, its oracle in ``sessions.py``.
+  a session store with a short retention; the same record times, its oracle in ``sessions.py``;
+  final results (emit-final or suppress) drawn as for ``windowed``.
 """
 
 from __future__ import annotations
@@ -208,9 +209,6 @@ def _counted_in(
         .group_by_key()
     )
     retention = timedelta(milliseconds=shape.retention_ms)
-    if isinstance(windows, st.SessionWindows):
-        grouped.windowed_by(windows).count(store="result", retention=retention)
-        return builder.build()
     windowed = grouped.windowed_by(windows)
     if shape.emit_final:  # each window's count once, when it closes, to the output topic
         windowed = windowed.emit_strategy(st.EmitStrategy.on_window_close())
