@@ -31,7 +31,7 @@ from typing import Any
 
 from streamtable.topology import partition_for
 from tests.chaos.topologies import ALIGN_MS, Event, WindowShape
-from tests.chaos.windowed import Expected, stamp_events
+from tests.chaos.windowed import Expected, reported, stamp_events
 
 GRACE_MS = 4_000
 DISORDER_MS = 3_000
@@ -114,18 +114,15 @@ def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str
         for k, values in history.items()
         if any(b <= a for a, b in pairwise(v for v in values if v is not None))
     ]
-    failures = []
-    for what, found in (
-        ("sessions missing", missing),
-        ("sessions end off the oracle", wrong),
-        ("sessions not implied by the input left without a tombstone", left),
-        ("sessions whose counts do not rise", falling),
-    ):
-        if found:
-            failures.append(
-                f"changelog (read_committed): {len(found)} of {len(every)} {what}: {found[:_SHOWN]}"
-            )
-    return failures
+    return reported(
+        "changelog (read_committed): {n} of " + f"{len(every)} {{what}}",
+        [
+            ("sessions missing", missing),
+            ("sessions end off the oracle", wrong),
+            ("sessions not implied by the input left without a tombstone", left),
+            ("sessions whose counts do not rise", falling),
+        ],
+    )
 
 
 def closed(

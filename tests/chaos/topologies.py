@@ -323,6 +323,6 @@ KINDS: dict[str, TopologyKind] = {
             "global", _fixed(global_topology), global_oracle, ("clients",), True, False, True
         ),
         TopologyKind("windowed", windowed_topology, None, (), True, False),
-        TopologyKind("sessions", sessions_topology, None, (), False, False),
+        TopologyKind("sessions", sessions_topology, None, (), True, False),
     )
 }

@@ -170,24 +170,24 @@ def compare_stores(want: Expected, stores: dict[str, dict[str, Any]], exact: boo
     ]
     visible = [f"{k} on {where[k]}" for k in union if k in want.expired]
     unexpected = [f"{k} on {where[k]}" for k in union if k not in want.live | want.expired]
-    for what, found in (
-        ("live windows missing", missing),
-        ("live windows " + ("differ from" if exact else "fall short of") + " the oracle", wrong),
-        ("expired windows visible (past the retention)", visible),
-        ("windows not implied by the input", unexpected),
-    ):
-        if found:
-            failures.append(
-                f"store: {len(found)} {what} of {len(want.live)} live: {found[:_SHOWN]}"
-            )
-    return failures
+    return failures + reported(
+        "store: {n} {what} of " + f"{len(want.live)} live",
+        [
+            ("live windows missing", missing),
+            (
+                "live windows " + ("differ from" if exact else "fall short of") + " the oracle",
+                wrong,
+            ),
+            ("expired windows visible (past the retention)", visible),
+            ("windows not implied by the input", unexpected),
+        ],
+    )
 
 
 def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str]:
     """Under exactly_once_v2: the changelog's values per window (``history``, in offset order)
     end at the oracle's count of every window, live or expired, and rise at each record."""
     every = want.live | want.expired
-    failures = []
     missing = [k for k in every if k not in history]
     wrong = [
         f"{k}: expected {n}, ends at {history[k][-1]}"
@@ -200,17 +200,25 @@ def compare_changelog(want: Expected, history: dict[str, list[Any]]) -> list[str
         for k, values in history.items()
         if any(a is None or b is None or b <= a for a, b in pairwise(values))
     ]
-    for what, found in (
-        ("windows missing", missing),
-        ("windows end off the oracle", wrong),
-        ("windows not implied by the input", unexpected),
-        ("windows whose counts do not rise", falling),
-    ):
-        if found:
-            failures.append(
-                f"changelog (read_committed): {len(found)} of {len(every)} {what}: {found[:_SHOWN]}"
-            )
-    return failures
+    return reported(
+        "changelog (read_committed): {n} of " + f"{len(every)} {{what}}",
+        [
+            ("windows missing", missing),
+            ("windows end off the oracle", wrong),
+            ("windows not implied by the input", unexpected),
+            ("windows whose counts do not rise", falling),
+        ],
+    )
+
+
+def reported(line: str, findings: list[tuple[str, list[str]]]) -> list[str]:
+    """A failure line (``line`` formatted with ``n`` and ``what``, then the first findings) for
+    each kind of finding that found any."""
+    return [
+        f"{line.format(n=len(found), what=what)}: {found[:_SHOWN]}"
+        for what, found in findings
+        if found
+    ]
 
 
 def closed(
@@ -242,13 +250,12 @@ def compare_final(want: dict[str, int], emitted: list[tuple[str, Any]], exact: b
     ]
     twice = [f"{k}: {v}" for k, v in seen.items() if exact and len(v) > 1]
     early = [f"{k}: {v}" for k, v in seen.items() if k not in want]
-    failures = []
-    for what, found in (
-        ("closed windows never emitted", missing),
-        ("closed windows emitted " + ("off" if exact else "below") + " their count", wrong),
-        ("windows emitted more than once", twice),
-        ("windows emitted that are not closed", early),
-    ):
-        if found:
-            failures.append(f"output: {len(found)} of {len(want)} {what}: {found[:_SHOWN]}")
-    return failures
+    return reported(
+        "output: {n} of " + f"{len(want)} {{what}}",
+        [
+            ("closed windows never emitted", missing),
+            ("closed windows emitted " + ("off" if exact else "below") + " their count", wrong),
+            ("windows emitted more than once", twice),
+            ("windows emitted that are not closed", early),
+        ],
+    )
