@@ -12,7 +12,8 @@ from typing import Any
 
 from streamtable.state._caching import CachingStore
 from streamtable.state._changelog import ChangeLoggingBytesStore
-from streamtable.state._kv import RawEntry, SerdeStore
+from streamtable.state._kv import RawEntry
+from streamtable.state._layers import layer_of
 
 OPERATIONS = ("get", "put", "delete", "range")
 """The operations counted: reads of one key, writes, deletes, and scans of any kind."""
@@ -119,12 +120,9 @@ class MeteredStore:
 
 
 def changelogging(store: Any) -> ChangeLoggingBytesStore | None:
-    """The changelog layer of an uncached store stack (under its metered and serde layers),
-    or None: not logged (or cached)."""
-    if isinstance(store, MeteredStore):
-        store = store.inner
-    inner = getattr(store, "inner", None) if isinstance(store, SerdeStore) else None
-    return inner if isinstance(inner, ChangeLoggingBytesStore) else None
+    """The changelog layer of a store stack (under its metered, cache and serde layers), or
+    None: not logged."""
+    return layer_of(store, ChangeLoggingBytesStore)
 
 
 def record_cache(store: Any) -> CachingStore | None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from streamtable.serde._windowed import window_start_of
 from streamtable.state._bytes import TIMESTAMP_SIZE, BytesStore, Write
+from streamtable.state._layers import layer_of
 
 MIN_SEGMENT_INTERVAL_MS = 60_000
 """Kafka Streams' smallest segment interval for window stores."""
@@ -208,12 +209,7 @@ class SegmentedWindowBytesStore:
 
 def segments_of(store: Any) -> SegmentedWindowBytesStore:
     """The time-segment layer of a window or session store's stack (from its top layer)."""
-    layer = store
-    while not isinstance(layer, SegmentedWindowBytesStore):
-        below = getattr(layer, "engine", None) or getattr(layer, "inner", None)
-        if below is None:
-            raise TypeError(
-                f"store {getattr(store, 'name', store)!r} is not a window or session store"
-            )
-        layer = below
+    layer = layer_of(store, SegmentedWindowBytesStore)
+    if layer is None:
+        raise TypeError(f"store {getattr(store, 'name', store)!r} is not a window or session store")
     return layer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -14,9 +15,11 @@ from streamtable.state import (
     BytesStore,
     MeteredStore,
     SegmentedWindowBytesStore,
+    changelogging,
     open_engine,
     segments_of,
 )
+from streamtable.state._changelog import ChangeLoggingBytesStore
 from streamtable.topology import build_store
 from streamtable.topology._nodes import StoreSpec
 from streamtable.windowing import Window, Windowed
@@ -136,3 +139,19 @@ def test_segments_of_finds_the_segment_layer_under_any_stack(engine: BytesStore)
     assert isinstance(serde_store.engine, SegmentedWindowBytesStore)
     with pytest.raises(TypeError, match="is not a window or session store"):
         segments_of(object())
+
+
+class _Writer:
+    def send_changelog(self, *args: object) -> None:
+        pass
+
+
+def test_the_changelog_layer_is_found_under_a_logged_stack_only(engine: BytesStore) -> None:
+    spec = StoreSpec("s", STRING, STRING, store_type="session", retention_ms=MINUTE)
+    serde_store, top = build_store(spec, engine, "app", 0, cast(Any, _Writer()), None, metered=True)
+    layer = changelogging(top)
+    assert isinstance(layer, ChangeLoggingBytesStore)
+    assert layer is serde_store.inner
+    assert segments_of(top) is layer.engine  # through the changelog layer
+    assert changelogging(segments_of(top)) is None
+    assert changelogging(object()) is None
