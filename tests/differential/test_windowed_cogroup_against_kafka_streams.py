@@ -1,5 +1,5 @@
 """Differential tests of windowed cogroups: ``buys`` and ``sells`` (each with its own
-aggregator) cogrouped per tumbling window, hopping window and session
+aggregator) cogrouped per tumbling window, hopping window, sliding window and session
 (``CogroupedKStream.windowed_by(...).aggregate(...)``), through our TopologyTestDriver and Java
 Kafka Streams' (bench/reference DifferentialRunner, CogroupTopologies.java), on seeded random
 inputs with ties, records out of order within the grace and late ones past it, on either input.

@@ -500,19 +500,25 @@ SESSION_EMIT_TOPOLOGIES: dict[str, Callable[[], st.Topology]] = {
 
 @dataclass(frozen=True)
 class CogroupWindowShape:
-    """A windowed cogroup reference topology (CogroupTopologies.WINDOWED): time windows
-    (size, advance, grace) or sessions (gap, grace), in milliseconds."""
+    """A windowed cogroup reference topology (CogroupTopologies.WINDOWED): ``kind`` "time"
+    (size, advance, grace), "sliding" (time difference, grace) or "session" (gap, grace), in
+    milliseconds."""
 
-    session: bool
+    kind: str
     size_or_gap_ms: int
     advance_ms: int
     grace_ms: int
 
+    @property
+    def session(self) -> bool:
+        return self.kind == "session"
+
 
 COGROUP_WINDOW_SHAPES: dict[str, CogroupWindowShape] = {
-    "cogroup_tumbling": CogroupWindowShape(False, 10_000, 10_000, 3_000),
-    "cogroup_hopping": CogroupWindowShape(False, 10_000, 4_000, 2_000),
-    "cogroup_session": CogroupWindowShape(True, 5_000, 0, 2_000),
+    "cogroup_tumbling": CogroupWindowShape("time", 10_000, 10_000, 3_000),
+    "cogroup_hopping": CogroupWindowShape("time", 10_000, 4_000, 2_000),
+    "cogroup_session": CogroupWindowShape("session", 5_000, 0, 2_000),
+    "cogroup_sliding": CogroupWindowShape("sliding", 10_000, 0, 3_000),
 }
 
 
@@ -540,11 +546,14 @@ def windowed_cogroup(name: str) -> st.Topology:
             lambda: initial, _merge_sums, store="cog-store", value_serde=JSON
         )
     else:
-        windows = st.TimeWindows.of_size_and_grace(
-            shape.size_or_gap_ms * ms, shape.grace_ms * ms
-        ).advance_by(shape.advance_ms * ms)
-        table = cogrouped.windowed_by(windows).aggregate(
-            lambda: initial, store="cog-store", value_serde=JSON
+        size, grace = shape.size_or_gap_ms * ms, shape.grace_ms * ms
+        windowed = (
+            cogrouped.windowed_by(st.SlidingWindows.of_time_difference_and_grace(size, grace))
+            if shape.kind == "sliding"
+            else cogrouped.windowed_by(
+                st.TimeWindows.of_size_and_grace(size, grace).advance_by(shape.advance_ms * ms)
+            )
         )
+        table = windowed.aggregate(lambda: initial, store="cog-store", value_serde=JSON)
     table.to_stream().to("cog-out", value_serde=JSON)
     return b.build()

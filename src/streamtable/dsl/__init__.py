@@ -8,6 +8,7 @@ from streamtable.dsl._builder import StreamsBuilder
 from streamtable.dsl._cogroup import CogroupedKStream
 from streamtable.dsl._cogroup_windowed import (
     SessionWindowedCogroupedKStream,
+    SlidingWindowedCogroupedKStream,
     TimeWindowedCogroupedKStream,
 )
 from streamtable.dsl._grouped_stream import KGroupedStream
@@ -26,6 +27,7 @@ __all__ = [
     "KTable",
     "SessionWindowedCogroupedKStream",
     "SessionWindowedKStream",
+    "SlidingWindowedCogroupedKStream",
     "StreamJoined",
     "StreamsBuilder",
     "TimeWindowedCogroupedKStream",

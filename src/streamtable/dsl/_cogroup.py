@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 from streamtable.dsl._cogroup_build import Aggregator, Inputs, build_cogroup, check_callable
 from streamtable.dsl._cogroup_windowed import (
     SessionWindowedCogroupedKStream,
+    SlidingWindowedCogroupedKStream,
     TimeWindowedCogroupedKStream,
 )
 from streamtable.dsl._table import KTable
@@ -25,7 +26,7 @@ from streamtable.processors import Node
 from streamtable.processors.stream_aggregate import StreamAggregate
 from streamtable.serde import DEFAULT, Serde
 from streamtable.topology._nodes import StoreSpec
-from streamtable.windowing import SessionWindows, TimeWindows
+from streamtable.windowing import SessionWindows, SlidingWindows, TimeWindows
 
 if TYPE_CHECKING:
     from streamtable.dsl._grouped_stream import KGroupedStream
@@ -59,19 +60,29 @@ class CogroupedKStream:
     def windowed_by(self, windows: TimeWindows) -> TimeWindowedCogroupedKStream: ...
 
     @overload
+    def windowed_by(self, windows: SlidingWindows) -> SlidingWindowedCogroupedKStream: ...
+
+    @overload
     def windowed_by(self, windows: SessionWindows) -> SessionWindowedCogroupedKStream: ...
 
     def windowed_by(
-        self, windows: TimeWindows | SessionWindows
-    ) -> TimeWindowedCogroupedKStream | SessionWindowedCogroupedKStream:
-        """Aggregate per key and time window (tumbling or hopping) or per key and session."""
+        self, windows: TimeWindows | SlidingWindows | SessionWindows
+    ) -> (
+        TimeWindowedCogroupedKStream
+        | SlidingWindowedCogroupedKStream
+        | SessionWindowedCogroupedKStream
+    ):
+        """Aggregate per key and time window (tumbling or hopping), sliding window or
+        session."""
         if isinstance(windows, TimeWindows):
             return TimeWindowedCogroupedKStream(self._inputs, windows)
+        if isinstance(windows, SlidingWindows):
+            return SlidingWindowedCogroupedKStream(self._inputs, windows)
         if isinstance(windows, SessionWindows):
             return SessionWindowedCogroupedKStream(self._inputs, windows)
         raise TypeError(
-            "cogroup windowed_by takes st.TimeWindows (tumbling or hopping) or "
-            f"st.SessionWindows, got {type(windows).__name__}"
+            "cogroup windowed_by takes st.TimeWindows (tumbling or hopping), "
+            f"st.SlidingWindows or st.SessionWindows, got {type(windows).__name__}"
         )
 
     def aggregate(

@@ -1,7 +1,9 @@
-"""Windowed cogroups: ``CogroupedKStream.windowed_by(TimeWindows | SessionWindows)``.
+"""Windowed cogroups: ``CogroupedKStream.windowed_by(TimeWindows | SlidingWindows |
+SessionWindows)``.
 
-As Kafka Streams' ``TimeWindowedCogroupedKStream`` and ``SessionWindowedCogroupedKStream``:
-each input goes through a windowed aggregate node of its own (``TimeWindowAggregate``,
+As Kafka Streams' ``TimeWindowedCogroupedKStream`` (its ``SlidingWindowedCogroupedKStreamImpl``
+for sliding windows) and ``SessionWindowedCogroupedKStream``: each input goes through a windowed
+aggregate node of its own (``TimeWindowAggregate``, ``SlidingWindowAggregate``,
 ``SessionWindowAggregate``) with its own aggregator and its own stream time (a record is late
 for the windows of its input's node), all of them reading and writing one window or session
 store; their changes flow through one merge node, the table, keyed by
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from streamtable.dsl._cogroup_build import Aggregator, Inputs, build_cogroup, check_callable
 from streamtable.dsl._session import session_retention_ms
@@ -24,10 +26,11 @@ from streamtable.dsl._table import KTable
 from streamtable.dsl._windowed import window_retention_ms
 from streamtable.processors import Node
 from streamtable.processors.session_aggregate import SessionWindowAggregate
+from streamtable.processors.sliding_window_aggregate import SlidingWindowAggregate
 from streamtable.processors.window_aggregate import TimeWindowAggregate
 from streamtable.serde import DEFAULT, Serde, SessionWindowedSerde, TimeWindowedSerde
 from streamtable.topology._nodes import StoreSpec
-from streamtable.windowing import SessionWindows, TimeWindows
+from streamtable.windowing import SessionWindows, SlidingWindows, TimeWindows
 
 _STORE = "COGROUPKSTREAM-AGGREGATE-STATE-STORE"
 
@@ -49,17 +52,13 @@ def _store(
 
 
 @dataclass(frozen=True)
-class TimeWindowedCogroupedKStream:
-    """Cogrouped streams in time windows, waiting for :meth:`aggregate`.
-
-    Example::
-
-        minutes = st.TimeWindows.of_size_with_no_grace(timedelta(minutes=1))
-        per_minute = cogrouped.windowed_by(minutes).aggregate(lambda: 0, store="per-minute")
-    """
+class _WindowStoreCogroup:
+    """What time- and sliding-windowed cogroups share: :meth:`aggregate` into one window
+    store, through an aggregate node per input made by ``_node``."""
 
     _inputs: Inputs
-    _windows: TimeWindows
+    _windows: TimeWindows | SlidingWindows
+    _node: ClassVar[Callable[..., Node]]
 
     def aggregate(
         self,
@@ -70,9 +69,12 @@ class TimeWindowedCogroupedKStream:
         retention: timedelta | None = None,
     ) -> KTable:
         """The table of aggregates per key and window: each record of an input applies that
-        input's aggregator to each of its windows' aggregate (``initializer()`` for a new
-        window); the window store keeps a window ``retention`` after its start (default:
-        size + grace, the least allowed)."""
+        input's aggregator to each of its windows' aggregate, from ``initializer()`` for a new
+        window (sliding windows: or from the aggregate of the window with the same records,
+        as ``TimeWindowedKStream.aggregate`` over sliding windows). The window store keeps a
+        window ``retention`` after its start (default, and the least allowed: size + grace;
+        2 * time difference + grace for sliding windows); its window size, as the windowed
+        keys', is the windows' (the time difference for sliding windows)."""
         check_callable("initializer", initializer)
         windows = self._windows
         spec = _store(
@@ -83,13 +85,45 @@ class TimeWindowedCogroupedKStream:
             store_type="window",
             window_size_ms=windows.size_ms,
         )
+        make = self._node
 
         def step(node: str, aggregator: Aggregator) -> Callable[[], Node]:
-            make = TimeWindowAggregate
             return partial(make, node, windows, initializer, aggregator, spec.name)
 
         windowed = TimeWindowedSerde(spec.key_serde, windows.size_ms)
         return build_cogroup(self._inputs, spec, step, windowed, windows.grace_ms)
+
+
+@dataclass(frozen=True)
+class TimeWindowedCogroupedKStream(_WindowStoreCogroup):
+    """Cogrouped streams in time windows (tumbling or hopping), waiting for
+    :meth:`aggregate`.
+
+    Example::
+
+        minutes = st.TimeWindows.of_size_with_no_grace(timedelta(minutes=1))
+        per_minute = cogrouped.windowed_by(minutes).aggregate(lambda: 0, store="per-minute")
+    """
+
+    _windows: TimeWindows
+    _node = TimeWindowAggregate
+
+
+@dataclass(frozen=True)
+class SlidingWindowedCogroupedKStream(_WindowStoreCogroup):
+    """Cogrouped streams in sliding windows (``Window(start, start + time difference)``, both
+    ends inclusive), waiting for :meth:`aggregate`: each input's records update and create
+    windows as ``TimeWindowedKStream`` over sliding windows (see
+    ``streamtable.processors.sliding_window_aggregate``), all in one window store.
+
+    Example::
+
+        ten_s = st.SlidingWindows.of_time_difference_with_no_grace(timedelta(seconds=10))
+        recent = cogrouped.windowed_by(ten_s).aggregate(lambda: 0, store="recent")
+    """
+
+    _windows: SlidingWindows
+    _node = SlidingWindowAggregate
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import org.apache.kafka.streams.kstream.CogroupedKStream;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
@@ -42,16 +43,23 @@ final class CogroupTopologies {
     private static final Serde<JsonNode> JSON = new JsonSerde();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
-    /** The windowed cogroups: name -> time windows (size, advance, grace ms) or sessions (gap, 0, grace). */
-    record WindowedShape(boolean session, long sizeOrGapMs, long advanceMs, long graceMs) {
+    /**
+     * The windowed cogroups: name -> kind "time" (size, advance, grace ms), "sliding" (time
+     * difference, 0, grace) or "session" (gap, 0, grace).
+     */
+    record WindowedShape(String kind, long sizeOrGapMs, long advanceMs, long graceMs) {
+        boolean session() {
+            return kind.equals("session");
+        }
     }
 
     static final Map<String, WindowedShape> WINDOWED = new LinkedHashMap<>();
 
     static {
-        WINDOWED.put("cogroup_tumbling", new WindowedShape(false, 10_000, 10_000, 3_000));
-        WINDOWED.put("cogroup_hopping", new WindowedShape(false, 10_000, 4_000, 2_000));
-        WINDOWED.put("cogroup_session", new WindowedShape(true, 5_000, 0, 2_000));
+        WINDOWED.put("cogroup_tumbling", new WindowedShape("time", 10_000, 10_000, 3_000));
+        WINDOWED.put("cogroup_hopping", new WindowedShape("time", 10_000, 4_000, 2_000));
+        WINDOWED.put("cogroup_session", new WindowedShape("session", 5_000, 0, 2_000));
+        WINDOWED.put("cogroup_sliding", new WindowedShape("sliding", 10_000, 0, 3_000));
     }
 
     private CogroupTopologies() {
@@ -61,6 +69,7 @@ final class CogroupTopologies {
      * {@code buys} and {@code sells} (both grouped by key) cogrouped per window or session into
      * {@code cog-store} (a window or session store) with the aggregators of {@link #build}; a
      * session merger adds the sums and keeps the second's "last" (the first's when it has none).
+     * Sliding windows' keys are time-windowed with the time difference as the window size.
      */
     static void buildWindowed(StreamsBuilder b, String name) {
         WindowedShape w = WINDOWED.get(name);
@@ -77,6 +86,13 @@ final class CogroupTopologies {
                             Materialized.<String, JsonNode, SessionStore<Bytes, byte[]>>as(STORE)
                                     .withKeySerde(KEY).withValueSerde(JSON));
             keys = WindowedSerdes.sessionWindowedSerdeFrom(String.class);
+        } else if (w.kind().equals("sliding")) {
+            table = cogrouped.windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(
+                            Duration.ofMillis(w.sizeOrGapMs()), Duration.ofMillis(w.graceMs())))
+                    .aggregate(() -> sums(0, 0, null),
+                            Materialized.<String, JsonNode, WindowStore<Bytes, byte[]>>as(STORE)
+                                    .withKeySerde(KEY).withValueSerde(JSON));
+            keys = WindowedSerdes.timeWindowedSerdeFrom(String.class, w.sizeOrGapMs());
         } else {
             table = cogrouped.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(w.sizeOrGapMs()),
                             Duration.ofMillis(w.graceMs())).advanceBy(Duration.ofMillis(w.advanceMs())))
