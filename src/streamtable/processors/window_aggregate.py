@@ -21,6 +21,7 @@ from typing import Any
 
 from streamtable.processors._api import Node, TableMaterializer, TaskContext
 from streamtable.processors.stream_aggregate import StreamAggregate
+from streamtable.state import WindowCachingStore, record_cache
 from streamtable.windowing import TimeWindows, Window, Windowed
 
 log = logging.getLogger("streamtable.processors.window_aggregate")
@@ -54,12 +55,33 @@ class TimeWindowAggregate(StreamAggregate):
         size = windows.size_ms
         for start in windows.window_starts(timestamp):
             if start + size > close_time:
-                self._update(Windowed(key, Window(start, start + size)), value, timestamp)
+                self._update(key, start, value, timestamp)
             else:
                 self._drop_late(start, timestamp, close_time)
 
-    def _update(self, windowed: Windowed, value: Any, timestamp: int) -> None:
-        found = self.store.get_with_timestamp(windowed)
+    def init(self, ctx: TaskContext) -> None:
+        super().init(ctx)
+        store = self.store
+        self._put_window: Callable[[Any, int, Any, int], None] | None = None
+        if isinstance(record_cache(store), WindowCachingStore):
+            # A window's aggregate read and written by key and start, no Windowed built per
+            # update (see WindowCachingStore); the cache forwards the changes at flush.
+            self._get: Callable[[Any, int], tuple[Any, int] | None] = (
+                store.get_window_with_timestamp
+            )
+            self._put_window = store.put_window
+        else:
+            self._get = self._get_windowed
+
+    def _windowed(self, key: Any, start: int) -> Windowed:
+        return Windowed(key, Window(start, start + self.windows.size_ms))
+
+    def _get_windowed(self, key: Any, start: int) -> tuple[Any, int] | None:
+        found: tuple[Any, int] | None = self.store.get_with_timestamp(self._windowed(key, start))
+        return found
+
+    def _update(self, key: Any, start: int, value: Any, timestamp: int) -> None:
+        found = self._get(key, start)
         if found is None:
             # As Kafka Streams: the initial aggregate is what an uncached store forwards as old.
             old_agg = None if self.initializer is None else self.initializer()
@@ -69,11 +91,17 @@ class TimeWindowAggregate(StreamAggregate):
         if self.initializer is None:
             agg = value if old_agg is None else self.adder(old_agg, value)
         else:
-            agg = self.adder(windowed.key, value, old_agg)
-        self._write(windowed, agg, old_agg, new_ts)
+            agg = self.adder(key, value, old_agg)
+        put = self._put_window
+        if put is not None:
+            put(key, start, agg, new_ts)  # cached: forwarded at flush
+        else:
+            self._write(key, start, agg, old_agg, new_ts)
 
-    def _write(self, windowed: Windowed, agg: Any, old_agg: Any, timestamp: int) -> None:
-        """Store the window's new aggregate and emit the update."""
+    def _write(self, key: Any, start: int, agg: Any, old_agg: Any, timestamp: int) -> None:
+        """Store the new aggregate of ``key``'s window starting at ``start`` in an uncached
+        store and emit the update."""
+        windowed = self._windowed(key, start)
         self.materializer.put_and_forward(windowed, agg, old_agg, timestamp)
 
     def _drop_late(self, start: int, timestamp: int, close_time: int) -> None:

@@ -51,6 +51,7 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
+        self._put_window = None  # every write through _write: nothing forwarded per update
         self.last_emit = LastEmit(ctx.store(emit_store_name(self.store_name)))
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
@@ -62,8 +63,8 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
         self._emit_closed(max(self.observed_stream_time, timestamp) - self.windows.grace_ms)
         super().process(key, value, timestamp)
 
-    def _write(self, windowed: Windowed, agg: Any, old_agg: Any, timestamp: int) -> None:
-        self.store.put(windowed, agg, timestamp)  # emitted when the window closes
+    def _write(self, key: Any, start: int, agg: Any, old_agg: Any, timestamp: int) -> None:
+        self.store.put(self._windowed(key, start), agg, timestamp)  # emitted when it closes
 
     def _emit_closed(self, close_time: int) -> None:
         last = self.last_emit.close_time()

@@ -4,6 +4,7 @@ and its ``SessionWindowedSerializer`` layout (key + end + start)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from streamtable.errors import SerializationError
@@ -31,9 +32,8 @@ SESSION_SUFFIX_SIZE = 2 * WINDOW_START_SIZE
 """Bytes of the session end and start after the key bytes."""
 
 
-def start_bytes(start_ms: int) -> bytes:
-    """A window start as it ends a serialized windowed key."""
-    return _START.pack(start_ms)
+start_bytes: Callable[[int], bytes] = _START.pack
+"""A window start as it ends a serialized windowed key (8 bytes, big-endian)."""
 
 
 class TimeWindowedSerde:

@@ -37,6 +37,7 @@ from streamtable.state._views import (
     starting_in,
 )
 from streamtable.state._window import SegmentedWindowBytesStore, segments_of
+from streamtable.state._window_cache import WindowCachingStore
 
 __all__ = [
     "BytesStore",
@@ -58,6 +59,7 @@ __all__ = [
     "RocksDBMemory",
     "SegmentedWindowBytesStore",
     "SerdeStore",
+    "WindowCachingStore",
     "WindowScan",
     "Write",
     "decode_entries",

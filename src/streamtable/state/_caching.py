@@ -100,6 +100,10 @@ class CachingStore:
         if budget.used > budget.max_bytes:
             self._evict()
 
+    _put_entry = put
+    """A write of a key of ``_dirty`` (the store's key here; see :meth:`_entry_key_bytes`),
+    which a subclass's ``put`` does not change."""
+
     def delete(self, key: Any) -> None:
         self.put(key, None, 0)
 
@@ -148,9 +152,18 @@ class CachingStore:
     def has_dirty(self) -> bool:
         return bool(self._dirty)
 
+    def _entry_key_bytes(self) -> Callable[[Any], bytes]:
+        """How a key of ``_dirty`` is serialized: the store's key serde here; a subclass may
+        key its entries otherwise (:class:`~streamtable.state.WindowCachingStore`)."""
+        return self.inner.key_serde.serialize
+
+    def _entry_key_object(self) -> Callable[[Any], Any] | None:
+        """The store's key of a key of ``_dirty`` (None: the same object)."""
+        return None
+
     def _write(self, entries: list[tuple[Any, tuple[Any, int, int]]]) -> None:
         inner = self.inner
-        ks = inner.key_serde.serialize
+        ks = self._entry_key_bytes()
         keys = [ks(key) for key, _ in entries]  # serialized once, for the reads and the writes
         listener = self.listener
         if listener is None:
@@ -175,8 +188,9 @@ class CachingStore:
             writes.append((keys[i], value, ts))
             changes.append((key, value, old, ts))
         inner.put_all_serialized(writes)
+        as_key = self._entry_key_object()
         for key, value, old, ts in changes:
-            listener(key, value, old, ts)
+            listener(key if as_key is None else as_key(key), value, old, ts)
 
     def discard(self) -> None:
         """Drop dirty entries without writing them (a transaction was aborted)."""
@@ -189,7 +203,8 @@ class CachingStore:
     ) -> Iterator[RawEntry]:
         """The dirty entries over the store below, in key-bytes order, deleted ones left out;
         entries from below are not decoded yet (see :func:`decode_entries`)."""
-        ks = self.inner.key_serde.serialize
+        ks = self._entry_key_bytes()
+        as_key = self._entry_key_object()
         pending: list[tuple[bytes, Decoded]] = []
         dirty = dict(self._dirty)  # first: see _flushing
         for key, (value, _, _) in {**self._flushing, **dirty}.items():
@@ -198,7 +213,7 @@ class CachingStore:
                 continue
             if prefix is not None and not kb.startswith(prefix):
                 continue
-            pending.append((kb, Decoded((key, value))))
+            pending.append((kb, Decoded((key if as_key is None else as_key(key), value))))
         below = self.inner.raw_entries(lo, hi)
         if not pending and prefix is None:
             return below  # nothing dirty here: the engine's entries as they are

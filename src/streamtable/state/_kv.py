@@ -138,7 +138,11 @@ class SerdeStore:
 
     # -- reads -----------------------------------------------------------------------------
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
-        raw = self.inner.get(self.key_serde.serialize(key))
+        return self.get_with_timestamp_serialized(self.key_serde.serialize(key))
+
+    def get_with_timestamp_serialized(self, key: bytes) -> tuple[Any, int] | None:
+        """:meth:`get_with_timestamp` of an already-serialized key."""
+        raw = self.inner.get(key)
         if raw is None:
             return None
         return self.value_serde.deserialize(raw[TIMESTAMP_SIZE:]), stored_timestamp(raw)

@@ -62,6 +62,16 @@ class MeteredStore:
         self.puts += 1
         self.inner.put(key, value, timestamp)
 
+    # -- counted, over a window store's record cache (WindowCachingStore) only ----------------
+    def get_window_with_timestamp(self, key: Any, start: int) -> tuple[Any, int] | None:
+        self.gets += 1
+        found: tuple[Any, int] | None = self.inner.get_window_with_timestamp(key, start)
+        return found
+
+    def put_window(self, key: Any, start: int, value: Any, timestamp: int) -> None:
+        self.puts += 1
+        self.inner.put_window(key, start, value, timestamp)
+
     def delete(self, key: Any) -> None:
         self.deletes += 1
         self.inner.delete(key)

@@ -172,11 +172,11 @@ class SegmentedWindowBytesStore:
             return
         self.stream_time = max(self.stream_time, max(w[3] for w in writes))
         first_live = self._first_live_segment()
-        pack, segment = _ID.pack, self._segment
+        pack, interval = _ID.pack, self.segment_interval_ms  # _segment(start), inlined
         live = [
-            (pack(segment(start)) + key, value, ts)
+            (pack(start // interval) + key, value, ts)
             for key, value, ts, start in writes
-            if segment(start) >= first_live
+            if start // interval >= first_live
         ]
         self.expired_writes += len(writes) - len(live)
         self.engine.write_batch(live)

@@ -29,6 +29,7 @@ from streamtable.state import (
     MeteredStore,
     SegmentedWindowBytesStore,
     SerdeStore,
+    WindowCachingStore,
 )
 from streamtable.topology._nodes import StoreSpec
 
@@ -71,7 +72,8 @@ def build_store(
     serde_store = SerdeStore(spec.name, inner, key_serde, spec.value_serde)
     store: Any = serde_store
     if spec.cached and budget is not None and budget.max_bytes > 0:
-        store = CachingStore(serde_store, budget)
+        cache = WindowCachingStore if spec.store_type == "window" else CachingStore
+        store = cache(serde_store, budget)
     if metered:
         store = MeteredStore(store)
     return serde_store, store

@@ -11,7 +11,7 @@ from hypothesis import strategies as hs
 
 from streamtable.serde import JSON, STRING
 from streamtable.state import MemoryBytesStore, SerdeStore
-from streamtable.state._caching import CacheBudget, CachingStore
+from streamtable.state._caching import CacheBudget, CachingStore, FlushListener
 
 pytestmark = pytest.mark.unit
 
@@ -19,6 +19,21 @@ WRITES = hs.lists(
     hs.tuples(hs.sampled_from("abcdefghij"), hs.none() | hs.integers(0, 5), hs.booleans()),
     max_size=60,
 )
+
+
+def replaying_to(downstream: dict[Any, Any]) -> FlushListener:
+    """A flush listener applying each change to ``downstream``, which checks that its old value
+    is what downstream saw last and that it is a change."""
+
+    def listener(key: Any, new: Any, old: Any, ts: int) -> None:
+        assert old == downstream.get(key), "old is what downstream saw last"
+        assert (new, old) != (None, None), "no change from nothing to nothing"
+        if new is None:
+            downstream.pop(key)
+        else:
+            downstream[key] = new
+
+    return listener
 
 
 @settings(max_examples=200, deadline=None)
@@ -30,16 +45,7 @@ def test_an_evicting_cache_forwards_what_replays_to_its_table(
     budget = CacheBudget(max_bytes)
     cache = CachingStore(inner, budget)
     downstream: dict[str, Any] = {}
-
-    def listener(key: str, new: Any, old: Any, ts: int) -> None:
-        assert old == downstream.get(key), "old is what downstream saw last"
-        assert (new, old) != (None, None), "no change from nothing to nothing"
-        if new is None:
-            downstream.pop(key)
-        else:
-            downstream[key] = new
-
-    cache.listener = listener
+    cache.listener = replaying_to(downstream)
     model: dict[str, Any] = {}
     for key, value, flush in writes:
         if value is None:
