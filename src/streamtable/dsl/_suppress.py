@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 def window_grace(g: Graph, node: str) -> int:
     """The grace of the windows of the windowed aggregation upstream of ``node``, through
-    single-table operators; with several parents (a join), the least of theirs. As Kafka
-    Streams (``GraphGraceSearchUtil``): a table not computed by a windowed aggregation has no
-    window close time, and says so."""
+    single-table operators; with several parents (a join), the largest of theirs, so a window
+    is final only once every parent's window has closed. As Kafka Streams
+    (``GraphGraceSearchUtil``): a table not computed by a windowed aggregation has no window
+    close time, and says so."""
     if node in g.window_grace:
         return g.window_grace[node]
     spec = next((p for p in g.processors if p.name == node), None)
@@ -30,7 +31,7 @@ def window_grace(g: Graph, node: str) -> int:
             "windowed_by(...).count/reduce/aggregate, then filters or map_values): the window "
             f"close time is only defined for windowed computations (node {node!r} is not one)"
         )
-    return min(window_grace(g, parent) for parent in spec.parents)
+    return max(window_grace(g, parent) for parent in spec.parents)
 
 
 def suppress(table: KTable, suppressed: Suppressed) -> KTable:

@@ -224,6 +224,30 @@ def test_until_window_closes_needs_a_windowed_table() -> None:
         counts.suppress(UNBOUNDED)  # type: ignore[arg-type]
 
 
+def test_a_join_of_windowed_tables_is_final_once_the_largest_grace_has_passed() -> None:
+    """As Kafka Streams (GraphGraceSearchUtil): the suppression of a join waits for the
+    largest grace of its parents (5 s here, not the other side's 1 s)."""
+    b = st.StreamsBuilder()
+    sides = []
+    for topic, grace in (("a", 1), ("b", 5)):
+        windows = st.TimeWindows.of_size_and_grace(10 * SECOND, grace * SECOND)
+        grouped = b.stream(topic, key_serde=STRING, value_serde=JSON).group_by_key()
+        sides.append(grouped.windowed_by(windows).count(store=f"{topic}-counts"))
+    joined = sides[0].join(sides[1], lambda x, y: [x, y])
+    joined.suppress(st.Suppressed.until_window_closes(UNBOUNDED)).to_stream().to("out")
+    with run(b) as driver:
+        out = driver.output_topic("out")
+        # Join results, which move the suppression's stream time: k in [0, 10 s), then x in
+        # [10 s, 20 s) at 14.999 s (past 10 s + 1 s, not 10 s + 5 s) and at 15 s.
+        driver.input_topic("a").pipe("k", {"n": 1}, 1_000)
+        driver.input_topic("b").pipe("k", {"n": 1}, 2_000)
+        driver.input_topic("b").pipe("x", {"n": 1}, 11_000)
+        driver.input_topic("a").pipe("x", {"n": 1}, 14_999)
+        assert out.read_records() == []
+        driver.input_topic("b").pipe("x", {"n": 1}, 15_000)
+        assert [(k, v) for k, v, _, _ in out.read_records()] == [(w("k", 0), [1, 1])]
+
+
 def test_a_named_suppression_names_its_buffer_store() -> None:
     b, counts = windowed_counts()
     counts.suppress(st.Suppressed.until_window_closes(UNBOUNDED).with_name("final"))
