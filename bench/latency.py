@@ -208,7 +208,13 @@ def _throughput_run(base: Ctx, setting: Setting) -> ThroughputRun:
     except Exception as exc:  # reported; the other setting still runs
         log(f"latency throughput {setting.name} failed: {exc!r}")
         return result.model_copy(update={"error": f"{exc!r}"[:500]})
-    cpu = run.cpu_s
-    per_record = None if cpu is None else round(cpu / base.records * 1e6, 2)
+    cpu, up = run.cpu_s, run.startup_to_running_s
+    running = None if up is None or run.elapsed_s <= up else base.records / (run.elapsed_s - up)
     figures = {"elapsed_s": run.elapsed_s, "rps": run.rps, "cpu_s": cpu, "oracle": run.oracle}
-    return result.model_copy(update={**figures, "cpu_us_per_record": per_record})
+    return result.model_copy(
+        update={
+            **figures,
+            "running_rps": None if running is None else round(running, 1),
+            "cpu_us_per_record": None if cpu is None else round(cpu / base.records * 1e6, 2),
+        }
+    )

@@ -43,7 +43,8 @@ class ThroughputRun(Model):
     commit_interval_ms: int
     cache_max_bytes: int
     elapsed_s: Num | None = None
-    rps: Num | None = None
+    rps: Num | None = None  # records / elapsed_s (from the spawn, as W1)
+    running_rps: Num | None = None  # records / the time after the app reached RUNNING
     cpu_s: Num | None = None
     cpu_us_per_record: Num | None = None
     oracle: str | None = None  # "correct" or what is wrong
