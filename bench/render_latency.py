@@ -155,7 +155,8 @@ def definition(lat: LatencyResult) -> str:
         "interval and the output after up to two (plus the hops between). Throughput: "
         "streamtable over a fresh backlog "
         f"of {lat.backlog_records:,} W1-shaped records in each setting, timed as a W1 run "
-        "(from the spawn until the group committed the input; records/s once RUNNING leaves the "
-        "start-up out, and is what the cost compares) and checked against the oracle. The "
+        "(from the spawn until the group committed the input, so the clock also waits for the "
+        "last commit: up to one commit interval; records/s once RUNNING leaves the start-up "
+        "out, and is what the cost compares) and checked against the oracle. The "
         "machine is shared: read the figures as orders of magnitude."
     )
