@@ -41,9 +41,10 @@ chaos: install
 # Benchmarks (bench/run.py): streamtable vs. Kafka Streams vs. a raw consumer on a kafka-local broker
 # of its own (port BENCH_KAFKA_PORT, default 19192), unless KAFKA_BOOTSTRAP_SERVERS is set. Writes
 # bench/results/<UTC timestamp>.json, bench/results/latest.json and bench/RESULTS.md.
-# BENCH_RECORDS (default 1000000) and BENCH_REPEATS (default 1) size it; BENCH_SKIP=w1,w2,w3,w5,peers
-# leaves workloads out (a partial run writes only its own results JSON); BENCH_PEERS picks the
-# Python peers (quixstreams,bytewax,pathway,faust; each in a virtualenv under .cache/bench-venvs).
+# BENCH_RECORDS (default 1000000) and BENCH_REPEATS (default 1) size it;
+# BENCH_SKIP=w1,w2,w3,w5,w6,w7,latency,peers leaves workloads out (a partial run writes only its
+# own results JSON); BENCH_PEERS picks the Python peers (quixstreams,bytewax,pathway,faust; each
+# in a virtualenv under .cache/bench-venvs). BENCH_LATENCY_* size the latency part (bench/run.py).
 bench: install
 	$(PY) -m bench.run
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from bench.render_latency import latency_markdown
 from bench.render_memory import memory_markdown
 from bench.render_peers import fmt, peers_markdown
 from bench.render_w6 import w6_markdown
@@ -29,6 +30,7 @@ def render_markdown(results: BenchResults, stamp: str, wall_s: float) -> str:
         *extras_markdown(results),
         *peers_markdown(results),
         *w6_markdown(results),
+        *latency_markdown(results),
         *memory_markdown(results),
         *machine(results),
         *settings(results),

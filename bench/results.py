@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from bench.datagen import DataSettings
+from bench.results_latency import LatencyResult
 from bench.results_model import Model as Model
 from bench.results_model import Num as Num
 from bench.results_w6 import W6Result
@@ -176,12 +177,14 @@ class MemoryResult(Model):
 
 
 class Extras(Model):
-    """W3, W5, W6 and W7 as measured; ``None`` when ``BENCH_SKIP`` left them out."""
+    """W3, W5, W6, W7 and the latency part as measured; ``None`` when ``BENCH_SKIP`` left them
+    out."""
 
     w3: QueriesResult | Failure | None = None
     w5: DigestResult | Failure | None = None
     w7: MemoryResult | Failure | None = None  # not measured before W7 existed (issue #13)
     w6: W6Result | Failure | None = None  # not measured before W6 existed (issue #12)
+    latency: LatencyResult | Failure | None = None  # not measured before it existed (issue #13)
 
 
 # -- the Python peers: once per run, on W1's input ----------------------------------------------

@@ -6,7 +6,7 @@ Writes ``bench/results/<UTC timestamp>.json``, ``bench/results/latest.json`` and
 
 The parts: ``harness`` (the broker, child processes, offsets), one module per workload (``seed``:
 W1 and W4, ``restore``: W2, ``raw``: the raw consumer, ``queries``: W3, ``digest``: W5,
-``w6``: W6, ``memory``: W7),
+``w6``: W6, ``memory``: W7, ``latency``: produce-to-visible latency),
 ``results`` (the typed JSON), ``summary`` (medians and ratios) and ``render`` (RESULTS.md).
 
 Environment: ``BENCH_RECORDS`` (input records, default 1,000,000), ``BENCH_REPEATS`` (runs per
@@ -20,7 +20,13 @@ run, default 600),
 ``BENCH_SKIP`` (workloads to leave out, comma-separated: ``w1`` (with it the raw consumer, W2 and
 W4), ``w2``, ``w3``, ``w5``, ``w6`` (windowed counts and sums: streamtable, Kafka Streams and
 Quix Streams; ``BENCH_W6_RECORDS``, default 1,000,000, ``BENCH_W6_CLIENTS``, 5,000), ``w7``
-(memory at 6 and 48 partitions: six more W1-sized runs),
+(memory at 6 and 48 partitions: six more W1-sized runs), ``latency`` (produce-to-visible
+latency at a fixed rate, streamtable and Kafka Streams, W1's settings and a low-latency one, and
+that one's throughput cost; ``BENCH_LATENCY_RATE`` (records/s, default 1,000),
+``BENCH_LATENCY_SECONDS`` (30), ``BENCH_LATENCY_WARMUP_SECONDS`` (2), ``BENCH_LATENCY_CLIENTS``
+(1,000), ``BENCH_LATENCY_PROBE_KEYS`` (20), ``BENCH_LATENCY_BACKLOG`` (200,000),
+``BENCH_LATENCY_GUARANTEE`` (at_least_once), ``BENCH_LATENCY_LOW_COMMIT_MS`` (100),
+``BENCH_LATENCY_LOW_CACHE_BYTES`` (0); see bench/latency.py),
 ``peers``), ``BENCH_PEERS`` (the Python peers to run on W1's input once, after the repeats,
 comma-separated: ``quixstreams``, ``bytewax``, ``pathway``, ``faust``; default all; each in its
 virtualenv under ``.cache/bench-venvs/``, created on first use; see bench/peer_run.py),
@@ -54,6 +60,7 @@ from bench.harness import (
     log,
     machine,
 )
+from bench.latency import run_latency
 from bench.memory import run_w7
 from bench.peer_run import run_peers
 from bench.queries import run_w3
@@ -78,7 +85,7 @@ def main() -> int:
         f"records={settings.data.records:,} repeats={settings.repeats} "
         f"skip={','.join(sorted(settings.skip)) or '-'}; child logs in {logs}"
     )
-    java = settings.runs("w1") or settings.runs("w6") or settings.runs("w7")
+    java = any(settings.runs(w) for w in ("w1", "w6", "w7", "latency"))
     classpath = build_reference() if java else ""
     mach = machine()
     with broker() as (bootstrap, broker_pid):
@@ -122,7 +129,8 @@ def build_reference() -> str:
 
 
 def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
-    """The input, then every repeat of W1 (with W2), then the peers, W3, W5, W6 and W7 once each."""
+    """The input, then every repeat of W1 (with W2), then the peers, W3, W5, W6, W7 and the
+    latency part once each."""
     settings = ctx.settings
     runs: list[Repeat] = []
     peers = None
@@ -136,8 +144,8 @@ def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
             runs = [run_repeat(ctx, rep) for rep in range(settings.repeats)]
         if settings.runs("peers"):
             peers = run_peers(ctx)
-    # W3, W5, W6 and W7 once: after the rest, on their own topics, so they change nothing W1/W2
-    # measure.
+    # W3, W5, W6, W7 and latency once: after the rest, on their own topics, so they change
+    # nothing W1/W2 measure.
     extras = Extras()
     if settings.runs("w3"):
         extras = extras.model_copy(update={"w3": guarded("W3", lambda: run_w3(ctx))})
@@ -147,6 +155,9 @@ def run_workloads(ctx: Ctx) -> tuple[list[Repeat], Extras, PeersResult | None]:
         extras = extras.model_copy(update={"w6": guarded("W6", lambda: run_w6(ctx))})
     if settings.runs("w7"):
         extras = extras.model_copy(update={"w7": guarded("W7", lambda: run_w7(ctx))})
+    if settings.runs("latency"):
+        latency = guarded("latency", lambda: run_latency(ctx))
+        extras = extras.model_copy(update={"latency": latency})
     return runs, extras, peers
 
 

@@ -2,13 +2,14 @@
 
 ``python -m bench.runner streamtable --bootstrap B --application-id A --input T --output O
 [--state-dir D] [--guarantee G] [--commit-interval-ms N] [--cache-max-bytes N]
-[--rocksdb-memory-bytes N|none] [--topology seed|w6]`` runs the seed topology (or W6's windowed
-counts and sums, bench/w6_topology.py) with :class:`streamtable.StreamsApp` and speaks BenchApp's
-protocol on stdout
+[--rocksdb-memory-bytes N|none] [--topology seed|w6] [--probe-store S --probe-keys K1,K2]``
+runs the seed topology (or W6's windowed counts and sums, bench/w6_topology.py) with
+:class:`streamtable.StreamsApp` and speaks BenchApp's protocol on stdout
 (``STATE <state>`` on every change; ``RESTORE_START`` when it starts restoring its first
 changelog partition, told by a :class:`streamtable.StateRestoreListener`; and
 ``RESTORED_TOTAL <n>`` when it reaches RUNNING) until SIGTERM, then closes and exits 0 (1 if
-the app failed).
+the app failed). With ``--probe-store``, a :class:`bench.latency_probe.StoreProbe` reads the
+probe keys through ``app.store(S)`` and prints ``SEEN <element> <wall-clock ns>`` lines too.
 
 ``python -m bench.runner raw --bootstrap B --input T`` reads the whole topic with a plain
 confluent-kafka consumer (no processing) and prints ``DONE <records> <seconds>``.
@@ -26,6 +27,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 import streamtable as st
+from bench.latency_probe import StoreProbe
 from bench.w6_topology import w6_topology
 from streamtable.serde import JSON, STRING
 
@@ -79,7 +81,14 @@ def run_streamtable(args: argparse.Namespace) -> int:
 
     app.add_state_listener(on_state)
     app.set_restore_listener(RestoreStart())
-    return app.run_until_signal()
+    if args.probe_store is None:
+        return app.run_until_signal()
+    probe = StoreProbe(app, args.probe_store, args.probe_keys.split(","), say)
+    probe.start()
+    try:
+        return app.run_until_signal()
+    finally:
+        probe.stop()
 
 
 TP = tuple[str, int]
@@ -163,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--commit-interval-ms", type=int)
     parser.add_argument("--topology", default="seed", choices=["seed", "w6"])
     parser.add_argument("--cache-max-bytes", type=int)
+    parser.add_argument("--probe-store", help="the store the latency probe reads")
+    parser.add_argument("--probe-keys", default="", help="its keys, comma-separated")
     parser.add_argument(
         "--rocksdb-memory-bytes",
         type=memory_bytes,

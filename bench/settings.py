@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.datagen import DataSettings
+from bench.latency_settings import LatencySettings
 from bench.peer_env import PEERS, selected_peers
 
-WORKLOADS = ("w1", "w2", "w3", "w5", "w6", "w7", "peers")
+WORKLOADS = ("w1", "w2", "w3", "w5", "w6", "w7", "latency", "peers")
 
 
 def env_int(name: str, default: int) -> int:
@@ -39,6 +40,7 @@ class Settings:
     w5_positions: int = 25_000
     processes: int = 1
     peers: tuple[str, ...] = tuple(PEERS)
+    latency: LatencySettings = field(default_factory=LatencySettings)
 
     def runs(self, workload: str) -> bool:
         return workload not in self.skip and not (workload == "w2" and "w1" in self.skip)
@@ -66,7 +68,16 @@ class Settings:
             w5_positions=env_int("BENCH_W5_POSITIONS", 25_000),
             processes=env_int("BENCH_PROCESSES", os.cpu_count() or 1),
             peers=selected_peers(os.environ.get("BENCH_PEERS", "")),
+            latency=latency_from_env(),
         )
 
     def commit_ms(self, guarantee: str) -> int:
         return self.commit_ms_eos if guarantee == "exactly_once_v2" else self.commit_ms_alos
+
+
+def latency_from_env() -> LatencySettings:
+    """``BENCH_LATENCY_*``; a bad value ends the run before anything starts."""
+    try:
+        return LatencySettings.from_env(os.environ)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from bench.datagen import DataSettings
-from bench.render import render_markdown
 from bench.render_w6 import w6_markdown
-from bench.results import CORRECT, BenchResults, Extras, Failure, Machine
+from bench.results import CORRECT, Extras, Failure, Machine
 from bench.results_w6 import W6Result, W6Run
 from bench.runner import build_parser
 from bench.settings import Settings
@@ -19,6 +18,7 @@ from bench.w6_topology import GRACE, HOPPING_SUFFIX, w6_topology
 
 import streamtable as st
 from streamtable.serde import JSON, STRING, TimeWindowedSerde
+from tests.bench.sections import assert_round_trip_before_machine
 
 pytestmark = pytest.mark.unit
 
@@ -135,12 +135,7 @@ def test_the_section_has_each_implementation_and_streamtables_ratios(tmp_path: P
         "streamtable against Kafka Streams: 1.50x its records/s at 0.50x its CPU per record; "
         "Quix Streams 3.28.1: 3.00x its records/s at 0.25x its CPU per record."
     ) in lines
-    path = tmp_path / "r.json"
-    path.write_text(results.to_json())
-    loaded = BenchResults.load(path)
-    assert loaded == results
-    text = render_markdown(loaded, "stamp", 1.0)
-    assert text.index("## W6") < text.index("## Machine")
+    assert_round_trip_before_machine(results, tmp_path, "## W6")
 
 
 def test_a_wrong_peer_has_no_ratio_and_a_failed_w6_says_why() -> None:

@@ -26,11 +26,12 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * BenchApp --bootstrap HOST:PORT --application-id ID --input TOPIC --output TOPIC
  *          [--state-dir DIR] [--guarantee at_least_once|exactly_once_v2]
  *          [--commit-interval-ms N] [--cache-max-bytes N] [--threads N] [--describe true]
- *          [--topology seed|w6]
+ *          [--topology seed|w6] [--probe-store STORE --probe-keys K1,K2]
  * </pre>
  *
  * {@code --topology w6} runs bench W6's windowed counts and sums ({@link W6Topology}) instead of
- * the seed topology.
+ * the seed topology. {@code --probe-store} starts a {@link StoreProbe} over that store's probe keys
+ * (bench/latency.py), which prints {@code SEEN <element> <wall-clock ns>} lines.
  *
  * stdout: {@code STATE <state>}, {@code RESTORE_START <store> <partition> <start> <end>},
  * {@code RESTORED <store> <partition> <records>}. SIGTERM/SIGINT: close(30s), exit 0.
@@ -40,7 +41,8 @@ public final class BenchApp {
 
     private static final List<String> REQUIRED = List.of("bootstrap", "application-id", "input", "output");
     private static final Set<String> KNOWN = Set.of("bootstrap", "application-id", "input", "output", "state-dir",
-            "guarantee", "commit-interval-ms", "cache-max-bytes", "threads", "describe", "topology");
+            "guarantee", "commit-interval-ms", "cache-max-bytes", "threads", "describe", "topology",
+            "probe-store", "probe-keys");
 
     private static final PrintStream OUT = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out),
             true, StandardCharsets.UTF_8);
@@ -54,7 +56,7 @@ public final class BenchApp {
                 + " --bootstrap HOST:PORT --application-id ID --input TOPIC --output TOPIC"
                 + " [--state-dir DIR] [--guarantee at_least_once|exactly_once_v2]"
                 + " [--commit-interval-ms N] [--cache-max-bytes N] [--threads N (default 1)] [--describe true]"
-                + " [--topology seed|w6]");
+                + " [--topology seed|w6] [--probe-store STORE --probe-keys K1,K2]");
         System.exit(2);
     }
 
@@ -183,8 +185,22 @@ public final class BenchApp {
         installSignalHandler("TERM", stop, signals);
         installSignalHandler("INT", stop, signals);
 
+        StoreProbe probe = null;
+        if (flags.containsKey("probe-store")) {
+            String keys = flags.getOrDefault("probe-keys", "");
+            if (keys.isEmpty()) {
+                usage("--probe-store needs --probe-keys");
+            }
+            probe = new StoreProbe(streams, flags.get("probe-store"), List.of(keys.split(",")), BenchApp::say);
+        }
         streams.start();
+        if (probe != null) {
+            probe.start();
+        }
         stop.await();
+        if (probe != null) {
+            probe.stop();
+        }
 
         boolean clean = streams.close(Duration.ofSeconds(30));
         if (!clean) {
