@@ -35,6 +35,7 @@ from streamtable.processors._api import TaskContext
 from streamtable.processors.window_aggregate import TimeWindowAggregate
 from streamtable.serde._windowed import window_start_of
 from streamtable.state._bytes import TIMESTAMP_SIZE, stored_timestamp
+from streamtable.state._window import segments_of
 from streamtable.windowing import Windowed
 
 _LAST_EMIT = "last-emit-close-time"
@@ -119,11 +120,11 @@ def windows_starting_in(store: Any, lower: int, upper: int) -> list[tuple[Window
     """The live windows of window store ``store`` (uncached) starting in ``[lower, upper]``,
     ``(windowed key, aggregate, timestamp)``, earliest start first, then by key bytes (the
     order of Kafka Streams' time-ordered window store)."""
-    found = [
-        (window_start_of(kb), kb, payload)
-        for kb, payload in store.raw_entries(None, None)
-        if lower <= window_start_of(kb) <= upper
-    ]
+    segments = segments_of(store)
+    # Only the segments holding such starts are read, not the whole store; the live ones
+    # exactly (a store's reads hide windows past its retention, see SegmentedWindowBytesStore).
+    live = segments.entries_timed_in(max(lower, segments.live_from_ms()), upper)
+    found = [(window_start_of(kb), kb, payload) for kb, payload in live]
     found.sort(key=lambda entry: (entry[0], entry[1][:-8]))
     decode_key, decode_value = store.key_serde.deserialize, store.value_serde.deserialize
     return [
