@@ -53,23 +53,39 @@ class TimeWindowAggregate(StreamAggregate):
             self.observed_stream_time = timestamp
         close_time = self.observed_stream_time - windows.grace_ms
         size = windows.size_ms
+        if not self._batched:
+            for start in windows.window_starts(timestamp):
+                if start + size > close_time:
+                    self._update(key, start, value, timestamp)
+                else:
+                    self._drop_late(start, timestamp, close_time)
+            return
+        starts = []
         for start in windows.window_starts(timestamp):
             if start + size > close_time:
-                self._update(key, start, value, timestamp)
+                starts.append(start)
             else:
                 self._drop_late(start, timestamp, close_time)
+        if starts:
+            self._update_cached(key, starts, value, timestamp)
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
         store = self.store
-        self._put_window: Callable[[Any, int, Any, int], None] | None = None
+        # Emit-final's subclass writes every window through _write, so clears it.
+        self._batched = False
         if isinstance(record_cache(store), WindowCachingStore):
             # A window's aggregate read and written by key and start, no Windowed built per
-            # update (see WindowCachingStore); the cache forwards the changes at flush.
+            # update, all the record's windows in one call (see WindowCachingStore); the cache
+            # forwards the changes at flush.
             self._get: Callable[[Any, int], tuple[Any, int] | None] = (
                 store.get_window_with_timestamp
             )
-            self._put_window = store.put_window
+            self._batched = True
+            self._get_windows: Callable[[Any, list[int]], list[tuple[Any, int] | None]] = (
+                store.get_windows
+            )
+            self._put_windows: Callable[[Any, list[tuple[int, Any, int]]], None] = store.put_windows
         else:
             self._get = self._get_windowed
 
@@ -92,11 +108,28 @@ class TimeWindowAggregate(StreamAggregate):
             agg = value if old_agg is None else self.adder(old_agg, value)
         else:
             agg = self.adder(key, value, old_agg)
-        put = self._put_window
-        if put is not None:
-            put(key, start, agg, new_ts)  # cached: forwarded at flush
-        else:
-            self._write(key, start, agg, old_agg, new_ts)
+        self._write(key, start, agg, old_agg, new_ts)
+
+    def _update_cached(self, key: Any, starts: list[int], value: Any, timestamp: int) -> None:
+        """:meth:`_update` of each of ``key``'s windows at ``starts`` in a window cache: all
+        read, then all written (the record counts in all of them or, if the aggregator fails,
+        in none)."""
+        initializer, adder = self.initializer, self.adder
+        updates = []
+        for start, found in zip(starts, self._get_windows(key, starts), strict=True):
+            if found is None:
+                old_agg = None if initializer is None else initializer()
+                new_ts = timestamp
+            else:
+                old_agg, new_ts = found
+                if timestamp > new_ts:
+                    new_ts = timestamp
+            if initializer is not None:
+                agg = adder(key, value, old_agg)
+            else:
+                agg = value if old_agg is None else adder(old_agg, value)
+            updates.append((start, agg, new_ts))
+        self._put_windows(key, updates)
 
     def _write(self, key: Any, start: int, agg: Any, old_agg: Any, timestamp: int) -> None:
         """Store the new aggregate of ``key``'s window starting at ``start`` in an uncached

@@ -52,7 +52,7 @@ class TimeWindowAggregateFinal(TimeWindowAggregate):
 
     def init(self, ctx: TaskContext) -> None:
         super().init(ctx)
-        self._put_window = None  # every write through _write: nothing forwarded per update
+        self._batched = False  # every write through _write: nothing forwarded per update
         self.last_emit = LastEmit(ctx.store(emit_store_name(self.store_name)))
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:

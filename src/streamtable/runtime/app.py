@@ -27,7 +27,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from streamtable.errors import StoreNotFound, StoreNotReady, StreamTableError, TopologyError
-from streamtable.runtime import _clients
+from streamtable.runtime import _clients, _gc
 from streamtable.runtime._clients import ShutdownRequested
 from streamtable.runtime._context import AppContext, open_clients
 from streamtable.runtime._metadata import InstanceDirectory, KeyQueryMetadata, StreamsMetadata
@@ -141,9 +141,9 @@ class StreamsApp:
             self.metrics.registry.register(DroppedRecordsCollector(self._dropped_records))
             self.metrics.watch_rocksdb_memory(self._state_dir.memory)
         self._set_state(AppState.REBALANCING)
-        self._thread = threading.Thread(
-            target=self._run, name=f"streamtable-{self.config.application_id}", daemon=True
-        )
+        name = f"streamtable-{self.config.application_id}"
+        run = _gc.tuning(self._run, self.config.python_gc)  # the collector tuned while it runs
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
 
     def _ensure_topics(self) -> TopicPlan:

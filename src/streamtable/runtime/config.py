@@ -57,6 +57,14 @@ class _Settings(BaseModel):
     """Bytes of record cache for the whole instance, shared by all its tasks' stores (dedupes
     per key between commits, as Kafka Streams' ``statestore.cache.max.bytes``); 0 disables it."""
 
+    python_gc: Literal["tuned", "default"] = "tuned"
+    """``tuned``: while the app runs, the objects that existed when it started are frozen out
+    of Python's cyclic garbage collector (``gc.freeze()``) and the young generation is
+    collected every 100,000 allocations instead of 700, so that the collector does not rescan
+    the process at the pace of the records (it took a sixth of the CPU time of the windowed
+    benchmark, W6). Process-wide; the last tuned app to stop restores the settings it found.
+    ``default``: the interpreter's settings are left alone."""
+
     rocksdb_memory_bytes: int | None = 128 * 1024 * 1024
     """Memory for all RocksDB stores of this instance together (one shared block cache that
     also holds the memtables, index and filter blocks), however many tasks and stores it runs;

@@ -31,6 +31,11 @@ from streamtable.state._kv import (
 FlushListener = Callable[[Any, Any, Any, int], None]
 
 _ENTRY_OVERHEAD = 96  # dict slot + tuple + bookkeeping, in bytes (estimate)
+_RESIZE_MASK = 15
+"""A key written again before its entry is flushed keeps the size estimate of its first
+write, except at every 16th such write of the store, when it is estimated again. The estimate
+(two ``sys.getsizeof`` calls) cost more than the rest of a write; a value that grows between two
+flushes is estimated again once in 16 of its writes on average, and afresh after each flush."""
 _ABSENT = object()
 _sizeof = sys.getsizeof
 
@@ -58,6 +63,7 @@ class CachingStore:
         # store below, and so never sees a key go back to an older value meanwhile.
         self._flushing: dict[Any, tuple[Any, int, int]] = {}
         self.listener: FlushListener | None = None
+        self._overwrites = 0  # writes of a key already in _dirty (see _RESIZE_MASK)
         # False when the listener ignores old values: then the store below is read at flush
         # only for deletes (to drop a change from "no row" to "no row").
         self.send_old_values = True
@@ -90,8 +96,16 @@ class CachingStore:
 
     def put(self, key: Any, value: Any, timestamp: int) -> None:
         dirty = self._dirty
-        size = _ENTRY_OVERHEAD + _sizeof(key) + _sizeof(value)  # shallow: an estimate
         previous = dirty.pop(key, None)
+        if previous is not None:
+            self._overwrites = overwrites = self._overwrites + 1
+            if overwrites & _RESIZE_MASK:
+                # The key's size estimate stands (see _RESIZE_MASK): the budget is unchanged.
+                dirty[key] = (value, timestamp, previous[2])
+                if self._budget.used > self._budget.max_bytes:
+                    self._evict()
+                return
+        size = _ENTRY_OVERHEAD + _sizeof(key) + _sizeof(value)  # shallow: an estimate
         budget = self._budget
         if previous is not None:
             budget.used -= previous[2]
@@ -103,6 +117,28 @@ class CachingStore:
     _put_entry = put
     """A write of a key of ``_dirty`` (the store's key here; see :meth:`_entry_key_bytes`),
     which a subclass's ``put`` does not change."""
+
+    def _put_entries(self, key: Any, items: list[tuple[Any, Any, int]]) -> None:
+        """:meth:`_put_entry` of ``((key, k2), value, timestamp)`` for each ``(k2, value,
+        timestamp)`` of ``items``, in one call (:class:`~streamtable.state.WindowCachingStore`)."""
+        dirty = self._dirty
+        budget = self._budget
+        for k2, value, timestamp in items:
+            entry_key = (key, k2)
+            previous = dirty.pop(entry_key, None)
+            if previous is not None:
+                self._overwrites = overwrites = self._overwrites + 1
+                if overwrites & _RESIZE_MASK:
+                    dirty[entry_key] = (value, timestamp, previous[2])
+                    if budget.used > budget.max_bytes:
+                        self._evict()
+                    continue
+                budget.used -= previous[2]
+            size = _ENTRY_OVERHEAD + _sizeof(entry_key) + _sizeof(value)
+            dirty[entry_key] = (value, timestamp, size)
+            budget.used += size
+            if budget.used > budget.max_bytes:
+                self._evict()
 
     def delete(self, key: Any) -> None:
         self.put(key, None, 0)

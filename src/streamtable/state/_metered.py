@@ -72,6 +72,15 @@ class MeteredStore:
         self.puts += 1
         self.inner.put_window(key, start, value, timestamp)
 
+    def get_windows(self, key: Any, starts: list[int]) -> list[tuple[Any, int] | None]:
+        self.gets += len(starts)
+        found: list[tuple[Any, int] | None] = self.inner.get_windows(key, starts)
+        return found
+
+    def put_windows(self, key: Any, windows: list[tuple[int, Any, int]]) -> None:
+        self.puts += len(windows)
+        self.inner.put_windows(key, windows)
+
     def delete(self, key: Any) -> None:
         self.deletes += 1
         self.inner.delete(key)

@@ -62,6 +62,31 @@ class WindowCachingStore(CachingStore):
         """Write ``key``'s window starting at ``start`` (``value`` None: delete it)."""
         self._put_entry((key, start), value, timestamp)
 
+    def get_windows(self, key: Any, starts: list[int]) -> list[tuple[Any, int] | None]:
+        """:meth:`get_window_with_timestamp` of ``key``'s window at each of ``starts``, in one
+        call (a record updates every window holding its time)."""
+        dirty = self._dirty
+        flushing = self._flushing
+        key_bytes: bytes | None = None
+        found: list[tuple[Any, int] | None] = []
+        for start in starts:
+            entry = dirty.get((key, start))
+            if entry is None and (not flushing or (entry := flushing.get((key, start))) is None):
+                if key_bytes is None:
+                    key_bytes = self._key_bytes(key)
+                found.append(
+                    self.inner.get_with_timestamp_serialized(key_bytes + start_bytes(start))
+                )
+            elif entry[0] is None:
+                found.append(None)
+            else:
+                found.append((entry[0], entry[1]))
+        return found
+
+    def put_windows(self, key: Any, windows: list[tuple[int, Any, int]]) -> None:
+        """:meth:`put_window` of ``key``'s window for each ``(start, value, timestamp)``."""
+        self._put_entries(key, windows)
+
     # -- by Windowed key ---------------------------------------------------------------------
     def get_with_timestamp(self, key: Any) -> tuple[Any, int] | None:
         windowed = _check(key)

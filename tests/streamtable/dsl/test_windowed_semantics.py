@@ -91,6 +91,30 @@ def test_hopping_reduce_and_aggregate_update_each_window_of_a_record() -> None:
         ]
 
 
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_record_the_aggregator_fails_on_counts_in_none_of_its_windows(cached: bool) -> None:
+    """With a record cache, the record's windows are read, then written, in one go: an
+    aggregator that fails on one of them (the runtime sends the record to the dead-letter topic)
+    leaves all as they were. Without one, each window is written and forwarded as it is
+    aggregated, as in Kafka Streams, so the windows before the failing one have it."""
+
+    def add(key: str, value: dict[str, int], agg: list[int]) -> list[int]:
+        if value["qty"] < 0 and not agg:
+            raise ValueError("no negative first quantity")
+        return [*agg, value["qty"]]
+
+    b, trades = grouped()
+    windows = st.TimeWindows.of_size_with_no_grace(2 * MINUTE).advance_by(MINUTE)
+    trades.windowed_by(windows).aggregate(list, add, store="lists")
+    with run(b, cache_max_bytes=10**6 if cached else 0) as d:
+        source = d.input_topic("trades")
+        source.pipe("c1", {"qty": 2}, 30_000)  # window 0
+        with pytest.raises(ValueError, match="no negative first quantity"):
+            source.pipe("c1", {"qty": -1}, 90_000)  # windows 0 (has 2) and 60 s (empty: fails)
+        expected = [(w("c1", 0, 120_000), [2] if cached else [2, -1])]
+        assert list(d.window_store("lists").all()) == expected
+
+
 def test_null_keys_and_values_are_dropped_and_counted() -> None:
     b, trades = grouped()
     trades.windowed_by(st.TimeWindows.of_size_with_no_grace(MINUTE)).count(store="counts")

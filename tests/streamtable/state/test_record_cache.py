@@ -101,3 +101,25 @@ def test_a_read_while_the_cache_writes_below_sees_the_new_values(how: str) -> No
     assert dict(seen) == expected
     assert scans == [expected]
     assert dict(inner.all()) == expected
+
+
+def test_a_key_written_again_keeps_its_size_estimate_until_every_16th_such_write() -> None:
+    """The size of a key's entry is estimated at its first write after a flush; writes of keys
+    already in the cache keep their estimate, except every 16th of the store's, estimated
+    again: a value that grows is caught up with, and the budget still evicts for it."""
+    budget = CacheBudget(10**6)
+    cache = CachingStore(SerdeStore("s", MemoryBytesStore(), STRING, JSON), budget)
+    cache.listener = lambda key, new, old, ts: None
+    cache.put("k", [], 0)
+    first = budget.used
+    for n in range(1, 16):
+        cache.put("k", list(range(n * 100)), n)
+        assert budget.used == first, "an overwrite keeps the first estimate"
+    cache.put("k", list(range(1_600)), 16)  # the 16th overwrite: estimated again
+    assert budget.used > first + 8 * 1_500, "a list of 1,600 items is sized as such"
+    cache.flush()
+    assert budget.used == 0
+    budget.max_bytes = 8 * 1_500  # less than the list: its first write after a flush evicts
+    cache.put("k", list(range(1_600)), 17)
+    assert not cache.has_dirty()
+    assert cache.get("k") == list(range(1_600))

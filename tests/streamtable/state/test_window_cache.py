@@ -31,7 +31,7 @@ OPS = hs.lists(
         hs.sampled_from(["a", "b", "c"]),
         hs.sampled_from([0, 1_000, 2_000, 60_000]),
         hs.none() | hs.integers(0, 5),
-        hs.booleans(),  # written with a Windowed key (else by key and start)
+        hs.sampled_from(["windowed", "window", "windows"]),  # how it is written (see below)
         hs.booleans(),  # flush after
     ),
     max_size=60,
@@ -50,7 +50,7 @@ def _windowed(key: str, start: int) -> Windowed:
 @settings(max_examples=200, deadline=None)
 @given(OPS, hs.integers(300, 3000))
 def test_a_window_cache_reads_forwards_and_scans_what_was_written(
-    ops: list[tuple[str, int, int | None, bool, bool]], max_bytes: int
+    ops: list[tuple[str, int, int | None, str, bool]], max_bytes: int
 ) -> None:
     inner = _window_store()
     budget = CacheBudget(max_bytes)
@@ -65,18 +65,25 @@ def test_a_window_cache_reads_forwards_and_scans_what_was_written(
 
     cache.listener = listener
     model: dict[Windowed, tuple[Any, int]] = {}
-    for n, (key, start, value, as_windowed, flush) in enumerate(ops):
+    for n, (key, start, value, how, flush) in enumerate(ops):
         windowed = _windowed(key, start)
-        if as_windowed:
-            cache.put(windowed, None if value is None else [value], n)
-        else:
-            cache.put_window(key, start, None if value is None else [value], n)
+        new = None if value is None else [value]
+        if how == "windowed":  # a Windowed key
+            cache.put(windowed, new, n)
+        elif how == "window":  # by key and start
+            cache.put_window(key, start, new, n)
+        else:  # with the same key's window one minute on, in one call
+            later = _windowed(key, start + 60_000)
+            cache.put_windows(key, [(start, new, n), (start + 60_000, [n], n)])
+            model[later] = ([n], n)
         if value is None:
             model.pop(windowed, None)
         else:
             model[windowed] = ([value], n)
         assert budget.used <= max_bytes
         assert cache.get_window_with_timestamp(key, start) == model.get(windowed)
+        starts = [start, start + 60_000, 0]
+        assert cache.get_windows(key, starts) == [model.get(_windowed(key, s)) for s in starts]
         assert cache.get_with_timestamp(windowed) == model.get(windowed)
         assert cache.get(windowed) == (model[windowed][0] if windowed in model else None)
         assert dict(cache.all()) == {w: v for w, (v, _) in model.items()}
@@ -113,3 +120,17 @@ def test_a_window_cache_needs_a_time_windowed_store() -> None:
     store = SerdeStore("kv", MemoryBytesStore(), STRING, JSON)
     with pytest.raises(TypeError, match="store 'kv': a window cache needs a TimeWindowedSerde"):
         WindowCachingStore(store, CacheBudget(10**6))
+
+
+def test_a_window_cache_writes_and_reads_a_records_windows_in_one_call() -> None:
+    """``put_windows``/``get_windows``: what a time-windowed aggregation does per record; a
+    window not in the cache is read from the store below (by its serialized key)."""
+    inner = _window_store()
+    cache = WindowCachingStore(inner, CacheBudget(10**6))
+    cache.listener = lambda key, new, old, ts: None
+    cache.put_windows("a", [(0, 1, 5), (1_000, 2, 6)])
+    cache.flush()  # both below now, nothing in the cache
+    cache.put_windows("a", [(2_000, 3, 7)])
+    assert cache.get_windows("a", [0, 1_000, 2_000, 3_000]) == [(1, 5), (2, 6), (3, 7), None]
+    assert cache.get_windows("b", [0]) == [None]
+    assert cache.get_windows("a", []) == []
